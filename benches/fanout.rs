@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the fanout benchmarks.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the window benchmarks.
+fn main() {}

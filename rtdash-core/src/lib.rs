@@ -1,0 +1,1 @@
+//! rtdash-core (being written).

@@ -1,0 +1,1 @@
+//! rtdash-fanout (being written).

@@ -1,0 +1,1 @@
+//! rtdash-transport (being written).

@@ -1,0 +1,1 @@
+//! rtdash-window (being written).
