@@ -1,0 +1,307 @@
+//! The window state of one series: a fine ring, an optional roll-up ring and a running
+//! histogram of everything retained.
+//!
+//! Invariants (with `H` the newest fine bucket of this series, `Nf` the fine ring size):
+//!
+//! - every accepted event lands in the fine ring: its bucket is at least the watermark's
+//!   bucket, which is at least `H - ceil(grace / width) - 1 > H - Nf`;
+//! - a fine bucket leaves the ring only after it is sealed (no later event can reach it),
+//!   and then merges into the roll-up bucket holding it, so fine and roll-up rings partition
+//!   the retained data with no overlap: a roll-up bucket may hold only the older part of its
+//!   time range while the rest is still fine;
+//! - `total` is the sum of every bucket histogram in both rings.
+
+use crate::config::Layout;
+use crate::ring::{Expired, Ring};
+use crate::sketch::{BucketBins, DenseBins};
+
+/// Time range `[start, end)` of a query, in ms, and its bucket bounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Series {
+    pub(crate) fine: Ring,
+    pub(crate) coarse: Option<Ring>,
+    pub(crate) total: Option<DenseBins>,
+    /// `[head_start, head_end)`: the time range of the fine head bucket, to skip a division.
+    head_start: i64,
+    head_end: i64,
+    /// Fine buckets below this index have packed histograms.
+    pub(crate) sealed_below: i64,
+    /// Newest accepted event time.
+    pub(crate) last_event: i64,
+}
+
+/// Partial results of a query, accumulated over series.
+#[derive(Debug)]
+pub(crate) struct Acc {
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+    pub(crate) last_event: Option<i64>,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            last_event: None,
+        }
+    }
+}
+
+/// One histogram term of a window: added or subtracted.
+#[derive(Debug)]
+pub(crate) enum Term<'a> {
+    AddDense(&'a DenseBins),
+    Add(&'a BucketBins),
+    Sub(&'a BucketBins),
+}
+
+impl Series {
+    /// A series whose first accepted event is in fine bucket `b`.
+    pub(crate) fn new(layout: &Layout, b: i64) -> Self {
+        let histograms = layout.bins.is_some();
+        let fine = Ring::new(layout.fine_slots, b, histograms);
+        let coarse = layout.rollup.then(|| {
+            let oldest = fine.oldest();
+            Ring::new(
+                layout.coarse_slots,
+                (oldest - 1).div_euclid(layout.k),
+                histograms,
+            )
+        });
+        Self {
+            fine,
+            coarse,
+            total: layout.bins.map(DenseBins::new),
+            head_start: b * layout.wf,
+            head_end: (b + 1) * layout.wf,
+            sealed_below: i64::MIN,
+            last_event: i64::MIN,
+        }
+    }
+
+    /// Rebuilds a series from checkpointed rings; recomputes the running histogram.
+    pub(crate) fn from_parts(
+        layout: &Layout,
+        fine: Ring,
+        coarse: Option<Ring>,
+        sealed_below: i64,
+        last_event: i64,
+    ) -> Self {
+        let mut total = layout.bins.map(DenseBins::new);
+        if let Some(t) = &mut total {
+            for b in fine.histograms(i64::MIN, i64::MAX, true) {
+                t.add_bucket(b);
+            }
+            if let Some(c) = &coarse {
+                for b in c.histograms(i64::MIN, i64::MAX, true) {
+                    t.add_bucket(b);
+                }
+            }
+        }
+        let h = fine.head();
+        let mut s = Self {
+            fine,
+            coarse,
+            total,
+            head_start: h * layout.wf,
+            head_end: (h + 1) * layout.wf,
+            sealed_below,
+            last_event,
+        };
+        let oldest = s.fine.oldest();
+        s.fine.pack_range(oldest, sealed_below.saturating_sub(1));
+        if let Some(c) = &mut s.coarse {
+            let (oldest, head) = (c.oldest(), c.head());
+            c.pack_range(oldest, head - 1);
+        }
+        s
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.fine.heap_bytes()
+            + self.coarse.as_ref().map_or(0, Ring::heap_bytes)
+            + self.total.as_ref().map_or(0, DenseBins::heap_bytes)
+    }
+
+    /// Records an accepted event: time `t` (ms), value `v`, histogram bin `bin` (when
+    /// histograms are on). `wm_bucket` is the fine bucket of the store's watermark. Returns
+    /// `false` (and changes nothing) if the bucket is no longer held, which the lateness rule
+    /// makes impossible.
+    #[inline]
+    pub(crate) fn record(
+        &mut self,
+        layout: &Layout,
+        t: i64,
+        v: f64,
+        bin: Option<u32>,
+        wm_bucket: i64,
+    ) -> bool {
+        let b = if t >= self.head_start && t < self.head_end {
+            self.fine.head()
+        } else {
+            let b = t.div_euclid(layout.wf);
+            if b > self.fine.head() {
+                self.advance(layout, b);
+            } else if b < self.fine.oldest() {
+                return false;
+            }
+            b
+        };
+        let s = self.fine.add(b, v);
+        if let Some(bin) = bin {
+            self.fine.insert_bin(s, bin);
+            if let Some(total) = &mut self.total {
+                total.add(bin, 1);
+            }
+        }
+        if t > self.last_event {
+            self.last_event = t;
+        }
+        if wm_bucket > self.sealed_below {
+            self.seal(wm_bucket);
+        }
+        true
+    }
+
+    #[cold]
+    fn advance(&mut self, layout: &Layout, b: i64) {
+        let Self {
+            fine,
+            coarse,
+            total,
+            ..
+        } = self;
+        let rebased_before = fine.since_rebase();
+        fine.advance(b, |e| roll_out(layout, coarse, total, e));
+        self.head_start = b * layout.wf;
+        self.head_end = (b + 1) * layout.wf;
+        // Trim the running histogram's empty pages about once per ring turn.
+        if fine.since_rebase() < rebased_before
+            && let Some(t) = &mut self.total
+        {
+            t.trim();
+        }
+    }
+
+    #[cold]
+    fn seal(&mut self, wm_bucket: i64) {
+        let from = self.sealed_below.max(self.fine.oldest());
+        self.fine.pack_range(from, wm_bucket - 1);
+        self.sealed_below = wm_bucket;
+    }
+
+    /// Adds this series' part of window `span` to `acc`; pushes its histogram terms to
+    /// `terms` when given.
+    pub(crate) fn query<'a>(
+        &'a self,
+        layout: &Layout,
+        span: Span,
+        want_min_max: bool,
+        terms: Option<&mut Vec<Term<'a>>>,
+        acc: &mut Acc,
+    ) {
+        acc.last_event = acc.last_event.max(Some(self.last_event));
+        let fine_oldest = self.fine.oldest();
+        let fa = span.start.div_euclid(layout.wf).max(fine_oldest);
+        let fb = (span.end - 1).div_euclid(layout.wf);
+        let (c, s) = self.fine.range_count_sum(fa, fb);
+        acc.count += c;
+        acc.sum += s;
+        // Roll-up buckets touching the span; they hold only data older than the fine ring.
+        let coarse = self
+            .coarse
+            .as_ref()
+            .filter(|_| span.start.div_euclid(layout.wf) < fine_oldest);
+        let (ca, cb) = (
+            span.start.div_euclid(layout.wc),
+            (span.end - 1).div_euclid(layout.wc),
+        );
+        if let Some(ring) = coarse {
+            let (c, s) = ring.range_count_sum(ca, cb);
+            acc.count += c;
+            acc.sum += s;
+        }
+        if want_min_max {
+            let (lo, hi) = self.fine.range_min_max(fa, fb);
+            acc.min = acc.min.min(lo);
+            acc.max = acc.max.max(hi);
+            if let Some(ring) = coarse {
+                let (lo, hi) = ring.range_min_max(ca, cb);
+                acc.min = acc.min.min(lo);
+                acc.max = acc.max.max(hi);
+            }
+        }
+        let (Some(terms), Some(total)) = (terms, &self.total) else {
+            return;
+        };
+        // Merge the buckets inside the window, or take the running total minus the buckets
+        // outside it: whichever touches fewer counters.
+        let (ca, cb) = if coarse.is_some() { (ca, cb) } else { (1, 0) };
+        let cost = |inside: bool| -> usize {
+            let fine: usize = self
+                .fine
+                .histograms(fa, fb, inside)
+                .map(BucketBins::entries)
+                .sum();
+            let coarse: usize = self.coarse.as_ref().map_or(0, |r| {
+                r.histograms(ca, cb, inside).map(BucketBins::entries).sum()
+            });
+            fine + coarse
+        };
+        let inside = cost(true);
+        let outside = cost(false) + total.dense_len();
+        if inside <= outside {
+            terms.extend(self.fine.histograms(fa, fb, true).map(Term::Add));
+            if let Some(r) = &self.coarse {
+                terms.extend(r.histograms(ca, cb, true).map(Term::Add));
+            }
+        } else {
+            terms.push(Term::AddDense(total));
+            terms.extend(self.fine.histograms(fa, fb, false).map(Term::Sub));
+            if let Some(r) = &self.coarse {
+                terms.extend(r.histograms(ca, cb, false).map(Term::Sub));
+            }
+        }
+    }
+}
+
+/// A fine bucket leaves the fine ring: merge it into its roll-up bucket, or drop it (and its
+/// share of the running histogram) when there is no roll-up.
+fn roll_out(layout: &Layout, coarse: &mut Option<Ring>, total: &mut Option<DenseBins>, e: Expired) {
+    let Some(ring) = coarse else {
+        if let Some(t) = total {
+            t.sub_bucket(&e.bins);
+        }
+        return;
+    };
+    let c = e.index.div_euclid(layout.k);
+    if c > ring.head() {
+        // The current roll-up head is complete: pack it, then expire what leaves.
+        ring.pack_head();
+        ring.advance(c, |old| {
+            if let Some(t) = total.as_mut() {
+                t.sub_bucket(&old.bins);
+            }
+        });
+    }
+    if c < ring.oldest() {
+        // Older than the roll-up ring (cannot happen for data rolled in order): drop it.
+        if let Some(t) = total {
+            t.sub_bucket(&e.bins);
+        }
+        return;
+    }
+    ring.add_aggregate(c, e);
+}
