@@ -1,0 +1,73 @@
+//! Request parameters from URL queries and headers.
+
+/// What a URL query carried.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Query {
+    pub(crate) token: Option<String>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) last_event_id: Option<String>,
+}
+
+/// Parses `token=..&topics=a,b&topic=c&last_event_id=..` (percent-encoded;
+/// `topics` may repeat and is comma-separated). Unknown keys are ignored.
+pub(crate) fn parse(query: Option<&str>) -> Query {
+    let mut out = Query::default();
+    let Some(q) = query else {
+        return out;
+    };
+    for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+        match k.as_ref() {
+            "token" if !v.is_empty() => out.token = Some(v.into_owned()),
+            "topics" | "topic" => out.topics.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            ),
+            "last_event_id" | "lastEventId" if !v.is_empty() => {
+                out.last_event_id = Some(v.into_owned());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub(crate) fn bearer(value: Option<&str>) -> Option<String> {
+    let v = value?.trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_queries() {
+        let q = parse(Some("token=a%20b&topics=x,y&topic=z&topics=&other=1"));
+        assert_eq!(q.token.as_deref(), Some("a b"));
+        assert_eq!(q.topics, ["x", "y", "z"]);
+        assert_eq!(parse(None), Query::default());
+        assert_eq!(parse(Some("%%%&&=")), Query::default());
+        assert_eq!(
+            parse(Some("last_event_id=1%3A2")).last_event_id.as_deref(),
+            Some("1:2")
+        );
+    }
+
+    #[test]
+    fn parses_bearer() {
+        assert_eq!(bearer(Some("Bearer abc")).as_deref(), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")).as_deref(), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(Some("Bearer")), None);
+        assert_eq!(bearer(None), None);
+    }
+}

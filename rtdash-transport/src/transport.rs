@@ -1,0 +1,242 @@
+//! [`Transport`]: the shared state every session of a server uses.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rtdash_fanout::{Hub, Key};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::DynAuthenticator;
+use crate::session::{self, Credentials, SessionStart};
+use crate::{Authenticator, Connection, Frame, TransportConfig};
+
+/// A topic name as the transport's hub carries it: a dashboard id or a raw
+/// topic. `Arc<str>` so the hub's per-subscriber copies are reference-count
+/// increments.
+pub type Topic = Arc<str>;
+
+/// The hub type the transport serves: topics are [`Topic`]s, messages are
+/// encoded [`Frame`]s, `K` is the conflation key (e.g. a widget id).
+pub type FrameHub<K> = Hub<Topic, K, Frame>;
+
+/// The shared state of one server's sessions: the hub, the authenticator,
+/// the limits, the connection count and the shutdown signal.
+///
+/// Cheap to clone (an `Arc`). Create one per server, then serve WebSocket
+/// clients with [`serve`](crate::serve) (feature `ws`), mount
+/// [`ws_route`](Self::ws_route) (feature `axum`) or
+/// [`sse_route`](Self::sse_route) (feature `sse`) in an axum router, or
+/// drive a connection of your own with [`run`](Self::run). Stop everything
+/// with [`shutdown`](Self::shutdown).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_transport::{FrameHub, StaticTokens, Transport, TransportConfig};
+///
+/// let hub: FrameHub<u32> = FrameHub::default();
+/// let transport = Transport::new(hub, StaticTokens::new(), TransportConfig::default());
+/// assert_eq!(transport.active_connections(), 0);
+/// ```
+pub struct Transport<K: Key> {
+    pub(crate) inner: Arc<Inner<K>>,
+}
+
+impl<K: Key> Clone for Transport<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K: Key> std::fmt::Debug for Transport<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("config", &self.inner.config)
+            .field("active_connections", &self.active_connections())
+            .field("shutting_down", &self.inner.shutdown.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner<K: Key> {
+    pub(crate) hub: FrameHub<K>,
+    pub(crate) auth: Arc<dyn DynAuthenticator>,
+    pub(crate) config: TransportConfig,
+    pub(crate) shutdown: CancellationToken,
+    /// Set with `shutdown`; a cheap check for busy session loops (the
+    /// token's own check takes a lock).
+    pub(crate) stopping: AtomicBool,
+    pub(crate) tracker: TaskTracker,
+    /// Random per transport instance; SSE resume ids carry it so a resume
+    /// against another instance (whose seqs differ) gets a full snapshot.
+    #[cfg_attr(not(feature = "sse"), allow(dead_code))]
+    pub(crate) epoch: u64,
+    active: AtomicUsize,
+    pub(crate) counters: Counters,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) sessions: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) slow_consumers: AtomicU64,
+    pub(crate) frames_sent: AtomicU64,
+}
+
+/// Counters of a [`Transport`], for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportStats {
+    /// Connections open now (WebSocket and SSE).
+    pub active_connections: usize,
+    /// Sessions started since creation.
+    pub sessions: u64,
+    /// Connections refused because `max_connections` was reached.
+    pub refused: u64,
+    /// Sessions closed because authentication failed (any reason).
+    pub auth_failures: u64,
+    /// Sessions closed as slow consumers (eviction or write timeout).
+    pub slow_consumers: u64,
+    /// Frames written to clients (snapshots, updates and control frames).
+    pub frames_sent: u64,
+}
+
+/// One slot of `max_connections`, released on drop.
+pub(crate) struct Permit<K: Key> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: Key> Drop for Permit<K> {
+    fn drop(&mut self) {
+        self.inner.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<K: Key> Transport<K> {
+    /// Creates the transport state for `hub`, checking tokens with
+    /// `authenticator`.
+    pub fn new(
+        hub: FrameHub<K>,
+        authenticator: impl Authenticator,
+        config: TransportConfig,
+    ) -> Self {
+        let epoch = {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(Instant::now().elapsed().as_nanos());
+            h.finish()
+        };
+        Self {
+            inner: Arc::new(Inner {
+                hub,
+                auth: Arc::new(authenticator),
+                config,
+                shutdown: CancellationToken::new(),
+                stopping: AtomicBool::new(false),
+                tracker: TaskTracker::new(),
+                epoch,
+                active: AtomicUsize::new(0),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The hub sessions subscribe to; publish frames here.
+    #[must_use]
+    pub fn hub(&self) -> &FrameHub<K> {
+        &self.inner.hub
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TransportConfig {
+        &self.inner.config
+    }
+
+    /// Connections open now.
+    #[must_use]
+    pub fn active_connections(&self) -> usize {
+        self.inner.active.load(Ordering::Acquire)
+    }
+
+    /// Counters for metrics.
+    #[must_use]
+    pub fn stats(&self) -> TransportStats {
+        let c = &self.inner.counters;
+        TransportStats {
+            active_connections: self.active_connections(),
+            sessions: c.sessions.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            auth_failures: c.auth_failures.load(Ordering::Relaxed),
+            slow_consumers: c.slow_consumers.load(Ordering::Relaxed),
+            frames_sent: c.frames_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Drives one client connection of your own transport until it ends:
+    /// authentication (with `token` if given, else the client's `hello`),
+    /// subscriptions, snapshots, updates, heartbeats and the close.
+    ///
+    /// If `max_connections` are open, the connection is closed at once with
+    /// [`CloseCode::TryAgainLater`](crate::CloseCode::TryAgainLater) (1013). Sessions run this way are part of
+    /// [`shutdown`](Self::shutdown) like the built-in ones.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the session (and the connection) without a
+    /// close frame.
+    pub async fn run<C: Connection>(&self, conn: C, token: Option<String>) {
+        let start = Box::new(SessionStart {
+            credentials: token.map_or(Credentials::Hello, Credentials::Token),
+            topics: Vec::new(),
+            resume: None,
+            accepted_at: tokio::time::Instant::now(),
+        });
+        let permit = self.try_acquire();
+        self.inner
+            .tracker
+            .track_future(session::run(Arc::clone(&self.inner), conn, start, permit))
+            .await;
+    }
+
+    /// Starts a graceful shutdown and waits for it: every session sends a
+    /// going-away close (1001; SSE: a final `closing` frame) and ends; the
+    /// listeners of [`serve`](crate::serve) stop accepting. Returns when all
+    /// sessions ended or `shutdown_timeout` passed, whichever is first.
+    pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(
+            self.inner.config.shutdown_timeout(),
+            self.inner.tracker.wait(),
+        )
+        .await;
+    }
+
+    /// Takes a connection slot, or `None` at `max_connections` (the refusal
+    /// is counted).
+    pub(crate) fn try_acquire(&self) -> Option<Permit<K>> {
+        let max = self.inner.config.max_connections().get();
+        let prev = self.inner.active.fetch_add(1, Ordering::AcqRel);
+        if prev >= max {
+            self.inner.active.fetch_sub(1, Ordering::AcqRel);
+            self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Permit {
+            inner: Arc::clone(&self.inner),
+        })
+    }
+}

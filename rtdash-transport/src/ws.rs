@@ -1,0 +1,243 @@
+//! WebSocket over tokio-tungstenite: the [`Connection`] implementation and
+//! the standalone listener [`serve`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rtdash_fanout::Key;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
+
+use crate::session::{Credentials, SessionStart, clip};
+use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError};
+
+/// A WebSocket connection as a session drives it.
+///
+/// Built by [`serve`] and by the axum upgrade handler; public so hosts that
+/// accept WebSockets themselves can hand the stream to
+/// [`Transport::run`](crate::Transport::run) via [`WsConnection::accept`] or
+/// [`WsConnection::from_upgraded`].
+pub struct WsConnection<S> {
+    ws: WebSocketStream<S>,
+}
+
+impl<S> std::fmt::Debug for WsConnection<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConnection").finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
+    /// Performs the server side of the WebSocket handshake on `stream` with
+    /// `transport`'s buffer sizes and message limit, and returns the
+    /// connection and the token found in the request (`?token=` or
+    /// `Authorization: Bearer`), if any.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Protocol`] if the handshake fails.
+    pub async fn accept<K: Key>(
+        stream: S,
+        transport: &Transport<K>,
+    ) -> Result<(Self, RequestParams), TransportError> {
+        let mut params = RequestParams::default();
+        // The signature is tungstenite's callback type.
+        #[allow(clippy::result_large_err)]
+        let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            params = RequestParams::from_parts(req.uri().query(), req.headers());
+            Ok(resp)
+        };
+        let config = transport.config().websocket_config();
+        // Boxed so the handshake state does not enlarge every session task.
+        let ws = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            callback,
+            Some(config),
+        ))
+        .await
+        .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
+        Ok((Self { ws }, params))
+    }
+
+    /// Wraps a stream whose WebSocket handshake is already done (for
+    /// example by a host's HTTP server).
+    pub async fn from_upgraded<K: Key>(stream: S, transport: &Transport<K>) -> Self {
+        let ws = WebSocketStream::from_raw_socket(
+            stream,
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(transport.config().websocket_config()),
+        )
+        .await;
+        Self { ws }
+    }
+}
+
+/// What the WebSocket or SSE request carried: token and topics from the URL
+/// query (`?token=...&topics=a,b`) or the `Authorization: Bearer` header.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestParams {
+    /// The token, if one was given.
+    pub token: Option<String>,
+    /// Topics to subscribe at once, in order.
+    pub topics: Vec<String>,
+}
+
+impl RequestParams {
+    /// Reads the parameters from a URL query string and request headers.
+    pub(crate) fn from_parts(
+        query: Option<&str>,
+        headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
+    ) -> Self {
+        let q = crate::query::parse(query);
+        let token = q.token.or_else(|| {
+            crate::query::bearer(headers.get("authorization").and_then(|v| v.to_str().ok()))
+        });
+        Self {
+            token,
+            topics: q.topics,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnection<S> {
+    async fn recv(&mut self) -> Option<Result<Incoming, TransportError>> {
+        loop {
+            let msg = match self.ws.next().await? {
+                Ok(m) => m,
+                Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size })) => {
+                    return Some(Err(TransportError::MessageTooBig {
+                        size,
+                        max: max_size,
+                    }));
+                }
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return None,
+                Err(e) => return Some(Err(TransportError::Protocol(e.to_string()))),
+            };
+            return Some(Ok(match msg {
+                Message::Text(t) => Incoming::Text(t.as_str().to_owned()),
+                Message::Binary(b) => Incoming::Binary(b.len()),
+                Message::Ping(_) | Message::Pong(_) => Incoming::Alive,
+                Message::Close(_) => return None,
+                Message::Frame(_) => continue,
+            }));
+        }
+    }
+
+    async fn feed(&mut self, out: Outgoing<'_>) -> Result<(), TransportError> {
+        self.ws
+            .feed(Message::Text(out.frame.into_ws_text()))
+            .await
+            .map_err(ws_error)
+    }
+
+    async fn flush(&mut self) -> Result<(), TransportError> {
+        self.ws.flush().await.map_err(ws_error)
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), TransportError> {
+        self.ws
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(ws_error)
+    }
+
+    async fn close(&mut self, code: CloseCode, reason: &str) {
+        let frame = CloseFrame {
+            code: WsCloseCode::from(code.code()),
+            // RFC 6455: the reason is at most 123 bytes.
+            reason: clip(reason, 123).into(),
+        };
+        let _ = self.ws.close(Some(frame)).await;
+    }
+}
+
+fn ws_error(e: WsError) -> TransportError {
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => TransportError::Closed,
+        WsError::Io(e) => TransportError::io("writing to the WebSocket", &e),
+        e => TransportError::Protocol(e.to_string()),
+    }
+}
+
+/// Accepts WebSocket clients on `listener` until `shutdown` completes or
+/// [`Transport::shutdown`] is called, then shuts down gracefully: stops
+/// accepting, closes every session with 1001 (going away) and waits up to
+/// `shutdown_timeout` for them to finish.
+///
+/// Any path is accepted; the request may carry `?token=...` (or an
+/// `Authorization: Bearer` header) to skip `hello`, and `&topics=a,b` to
+/// subscribe at once. Each connection gets `TCP_NODELAY`. Accept errors
+/// (e.g. out of file descriptors) are logged and retried after a short
+/// pause; raise the limit with `ulimit -n` for many clients.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use rtdash_transport::{FrameHub, StaticTokens, Transport, TransportConfig, serve};
+///
+/// let transport = Transport::new(FrameHub::<u64>::default(), StaticTokens::new(), TransportConfig::default());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+/// serve(listener, transport, async { let _ = tokio::signal::ctrl_c().await; }).await;
+/// # Ok(()) }
+/// ```
+pub async fn serve<K: Key>(
+    listener: TcpListener,
+    transport: Transport<K>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(shutdown);
+    let stop = transport.inner.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = stop.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let t = transport.clone();
+                transport
+                    .inner
+                    .tracker
+                    .spawn(async move { accept_one(stream, t).await });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    drop(listener);
+    transport.shutdown().await;
+}
+
+async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
+    let accepted_at = tokio::time::Instant::now();
+    let _ = stream.set_nodelay(true);
+    let permit = transport.try_acquire();
+    let handshake = tokio::time::timeout(
+        transport.config().hello_timeout(),
+        WsConnection::accept(stream, &transport),
+    )
+    .await;
+    let Ok(Ok((conn, params))) = handshake else {
+        return;
+    };
+    let start = Box::new(SessionStart {
+        credentials: params.token.map_or(Credentials::Hello, Credentials::Token),
+        topics: params.topics,
+        resume: None,
+        accepted_at,
+    });
+    crate::session::run(std::sync::Arc::clone(&transport.inner), conn, start, permit).await;
+}
