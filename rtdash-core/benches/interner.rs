@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rtdash_core::SeriesInterner;
+use rtdash_core::{MetricEvent, SeriesInterner, Tags, Timestamp};
 
 const SERIES: usize = 10_000;
 
@@ -101,12 +101,70 @@ fn lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// The access pattern of the window store's by-name ingest: events whose tags sit in a
+/// `BTreeMap` (so they arrive sorted), visited round robin.
+fn lookup_events(c: &mut Criterion) {
+    let events: Vec<MetricEvent> = (0..SERIES)
+        .map(|i| {
+            MetricEvent::new("api.latency", 0.0, Timestamp::EPOCH)
+                .with_tag("host", format!("host-{i:05}"))
+                .with_tag("region", ["eu", "us", "ap"][i % 3])
+                .with_tag("env", "prod")
+        })
+        .collect();
+    let mut interner = SeriesInterner::new();
+    let mut naive: HashMap<String, HashMap<Tags, usize>> = HashMap::new();
+    for e in &events {
+        interner.intern_event(e).unwrap();
+        let per_metric = naive.entry(e.metric_name.clone()).or_default();
+        let n = per_metric.len();
+        per_metric.insert(e.tags.clone(), n);
+    }
+    let mut g = c.benchmark_group("series_lookup_events_10k_3_tags");
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("naive_nested_hashmap", |b| {
+        b.iter(|| {
+            let mut acc = 0usize;
+            for e in &events {
+                acc += naive
+                    .get(&e.metric_name)
+                    .and_then(|m| m.get(&e.tags))
+                    .copied()
+                    .unwrap_or(0);
+            }
+            black_box(acc)
+        });
+    });
+    g.bench_function("interner_intern_event", |b| {
+        b.iter(|| {
+            let mut acc = 0usize;
+            for e in &events {
+                acc += interner.intern_event(e).map_or(0, |id| id.index());
+            }
+            black_box(acc)
+        });
+    });
+    // 100 series: everything stays in L1, so this is the compute cost of a lookup.
+    g.bench_function("interner_intern_event_100_hot", |b| {
+        b.iter(|| {
+            let mut acc = 0usize;
+            for _ in 0..SERIES / 100 {
+                for e in &events[..100] {
+                    acc += interner.intern_event(e).map_or(0, |id| id.index());
+                }
+            }
+            black_box(acc)
+        });
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_secs(1))
         .sample_size(20);
-    targets = lookup
+    targets = lookup, lookup_events
 }
 criterion_main!(benches);

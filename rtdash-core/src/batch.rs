@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 use serde_json::value::RawValue;
 
 use crate::error::{CoreError, clip};
-use crate::event::{EventId, MetricEvent, ValidationLimits, tag_field};
+use crate::event::{EventId, MetricEvent, Tags, ValidationLimits, tag_field};
+use crate::fast::Wire;
 use crate::time::Timestamp;
 
 /// The outcome of [`decode_batch`]: the valid events, and a per-index error for every other
@@ -91,39 +93,193 @@ pub fn decode_batch(
     limits: &ValidationLimits,
     now: Timestamp,
 ) -> Result<DecodedBatch, CoreError> {
-    let first = json
-        .iter()
-        .copied()
-        .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
-    let elements: Vec<&RawValue> = match first {
-        Some(b'[') => serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e))?,
-        Some(b'{') => vec![serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e))?],
-        None => {
-            return Err(CoreError::MalformedJson {
-                line: 0,
-                column: 0,
-                message: "the input is empty; expected a JSON array of metric events".into(),
-            });
+    let batch = decode_batch_borrowed(json, limits, now)?;
+    let mut accepted = Vec::with_capacity(batch.items.len());
+    for item in batch.items {
+        accepted.push(match item {
+            BorrowedEvent::Borrowed {
+                metric,
+                tags,
+                event_time,
+                value,
+                id,
+                ..
+            } => MetricEvent {
+                metric_name: metric.to_owned(),
+                value,
+                tags: batch.tags[tags]
+                    .iter()
+                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<Tags>(),
+                event_time,
+                id: id.map(EventId::from_checked),
+            },
+            BorrowedEvent::Owned { event, .. } => event,
+        });
+    }
+    Ok(DecodedBatch {
+        accepted,
+        rejected: batch.rejected,
+    })
+}
+
+/// A valid event of a [`BorrowedBatch`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum BorrowedEvent<'a> {
+    /// The common shape, its strings borrowed from the input.
+    Borrowed {
+        /// Index of the element in the input array.
+        index: usize,
+        /// Metric name.
+        metric: &'a str,
+        /// Its tags: [`BorrowedBatch::tags`] of this range, in input order, each key once.
+        tags: Range<usize>,
+        /// Event time.
+        event_time: Timestamp,
+        /// The value (finite).
+        value: f64,
+        /// The event id, if any (a valid [`EventId`]).
+        id: Option<&'a str>,
+    },
+    /// Any other valid element (escape sequences in strings, an RFC 3339 time, many tags...),
+    /// decoded into an owned event.
+    Owned {
+        /// Index of the element in the input array.
+        index: usize,
+        /// The event.
+        event: MetricEvent,
+    },
+}
+
+impl BorrowedEvent<'_> {
+    /// Index of the element in the input array.
+    #[must_use]
+    pub fn index(&self) -> usize {
+        match self {
+            Self::Borrowed { index, .. } | Self::Owned { index, .. } => *index,
         }
-        Some(_) => {
-            let raw: &RawValue =
-                serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e))?;
-            return Err(CoreError::NotABatch {
-                found: kind(raw.get()),
-            });
-        }
-    };
-    let mut out = DecodedBatch {
-        accepted: Vec::with_capacity(elements.len()),
+    }
+}
+
+/// The outcome of [`decode_batch_borrowed`]: like [`DecodedBatch`], but the valid events
+/// borrow their strings from the input where they can, so decoding allocates only a few
+/// vectors per batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BorrowedBatch<'a> {
+    /// Events that decoded and passed validation, in input order.
+    pub items: Vec<BorrowedEvent<'a>>,
+    /// Tags of the [`BorrowedEvent::Borrowed`] items; each owns a range of this.
+    pub tags: Vec<(&'a str, &'a str)>,
+    /// Elements that were not accepted, in input order, exactly as by [`decode_batch`].
+    pub rejected: Vec<RejectedEvent>,
+}
+
+impl<'a> BorrowedBatch<'a> {
+    /// The tags of a range (from [`BorrowedEvent::Borrowed::tags`]).
+    ///
+    /// # Panics
+    ///
+    /// When `range` is not within [`tags`](Self::tags), i.e. not from this batch.
+    #[must_use]
+    pub fn tags(&self, range: Range<usize>) -> &[(&'a str, &'a str)] {
+        &self.tags[range]
+    }
+
+    /// Number of elements in the input (accepted + rejected).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items.len() + self.rejected.len()
+    }
+
+    /// Whether the input array was empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// [`decode_batch`] without copying: the same verdicts, errors and messages, but valid
+/// events of the common shape borrow their strings from `json`.
+///
+/// # Errors
+///
+/// As [`decode_batch`].
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{BorrowedEvent, Timestamp, ValidationLimits, decode_batch_borrowed};
+///
+/// let json = br#"[{"metric_name": "api.latency", "value": 12.5, "tags": {"region": "eu"},
+///                  "event_time": 1700000000000}]"#;
+/// let now = Timestamp::from_millis(1_700_000_000_000);
+/// let batch = decode_batch_borrowed(json, &ValidationLimits::default(), now)?;
+/// let BorrowedEvent::Borrowed { metric, tags, .. } = &batch.items[0] else {
+///     panic!("expected the fast path");
+/// };
+/// assert_eq!(*metric, "api.latency");
+/// assert_eq!(batch.tags(tags.clone()), [("region", "eu")]);
+/// # Ok::<(), rtdash_core::CoreError>(())
+/// ```
+pub fn decode_batch_borrowed<'a>(
+    json: &'a [u8],
+    limits: &ValidationLimits,
+    now: Timestamp,
+) -> Result<BorrowedBatch<'a>, CoreError> {
+    let elements = elements(json)?;
+    let mut out = BorrowedBatch {
+        items: Vec::with_capacity(elements.len()),
+        tags: Vec::with_capacity(elements.len() * 2),
         rejected: Vec::new(),
     };
     for (index, raw) in elements.into_iter().enumerate() {
+        if let Some(w) = Wire::decode(raw.get())
+            && w.valid(limits, now)
+        {
+            let start = out.tags.len();
+            out.tags.extend_from_slice(w.tags());
+            out.items.push(BorrowedEvent::Borrowed {
+                index,
+                metric: w.metric_name,
+                tags: start..out.tags.len(),
+                event_time: Timestamp::from_millis(w.event_time),
+                value: w.value,
+                id: w.id,
+            });
+            continue;
+        }
         match decode_one(raw).and_then(|event| event.validate(limits, now).map(|()| event)) {
-            Ok(event) => out.accepted.push(event),
+            Ok(event) => out.items.push(BorrowedEvent::Owned { index, event }),
             Err(error) => out.rejected.push(RejectedEvent { index, error }),
         }
     }
     Ok(out)
+}
+
+/// The elements of a batch (an array, or one object as a batch of one).
+fn elements(json: &[u8]) -> Result<Vec<&RawValue>, CoreError> {
+    let first = json
+        .iter()
+        .copied()
+        .find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'));
+    match first {
+        Some(b'[') => serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e)),
+        Some(b'{') => Ok(vec![
+            serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e))?,
+        ]),
+        None => Err(CoreError::MalformedJson {
+            line: 0,
+            column: 0,
+            message: "the input is empty; expected a JSON array of metric events".into(),
+        }),
+        Some(_) => {
+            let raw: &RawValue =
+                serde_json::from_slice(json).map_err(|e| CoreError::from_json(&e))?;
+            Err(CoreError::NotABatch {
+                found: kind(raw.get()),
+            })
+        }
+    }
 }
 
 /// Decodes and validates one JSON event object.

@@ -41,21 +41,13 @@ impl EventId {
     /// [`CoreError::InvalidEventId`] when `id` is empty or longer than [`EventId::MAX_LEN`] bytes.
     pub fn new(id: impl Into<String>) -> Result<Self, CoreError> {
         let id = id.into();
-        if id.is_empty() {
-            return Err(CoreError::InvalidEventId {
-                reason: "the id is empty; omit `id` instead of sending an empty one".into(),
-            });
-        }
-        if id.len() > Self::MAX_LEN {
-            return Err(CoreError::InvalidEventId {
-                reason: format!(
-                    "the id is {} bytes, the limit is {}",
-                    id.len(),
-                    Self::MAX_LEN
-                ),
-            });
-        }
+        check_event_id(&id)?;
         Ok(Self(id.into_boxed_str()))
+    }
+
+    /// An id already checked by [`check_event_id`].
+    pub(crate) fn from_checked(id: &str) -> Self {
+        Self(id.into())
     }
 
     /// The id as a string.
@@ -63,6 +55,25 @@ impl EventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The rule for an event id: non-empty, at most [`EventId::MAX_LEN`] bytes.
+pub(crate) fn check_event_id(id: &str) -> Result<(), CoreError> {
+    if id.is_empty() {
+        return Err(CoreError::InvalidEventId {
+            reason: "the id is empty; omit `id` instead of sending an empty one".into(),
+        });
+    }
+    if id.len() > EventId::MAX_LEN {
+        return Err(CoreError::InvalidEventId {
+            reason: format!(
+                "the id is {} bytes, the limit is {}",
+                id.len(),
+                EventId::MAX_LEN
+            ),
+        });
+    }
+    Ok(())
 }
 
 impl TryFrom<String> for EventId {
@@ -178,71 +189,94 @@ impl MetricEvent {
     /// assert_eq!(err.to_string(), "value: NaN is not a finite number");
     /// ```
     pub fn validate(&self, limits: &ValidationLimits, now: Timestamp) -> Result<(), CoreError> {
-        check_metric_name(&self.metric_name, limits.max_metric_name_len)
-            .map_err(|reason| CoreError::event("metric_name", reason))?;
-        if !self.value.is_finite() {
+        validate_parts(
+            &self.metric_name,
+            self.value,
+            self.tags.len(),
+            self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            self.event_time,
+            limits,
+            now,
+        )
+    }
+}
+
+/// The validation rules of [`MetricEvent::validate`], on an event's parts, so that an owned
+/// event and a borrowed one (the batch decoder's fast path) are checked by the same code.
+///
+/// `tag_count` is the number of distinct tag keys; `tags` yields each once.
+pub(crate) fn validate_parts<'t>(
+    metric_name: &str,
+    value: f64,
+    tag_count: usize,
+    tags: impl Iterator<Item = (&'t str, &'t str)>,
+    event_time: Timestamp,
+    limits: &ValidationLimits,
+    now: Timestamp,
+) -> Result<(), CoreError> {
+    check_metric_name(metric_name, limits.max_metric_name_len)
+        .map_err(|reason| CoreError::event("metric_name", reason))?;
+    if !value.is_finite() {
+        return Err(CoreError::event(
+            "value",
+            format!("{} is not a finite number", value),
+        ));
+    }
+    if tag_count > limits.max_tags {
+        return Err(CoreError::event(
+            "tags",
+            format!(
+                "{} tags, the limit is {}; move high-cardinality data out of tags",
+                tag_count, limits.max_tags
+            ),
+        ));
+    }
+    for (key, tag_value) in tags {
+        check_tag_key(key, limits.max_tag_key_len)
+            .map_err(|reason| CoreError::event(tag_field(key), reason))?;
+        if tag_value.len() > limits.max_tag_value_len {
             return Err(CoreError::event(
-                "value",
-                format!("{} is not a finite number", self.value),
-            ));
-        }
-        if self.tags.len() > limits.max_tags {
-            return Err(CoreError::event(
-                "tags",
+                tag_field(key),
                 format!(
-                    "{} tags, the limit is {}; move high-cardinality data out of tags",
-                    self.tags.len(),
-                    limits.max_tags
+                    "value is {} bytes, the limit is {}",
+                    tag_value.len(),
+                    limits.max_tag_value_len
                 ),
             ));
         }
-        for (key, value) in &self.tags {
-            check_tag_key(key, limits.max_tag_key_len)
-                .map_err(|reason| CoreError::event(tag_field(key), reason))?;
-            if value.len() > limits.max_tag_value_len {
-                return Err(CoreError::event(
-                    tag_field(key),
-                    format!(
-                        "value is {} bytes, the limit is {}",
-                        value.len(),
-                        limits.max_tag_value_len
-                    ),
-                ));
-            }
-        }
-        let latest = now.saturating_add(limits.max_future_skew);
-        if self.event_time > latest {
-            let ahead = i128::from(self.event_time.as_millis()) - i128::from(now.as_millis());
+    }
+    let latest = now.saturating_add(limits.max_future_skew);
+    if event_time > latest {
+        let ahead = i128::from(event_time.as_millis()) - i128::from(now.as_millis());
+        return Err(CoreError::event(
+            "event_time",
+            format!(
+                "{} ({}) is {ahead} ms ahead of now ({}), the limit (max_future_skew) is {} ms; \
+                     check the producer's clock and that event_time is in milliseconds",
+                event_time.as_millis(),
+                event_time,
+                now,
+                limits.max_future_skew.as_millis()
+            ),
+        ));
+    }
+    if let Some(max_age) = limits.max_age {
+        let earliest = now.saturating_sub(max_age);
+        if event_time < earliest {
+            let behind = i128::from(now.as_millis()) - i128::from(event_time.as_millis());
             return Err(CoreError::event(
                 "event_time",
                 format!(
-                    "{} ({}) is {ahead} ms ahead of now ({}), the limit (max_future_skew) is {} ms; \
-                     check the producer's clock and that event_time is in milliseconds",
-                    self.event_time.as_millis(),
-                    self.event_time,
+                    "{} ({}) is {behind} ms before now ({}), the limit (max_age) is {} ms",
+                    event_time.as_millis(),
+                    event_time,
                     now,
-                    limits.max_future_skew.as_millis()
+                    max_age.as_millis()
                 ),
             ));
         }
-        if let Some(max_age) = limits.max_age {
-            let earliest = now.saturating_sub(max_age);
-            if self.event_time < earliest {
-                let behind = i128::from(now.as_millis()) - i128::from(self.event_time.as_millis());
-                return Err(CoreError::event(
-                    "event_time",
-                    format!(
-                        "{} ({}) is {behind} ms before now ({}), the limit (max_age) is {} ms",
-                        self.event_time.as_millis(),
-                        self.event_time,
-                        now,
-                        max_age.as_millis()
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// The field name of tag `key` in error messages: `tags["key"]`.

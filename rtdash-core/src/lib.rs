@@ -96,13 +96,17 @@ mod aggregation;
 mod batch;
 mod error;
 mod event;
+mod fast;
 mod filter;
 mod schema;
 mod series;
 mod time;
 
 pub use aggregation::{Aggregation, Percentile};
-pub use batch::{DecodedBatch, RejectedEvent, decode_batch, decode_event};
+pub use batch::{
+    BorrowedBatch, BorrowedEvent, DecodedBatch, RejectedEvent, decode_batch, decode_batch_borrowed,
+    decode_event,
+};
 pub use error::{CoreError, SchemaViolation};
 pub use event::{EventId, MetricEvent, Tags, ValidationLimits, check_metric_name, check_tag_key};
 pub use filter::TagFilter;

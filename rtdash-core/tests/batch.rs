@@ -359,3 +359,178 @@ fn decode_single_event() {
     .unwrap_err();
     assert!(matches!(err, CoreError::MalformedJson { .. }));
 }
+
+/// The fast path's verdicts against the full decoder, element by element.
+mod fast_path_oracle {
+    use proptest::prelude::*;
+    use rtdash_core::{
+        BorrowedEvent, EventId, MetricEvent, Timestamp, ValidationLimits, decode_batch,
+        decode_batch_borrowed, decode_event,
+    };
+    use serde_json::value::RawValue;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// Accepted events and refusals, each with its batch index.
+    type Verdicts = (Vec<(usize, MetricEvent)>, Vec<(usize, String)>);
+
+    fn limits() -> ValidationLimits {
+        ValidationLimits::default().with_max_tags(4)
+    }
+
+    /// `decode_batch_borrowed`, borrowed events turned into owned ones.
+    fn fast(body: &[u8]) -> Verdicts {
+        let b = decode_batch_borrowed(body, &limits(), Timestamp::from_millis(NOW)).unwrap();
+        let ok = b
+            .items
+            .iter()
+            .map(|it| match it {
+                BorrowedEvent::Owned { index, event } => (*index, event.clone()),
+                BorrowedEvent::Borrowed {
+                    index,
+                    metric,
+                    tags,
+                    event_time,
+                    value,
+                    id,
+                } => {
+                    let mut e = MetricEvent::new(*metric, *value, *event_time);
+                    for (k, v) in b.tags(tags.clone()) {
+                        e = e.with_tag(*k, *v);
+                    }
+                    if let Some(id) = id {
+                        e = e.with_id(EventId::new(*id).unwrap());
+                    }
+                    (*index, e)
+                }
+            })
+            .collect();
+        let bad = b
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.error.to_string()))
+            .collect();
+        (ok, bad)
+    }
+
+    /// `decode_batch`.
+    fn batch(body: &[u8]) -> Verdicts {
+        let b = decode_batch(body, &limits(), Timestamp::from_millis(NOW)).unwrap();
+        let rejected: Vec<usize> = b.rejected.iter().map(|r| r.index).collect();
+        let ok_idx = (0..b.len()).filter(|i| !rejected.contains(i));
+        (
+            ok_idx.zip(b.accepted).collect(),
+            b.rejected
+                .iter()
+                .map(|r| (r.index, r.error.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The oracle: every element through `decode_event` (the full decoder and
+    /// `MetricEvent::validate`, no fast path).
+    fn slow(body: &[u8]) -> Verdicts {
+        let elements: Vec<&RawValue> = serde_json::from_slice(body).unwrap();
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for (i, raw) in elements.iter().enumerate() {
+            match decode_event(raw.get().as_bytes(), &limits(), Timestamp::from_millis(NOW)) {
+                Ok(e) => ok.push((i, e)),
+                Err(e) => bad.push((i, e.to_string())),
+            }
+        }
+        (ok, bad)
+    }
+
+    fn check(body: &str) {
+        let want = slow(body.as_bytes());
+        assert_eq!(fast(body.as_bytes()), want, "{body}");
+        assert_eq!(batch(body.as_bytes()), want, "{body}");
+    }
+
+    #[test]
+    fn tricky_elements_match_the_full_decoder() {
+        let body = format!(
+            r#"[{{"metric_name":"a","value":1,"event_time":{NOW}}},
+               {{"metric_name":"a\n","value":1,"event_time":{NOW}}},
+               {{"metric_name":"a\u0062","value":1,"event_time":{NOW}}},
+               {{"metric_name":"a","value":1,"event_time":"2023-11-14T22:13:20Z"}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"tags":null}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"tags":{{"k":"1","k":"2"}}}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"tags":{{"a":"1","b":"2","c":"3","d":"4","e":"5"}}}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"tags":{{"b":"1","a":"2"}}}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"id":null}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"id":""}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"id":"x1"}},
+               {{"metric_name":"a","value":1,"event_time":{}}},
+               {{"metric_name":"a","value":1,"event_time":{}}},
+               {{"metric_name":"a","value":1e999,"event_time":{NOW}}},
+               {{"metric_name":"a","value":1,"value":2,"event_time":{NOW}}},
+               {{"metric_name":"a","value":1,"event_time":{NOW},"extra":1}},
+               {{"metric_name":"a","value":1.5e300,"event_time":1e12}},
+               [], null, "x"]"#,
+            NOW + 300_000,
+            NOW + 300_001,
+        );
+        check(&body);
+    }
+
+    #[test]
+    fn single_object_matches_too() {
+        let one = format!(r#"{{"metric_name":"a","value":2,"event_time":{NOW}}}"#);
+        assert_eq!(fast(one.as_bytes()), batch(one.as_bytes()));
+    }
+
+    #[test]
+    fn whole_input_errors_are_the_same() {
+        let now = Timestamp::from_millis(NOW);
+        for body in [&b""[..], b"[1,", b"\"x\"", b"nul", b"{\"a\":"] {
+            let want = decode_batch(body, &limits(), now).map(|_| ());
+            let got = decode_batch_borrowed(body, &limits(), now).map(|_| ());
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
+            assert!(got.is_err());
+        }
+    }
+
+    fn element() -> impl Strategy<Value = String> {
+        let name = prop_oneof!["[a-z][a-z0-9._]{0,6}", "", " a", "a\\\\b", "\\u00e9t\u{e9}"];
+        let value = prop_oneof![
+            any::<i32>().prop_map(|v| v.to_string()),
+            any::<f64>().prop_map(|v| format!("{v:?}")),
+            Just("1e999".to_owned()),
+            Just("\"1\"".to_owned()),
+            Just("null".to_owned()),
+        ];
+        let time = prop_oneof![
+            (-400_000i64..400_000).prop_map(|d| (NOW + d).to_string()),
+            Just("\"2023-11-14T22:13:20Z\"".to_owned()),
+            Just("1.5".to_owned()),
+            Just("9223372036854775808".to_owned()),
+        ];
+        let tags = prop::collection::vec(("[a-c_1]{0,2}", "[x-z]{0,2}"), 0..6).prop_map(|t| {
+            let inner: Vec<String> = t.iter().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
+            format!("{{{}}}", inner.join(","))
+        });
+        let id = prop_oneof![Just(None), "[a-z]{0,3}".prop_map(Some)];
+        (name, value, time, prop::option::of(tags), id).prop_map(|(n, v, t, tags, id)| {
+            let mut s = format!(r#"{{"metric_name":"{n}","value":{v},"event_time":{t}"#);
+            if let Some(tags) = tags {
+                s.push_str(&format!(r#","tags":{tags}"#));
+            }
+            if let Some(id) = id {
+                s.push_str(&format!(r#","id":"{id}""#));
+            }
+            s.push('}');
+            s
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_full_decoder(elements in prop::collection::vec(element(), 0..12)) {
+            let body = format!("[{}]", elements.join(","));
+            let want = slow(body.as_bytes());
+            prop_assert_eq!(fast(body.as_bytes()), want.clone());
+            prop_assert_eq!(batch(body.as_bytes()), want);
+        }
+    }
+}

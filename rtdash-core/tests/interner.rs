@@ -233,3 +233,64 @@ proptest! {
         }
     }
 }
+
+/// Up to 12 tags (beyond the 8 a lookup keeps on the stack), strings of 0 to 40 characters
+/// (across the 8- and 16-byte word boundaries of the hash), some of them multi-byte.
+fn wide_tag_set() -> impl Strategy<Value = Tags> {
+    prop::collection::btree_map("[a-d]{1,3}|k[a-z0-9é]{8,24}", "[x-zé]{0,40}", 0..12)
+}
+
+proptest! {
+    /// Against the same oracle with many and long tags, in reversed order half of the time.
+    #[test]
+    fn matches_oracle_with_many_long_tags(
+        ops in prop::collection::vec(("m|metric\\.[a-z]{10,20}", wide_tag_set(), any::<bool>()), 1..80)
+    ) {
+        let mut interner = SeriesInterner::new();
+        let mut oracle: BTreeMap<(String, Tags), usize> = BTreeMap::new();
+        for (metric, tags, reverse) in ops {
+            let mut pairs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            if reverse {
+                pairs.reverse();
+            }
+            let known = oracle.get(&(metric.clone(), tags.clone())).copied();
+            prop_assert_eq!(interner.get(&metric, pairs.iter().copied()).map(SeriesId::index), known);
+            let next = oracle.len();
+            let want = *oracle.entry((metric.clone(), tags.clone())).or_insert(next);
+            let id = interner.get_or_intern(&metric, pairs.iter().copied()).unwrap();
+            prop_assert_eq!(id.index(), want);
+            let key = interner.key(id).unwrap();
+            prop_assert_eq!(interner.get_key(key), Some(id));
+            prop_assert_eq!(key.to_tags(), tags);
+        }
+        prop_assert_eq!(interner.len(), oracle.len());
+    }
+
+    /// A key's accessors and ordering agree with the plain (metric, sorted tags) it was built
+    /// from: ordered by metric, then tag by tag.
+    #[test]
+    fn key_agrees_with_plain_oracle(
+        a in ("[ab]{1,2}", wide_tag_set()),
+        b in ("[ab]{1,2}", wide_tag_set()),
+    ) {
+        let ka = SeriesKey::new(&a.0, a.1.iter().rev()).unwrap();
+        let kb = SeriesKey::new(&b.0, &b.1).unwrap();
+        let plain = |(m, t): &(String, Tags)| (m.clone(), t.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>());
+        prop_assert_eq!(ka.cmp(&kb), plain(&a).cmp(&plain(&b)));
+        prop_assert_eq!(ka == kb, a == b);
+        prop_assert_eq!(ka.metric(), a.0.as_str());
+        prop_assert_eq!(ka.tag_count(), a.1.len());
+        let tags: Vec<(&str, &str)> = ka.tags().collect();
+        let want: Vec<(&str, &str)> = a.1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        prop_assert_eq!(tags, want);
+        for (k, v) in &a.1 {
+            prop_assert_eq!(ka.tag(k), Some(v.as_str()));
+        }
+        for k in b.1.keys() {
+            prop_assert_eq!(ka.tag(k), a.1.get(k).map(String::as_str));
+        }
+        prop_assert!(ka.matches(&a.0, a.1.iter().rev().map(|(k, v)| (k.as_str(), v.as_str()))));
+        let json = serde_json::to_string(&ka).unwrap();
+        prop_assert_eq!(serde_json::from_str::<SeriesKey>(&json).unwrap(), ka);
+    }
+}
