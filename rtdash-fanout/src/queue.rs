@@ -678,8 +678,33 @@ impl<T: Clone + PartialEq, M: Message, X> Queue<T, M, X> {
 
     /// The next event including the terminal `Evicted`; `Err(open)` when
     /// nothing is ready, with `open` telling whether more may come.
-    #[inline]
+    ///
+    /// Always inlined, down to the caller of `try_recv`, and the common case
+    /// (a live message, no pending skip notice) builds its `Event` straight
+    /// from the popped item: each extra move of an `Event` through memory
+    /// (returned through a call, rewrapped from `Option` to `Result`) was
+    /// copied piecewise and read back whole, a store-forwarding stall
+    /// (about a fifth of a receive's time when measured).
+    #[inline(always)]
     pub(crate) fn next_event(&mut self) -> Result<Event<T, M>, TryRecvError> {
+        if self.skip_slots == 0
+            && let Some(Item::Msg { slot, .. }) = self.items.front()
+            && let Some(s) = self.slots.get_mut(*slot)
+        {
+            let topic = s.topic.clone();
+            s.queued -= 1;
+            self.delivered += 1;
+            if let Some(Item::Msg { seq, msg, .. }) = self.items.pop_front() {
+                self.bytes = self.bytes.saturating_sub(msg.byte_len());
+                return Ok(Event::Message { topic, seq, msg });
+            }
+        }
+        self.next_event_slow()
+    }
+
+    /// [`next_event`](Self::next_event) for everything but a plain message.
+    #[inline(never)]
+    fn next_event_slow(&mut self) -> Result<Event<T, M>, TryRecvError> {
         match self.pop() {
             Some(ev) => Ok(ev),
             None => self.terminal(),

@@ -212,6 +212,7 @@ where
     /// [`TryRecvError::Closed`] if nothing will ever arrive (after the
     /// terminal [`Event::Evicted`], or after the hub was dropped and the
     /// queue drained).
+    #[inline(always)]
     pub fn try_recv(&self) -> Result<Event<T, M>, TryRecvError> {
         lock(&self.shared.queue).next_event()
     }
