@@ -17,7 +17,9 @@ type Text = Bytes;
 /// the text before the socket write. It is the message type the transport
 /// puts in the [`Hub`](rtdash_fanout::Hub).
 ///
-/// Build update frames with [`encode_update`](crate::encode_update). Frames
+/// Build server frames with [`encode_update`](crate::encode_update),
+/// [`encode_alert`](crate::encode_alert) and
+/// [`encode_dashboard_event`](crate::encode_dashboard_event). Frames
 /// built from arbitrary text with [`Frame::from_string`] must hold one JSON
 /// object with a `"type"` field, so clients can dispatch on it (see
 /// `docs/PROTOCOL.md`).

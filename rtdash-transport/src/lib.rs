@@ -62,7 +62,8 @@
 //! let topic: Topic = "ops".into();
 //! transport.hub().publish_with(&topic, [7], |seq| {
 //!     encode_update("ops", seq, 1_700_000_000_050, &[WidgetValue {
-//!         widget: "cpu", value: Some(0.42), window_end: 1_700_000_000_000, event_time: 1_700_000_000_040,
+//!         widget: "cpu", value: Some(0.42), window_end: 1_700_000_000_000,
+//!         event_time: Some(1_700_000_000_040), stale: false, count: 3, groups: None,
 //!     }])
 //! });
 //! let update = next().await;
@@ -122,7 +123,10 @@ pub use error::{AuthError, TransportError};
 pub use frame::Frame;
 #[cfg(feature = "jwt")]
 pub use jwt::JwtAuthenticator;
-pub use protocol::{CloseCode, ErrorCode, WidgetValue, encode_update, unix_millis};
+pub use protocol::{
+    AlertCondition, AlertState, AlertValue, CloseCode, DashboardEvent, ErrorCode, GroupValue,
+    WidgetValue, encode_alert, encode_dashboard_event, encode_update, unix_millis,
+};
 pub use rtdash_fanout::SlowConsumerPolicy;
 pub use transport::{FrameHub, Topic, Transport, TransportStats};
 #[cfg(feature = "ws")]

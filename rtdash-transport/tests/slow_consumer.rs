@@ -24,7 +24,10 @@ fn publish_big(hub: &FrameHub<u32>, topic: &Topic, key: u32) -> u64 {
                 widget: &widget,
                 value: Some(f64::from(key)),
                 window_end: now,
-                event_time: now,
+                event_time: Some(now),
+                stale: false,
+                count: 1,
+                groups: None,
             }],
         )
     })

@@ -62,7 +62,10 @@ pub fn publish(hub: &FrameHub<u32>, topic: &str, key: u32, value: f64) -> u64 {
                 widget: &widget,
                 value: Some(value),
                 window_end: now,
-                event_time: now,
+                event_time: Some(now),
+                stale: false,
+                count: 1,
+                groups: None,
             }],
         )
     })
