@@ -1,0 +1,1514 @@
+// rtdash dashboard client.
+//
+// Plain JavaScript with no dependencies and no build step: it is embedded in
+// the example binary and drawn with the 2D canvas API (no chart library).
+//
+// Flow: fetch the dashboard JSON -> lay the widgets out on a CSS grid from
+// their grid positions -> open `WS /stream/{dashboard_id}` (protocol in
+// docs/PROTOCOL.md) -> apply snapshot and update frames to per-widget state
+// -> mark the touched widgets dirty -> draw each dirty widget once in the
+// next animation frame.
+//
+// Hooks for tests and scripts: `#status[data-status]` is `connecting`,
+// `live` or `reconnecting`; every widget is `section.widget[data-widget-id]`
+// with `data-chart`, `data-value` (its latest value(s) as text) and
+// `data-stale` (`true`/`false`); elements showing a value have
+// `data-role="value"`.
+'use strict';
+
+(() => {
+  // ------------------------------------------------------------------ config
+
+  const params = new URLSearchParams(location.search);
+  const TOKEN = params.get('token') || 'demo';
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_CAP_MS = 8000;
+  const LIVE_RESET_MS = 5000; // a connection live this long resets the backoff
+  const PING_EVERY_MS = 5000;
+  const SILENCE_LIMIT_MS = 15000; // no frame at all for this long: reconnect
+  const RING_CAPACITY = 2048;
+  const HISTORY_SPAN_MS = 3 * 60 * 1000;
+  const MIN_SPAN_MS = 30 * 1000;
+  const ALERT_HISTORY = 50;
+  const PALETTE = ['#5b9cf6', '#f5a524', '#a78bfa', '#34d399', '#f472b6', '#22d3ee', '#fb7185', '#facc15'];
+  const HEAT_STOPS = ['#0d1b3d', '#1f4e9c', '#1ea6b8', '#9bd35a', '#f7c948', '#f26b3a', '#d7263d'];
+  const FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "DejaVu Sans", sans-serif';
+  const C = {
+    text: '#e3e8f0',
+    muted: '#8593a8',
+    faint: '#4d5a6e',
+    grid: 'rgba(133, 147, 168, 0.12)',
+    track: 'rgba(255, 255, 255, 0.07)',
+    accent: '#4f9cf9',
+  };
+
+  // ------------------------------------------------------------------ helpers
+
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+
+  /** Formats a value with its unit: 1234 -> "1,234", 12345 -> "12.3k". */
+  function fmt(v, unit) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return '—';
+    const a = Math.abs(v);
+    let s;
+    if (a >= 1e9) s = (v / 1e9).toFixed(a >= 1e11 ? 0 : 1) + 'G';
+    else if (a >= 1e6) s = (v / 1e6).toFixed(a >= 1e8 ? 0 : 1) + 'M';
+    else if (a >= 1e4) s = (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
+    else if (a >= 1000) s = Math.round(v).toLocaleString('en-US');
+    else if (a >= 100) s = v.toFixed(0);
+    else if (a >= 10) s = v.toFixed(1);
+    else if (a >= 1) s = v.toFixed(2);
+    else if (a === 0) s = '0';
+    else s = v.toPrecision(2);
+    return unit ? (unit === '%' ? s + '%' : s + ' ' + unit) : s;
+  }
+
+  /** A configured number (threshold, limit) as written: 5 -> "5%", 0.25 -> "0.25 s". */
+  function fmtPlain(v, unit) {
+    if (v === null || !Number.isFinite(v)) return '—';
+    const s = Math.abs(v) >= 1e4 ? fmt(v, '') : String(Number(v.toPrecision(6)));
+    return unit ? (unit === '%' ? s + '%' : s + ' ' + unit) : s;
+  }
+
+  /** An axis label: as many decimals as the tick step needs. */
+  function fmtTick(v, step) {
+    if (Math.abs(v) >= 1e4) return fmt(v, '');
+    const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step) - 1e-9));
+    return v.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  }
+
+  function fmtTime(ms) {
+    const d = new Date(ms);
+    return d.toLocaleTimeString('en-GB', { hour12: false });
+  }
+
+  function fmtAgo(ms) {
+    if (ms < 1500) return 'just now';
+    const s = Math.round(ms / 1000);
+    if (s < 90) return s + ' s ago';
+    const m = Math.round(s / 60);
+    return m < 90 ? m + ' min ago' : Math.round(m / 60) + ' h ago';
+  }
+
+  /** A step of 1, 2 or 5 times a power of ten, near `raw`. */
+  function niceStep(raw) {
+    if (!(raw > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const f = raw / p;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+  }
+
+  function hexToRgb(hex) {
+    const m = /^#?([0-9a-f]{6})$/i.exec(hex || '');
+    if (!m) return [79, 156, 249];
+    const n = parseInt(m[1], 16);
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  }
+
+  const rgba = (hex, a) => {
+    const [r, g, b] = hexToRgb(hex);
+    return `rgba(${r}, ${g}, ${b}, ${a})`;
+  };
+
+  /** The colour of the highest threshold at or below `v`, else `fallback`. */
+  function thresholdColor(display, v, fallback) {
+    let c = fallback;
+    if (v === null) return c;
+    for (const t of display.thresholds || []) {
+      if (v >= t.value) c = t.color;
+    }
+    return c;
+  }
+
+  /** Interpolates the heatmap ramp at `f` in [0, 1]. */
+  const heatRgb = HEAT_STOPS.map(hexToRgb);
+  function heatColor(f) {
+    const x = clamp(f, 0, 1) * (heatRgb.length - 1);
+    const i = Math.min(heatRgb.length - 2, Math.floor(x));
+    const t = x - i;
+    const a = heatRgb[i];
+    const b = heatRgb[i + 1];
+    return `rgb(${Math.round(a[0] + (b[0] - a[0]) * t)}, ${Math.round(a[1] + (b[1] - a[1]) * t)}, ${Math.round(a[2] + (b[2] - a[2]) * t)})`;
+  }
+
+  // One colour per group (e.g. region) across the whole dashboard.
+  const groupColors = new Map();
+  function colorOfGroup(group, fallback) {
+    if (group === '') return fallback;
+    if (!groupColors.has(group)) groupColors.set(group, PALETTE[groupColors.size % PALETTE.length]);
+    return groupColors.get(group);
+  }
+
+  // ------------------------------------------------------------------ ring buffer
+
+  /** Fixed-capacity ring of (time, value) points; the oldest point is overwritten. */
+  class Ring {
+    constructor(capacity) {
+      this.t = new Float64Array(capacity);
+      this.v = new Float64Array(capacity);
+      this.cap = capacity;
+      this.start = 0;
+      this.len = 0;
+    }
+
+    get lastT() {
+      return this.len ? this.t[(this.start + this.len - 1) % this.cap] : -Infinity;
+    }
+
+    get firstT() {
+      return this.len ? this.t[this.start] : Infinity;
+    }
+
+    /** Appends a point; a point at the newest time replaces it, an older one is ignored. */
+    push(t, v) {
+      const val = v === null ? NaN : v;
+      if (this.len) {
+        const last = (this.start + this.len - 1) % this.cap;
+        if (t === this.t[last]) {
+          this.v[last] = val;
+          return;
+        }
+        if (t < this.t[last]) return;
+      }
+      const i = (this.start + this.len) % this.cap;
+      this.t[i] = t;
+      this.v[i] = val;
+      if (this.len < this.cap) this.len++;
+      else this.start = (this.start + 1) % this.cap;
+    }
+
+    /** Calls `fn(t, v)` for every point from the oldest; `v` is NaN for "no data". */
+    forEach(fn) {
+      for (let k = 0; k < this.len; k++) {
+        const i = (this.start + k) % this.cap;
+        fn(this.t[i], this.v[i]);
+      }
+    }
+
+    /** The value in force at time `t` (the last point at or before it), or null. */
+    valueAt(t) {
+      let out = null;
+      for (let k = this.len - 1; k >= 0; k--) {
+        const i = (this.start + k) % this.cap;
+        if (this.t[i] <= t) {
+          out = Number.isNaN(this.v[i]) ? null : this.v[i];
+          break;
+        }
+      }
+      return out;
+    }
+  }
+
+  // ------------------------------------------------------------------ state
+
+  const state = {
+    dashboard: null,
+    dashboardJson: '',
+    views: new Map(), // widget id -> view
+    status: 'connecting',
+    everLive: false,
+    ws: null,
+    attempt: 0,
+    retryAt: 0,
+    retryTimer: 0,
+    liveSince: 0,
+    lostAt: 0,
+    lastMsgAt: 0,
+    lastUpdateAt: 0,
+    lastPingAt: 0,
+    clockOffset: 0, // server time - client time, ms
+    seq: null,
+    updates: 0,
+    reconnects: 0,
+    rtt: null,
+    closeNote: '',
+    latencies: [],
+    alertsFiring: new Map(),
+    alertHistory: [],
+  };
+
+  const serverNow = () => Date.now() + state.clockOffset;
+  const isLive = () => state.status === 'live';
+
+  // ------------------------------------------------------------------ frame loop
+
+  const dirty = new Set();
+  let frameRequested = false;
+  let chromeDirty = true;
+
+  function markDirty(view) {
+    dirty.add(view);
+    requestFrame();
+  }
+
+  function markChrome() {
+    chromeDirty = true;
+    requestFrame();
+  }
+
+  function requestFrame() {
+    if (frameRequested) return;
+    frameRequested = true;
+    requestAnimationFrame(drawFrame);
+  }
+
+  /** Draws every dirty widget once; many updates between two frames cost one draw. */
+  function drawFrame() {
+    frameRequested = false;
+    for (const view of dirty) {
+      try {
+        view.render();
+      } catch (err) {
+        console.error('render failed for widget', view.def.widget_id, err);
+      }
+    }
+    dirty.clear();
+    if (chromeDirty) {
+      chromeDirty = false;
+      renderChrome();
+    }
+  }
+
+  // ------------------------------------------------------------------ widget views
+
+  /** What every widget view shares: DOM, per-group history and latest values. */
+  class View {
+    constructor(def, root) {
+      this.def = def;
+      this.display = def.display_config || def.display || {};
+      this.unit = this.display.unit || '';
+      this.root = root;
+      this.body = $('.widget-body', root);
+      this.legend = $('.widget-legend', root);
+      this.headValue = $('.head-value', root);
+      this.foot = $('.widget-foot', root);
+      this.staleBadge = $('.badge-stale', root);
+      this.alertBadge = $('.badge-alert', root);
+      this.series = new Map(); // group -> Ring
+      this.latest = new Map(); // group -> {value, t, stale}
+      this.lastT = 0;
+      this.lastEvent = 0;
+      this.missing = false; // absent from the newest snapshot
+      this.canvas = null;
+      this.foot.textContent = describe(def);
+    }
+
+    addCanvas() {
+      this.canvas = el('canvas');
+      this.body.appendChild(this.canvas);
+      this.ctx = this.canvas.getContext('2d');
+      this.w = 0;
+      this.h = 0;
+      this.dpr = 1;
+      new ResizeObserver(() => markDirty(this)).observe(this.body);
+    }
+
+    /** Sizes the canvas backing store to the element; false when not visible. */
+    fitCanvas() {
+      const r = this.body.getBoundingClientRect();
+      const dpr = window.devicePixelRatio || 1;
+      const w = Math.max(1, Math.round(r.width * dpr));
+      const h = Math.max(1, Math.round(r.height * dpr));
+      if (w !== this.canvas.width || h !== this.canvas.height) {
+        this.canvas.width = w;
+        this.canvas.height = h;
+      }
+      this.w = w;
+      this.h = h;
+      this.dpr = dpr;
+      this.ctx.setTransform(1, 0, 0, 1, 0, 0);
+      this.ctx.clearRect(0, 0, w, h);
+      return r.width > 2 && r.height > 2;
+    }
+
+    apply(p) {
+      let ring = this.series.get(p.group);
+      if (!ring) {
+        ring = new Ring(RING_CAPACITY);
+        this.series.set(p.group, ring);
+      }
+      ring.push(p.t, p.value);
+      this.latest.set(p.group, { value: p.value, t: p.t, stale: p.stale });
+      this.lastT = Math.max(this.lastT, p.t);
+      if (p.event) this.lastEvent = Math.max(this.lastEvent, p.event);
+      this.missing = false;
+    }
+
+    groups() {
+      return [...this.latest.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    }
+
+    /** The single value of an ungrouped widget (or the first group's). */
+    primary() {
+      const g = this.latest.has('') ? '' : this.groups()[0];
+      return g === undefined ? null : this.latest.get(g);
+    }
+
+    isStale() {
+      if (!isLive() || this.missing) return true;
+      for (const l of this.latest.values()) if (l.stale) return true;
+      return false;
+    }
+
+    /** Updates the parts every widget has: stale marking, data attributes. */
+    renderCommon() {
+      const stale = this.isStale();
+      this.root.classList.toggle('stale', stale && this.latest.size > 0);
+      this.root.dataset.stale = String(stale);
+      this.staleBadge.hidden = !(stale && this.latest.size > 0);
+      if (!this.staleBadge.hidden) {
+        const why = !isLive()
+          ? 'not connected to the server'
+          : this.missing
+            ? 'no value since the last snapshot'
+            : 'the server marks the source stale';
+        this.staleBadge.title = `Stale: ${why}. ${this.lastT ? `Last value for the window ending ${fmtTime(this.lastT)}.` : 'No value received.'}`;
+      }
+      const parts = this.groups().map((g) => {
+        const l = this.latest.get(g);
+        const v = l.value === null ? 'null' : String(l.value);
+        return g === '' ? v : `${g}=${v}`;
+      });
+      this.root.dataset.value = parts.join(';');
+      const alerting = [...state.alertsFiring.values()].some((a) => a.widget === this.def.widget_id);
+      this.root.classList.toggle('alerting', alerting);
+      this.alertBadge.hidden = !alerting;
+    }
+
+    render() {
+      this.renderCommon();
+    }
+  }
+
+  function describe(def) {
+    const agg = def.aggregation || '';
+    const win = def.window_seconds ? `${def.window_seconds} s` : '';
+    const filter = def.tag_filter && Object.keys(def.tag_filter).length
+      ? ' · ' + Object.entries(def.tag_filter).map(([k, v]) => `${k}=${v}`).join(', ')
+      : '';
+    const by = def.group_by ? ` by ${def.group_by}` : '';
+    return `${agg} of ${def.metric_name} over ${win}${by}${filter} · every ${def.refresh_interval_seconds} s`;
+  }
+
+  /** Line and area charts: recent history per group, drawn on a canvas. */
+  class TimeSeriesView extends View {
+    constructor(def, root, area) {
+      super(def, root);
+      this.area = area;
+      this.addCanvas();
+    }
+
+    render() {
+      this.renderCommon();
+      this.renderLegend();
+      if (!this.fitCanvas()) return;
+      drawTimeSeries(this, {
+        area: this.area,
+        series: this.groups().map((g) => ({
+          name: g,
+          ring: this.series.get(g),
+          color: colorOfGroup(g, this.display.color || C.accent),
+        })),
+      });
+    }
+
+    renderLegend() {
+      const gs = this.groups();
+      const items = [];
+      let head = null;
+      for (const g of gs) {
+        const l = this.latest.get(g);
+        const val = el('b', null, fmt(l.value, this.unit));
+        val.dataset.role = 'value';
+        if (g === '') {
+          head = val;
+          continue;
+        }
+        const item = el('span', 'legend-item');
+        const sw = el('i');
+        sw.style.background = colorOfGroup(g, this.display.color || C.accent);
+        item.append(sw, el('span', null, g), val);
+        items.push(item);
+      }
+      this.legend.replaceChildren(...items);
+      if (head) {
+        const l = this.latest.get('');
+        head.style.color = thresholdColor(this.display, l.value, C.text);
+        this.headValue.replaceChildren(head);
+      } else {
+        this.headValue.replaceChildren();
+      }
+    }
+  }
+
+  /** Draws time series with axes, threshold lines and optional area fill. */
+  function drawTimeSeries(view, opts) {
+    const { ctx, w, h, dpr } = view;
+    const display = view.display;
+    const series = opts.series.filter((s) => s.ring && s.ring.len);
+    if (!series.length) return drawEmpty(view);
+    const right = Math.max(...series.map((s) => s.ring.lastT));
+    const first = Math.min(...series.map((s) => s.ring.firstT));
+    const span = clamp(right - first, MIN_SPAN_MS, HISTORY_SPAN_MS);
+    const left = right - span;
+
+    let dmin = Infinity;
+    let dmax = -Infinity;
+    for (const s of series) {
+      s.ring.forEach((t, v) => {
+        if (t < left || Number.isNaN(v)) return;
+        if (v < dmin) dmin = v;
+        if (v > dmax) dmax = v;
+      });
+    }
+    if (dmin === Infinity) {
+      dmin = 0;
+      dmax = 1;
+    }
+    let lo = display.min ?? Math.min(0, dmin);
+    let hi = display.max ?? dmax;
+    if (display.max === undefined || display.max === null) {
+      for (const t of display.thresholds || []) {
+        if (t.value > hi && t.value < Math.max(dmax, 1e-9) * 2.2) hi = t.value;
+      }
+      hi = hi * 1.12;
+    }
+    if (!(hi > lo)) hi = lo + 1;
+    const step = niceStep((hi - lo) / 4);
+    hi = Math.ceil(hi / step) * step;
+    lo = Math.floor(lo / step) * step;
+
+    ctx.font = `${10.5 * dpr}px ${FONT}`;
+    let labelW = 0;
+    for (let v = lo; v <= hi + step / 2; v += step) labelW = Math.max(labelW, ctx.measureText(fmtTick(v, step)).width);
+    const padL = labelW + 12 * dpr;
+    const padR = 10 * dpr;
+    const padT = 6 * dpr;
+    const padB = 18 * dpr;
+    const pw = w - padL - padR;
+    const ph = h - padT - padB;
+    if (pw < 10 || ph < 10) return;
+    const xOf = (t) => padL + ((t - left) / span) * pw;
+    const yOf = (v) => padT + ph - ((v - lo) / (hi - lo)) * ph;
+
+    ctx.font = `${10.5 * dpr}px ${FONT}`;
+    ctx.textBaseline = 'middle';
+    ctx.lineWidth = 1;
+    // horizontal grid and y labels
+    ctx.textAlign = 'right';
+    for (let v = lo; v <= hi + step / 2; v += step) {
+      const y = Math.round(yOf(v)) + 0.5;
+      ctx.strokeStyle = C.grid;
+      ctx.beginPath();
+      ctx.moveTo(padL, y);
+      ctx.lineTo(w - padR, y);
+      ctx.stroke();
+      ctx.fillStyle = C.faint;
+      ctx.fillText(fmtTick(v, step), padL - 6 * dpr, y);
+    }
+    // time labels
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'alphabetic';
+    const tStep = [5, 10, 15, 30, 60, 120, 300].map((s) => s * 1000).find((s) => (s / span) * pw >= 70 * dpr) || 600000;
+    for (let t = Math.ceil(left / tStep) * tStep; t <= right; t += tStep) {
+      const x = xOf(t);
+      if (x < padL + 16 * dpr || x > w - padR - 16 * dpr) continue;
+      ctx.fillStyle = C.faint;
+      ctx.fillText(fmtTime(t), x, h - 4 * dpr);
+      ctx.strokeStyle = C.grid;
+      ctx.beginPath();
+      ctx.moveTo(Math.round(x) + 0.5, padT);
+      ctx.lineTo(Math.round(x) + 0.5, padT + ph);
+      ctx.stroke();
+    }
+    // threshold lines (the band starting at the bottom needs no line)
+    ctx.setLineDash([4 * dpr, 4 * dpr]);
+    for (const t of display.thresholds || []) {
+      if (t.value <= lo || t.value >= hi) continue;
+      const y = Math.round(yOf(t.value)) + 0.5;
+      ctx.strokeStyle = rgba(t.color, 0.65);
+      ctx.beginPath();
+      ctx.moveTo(padL, y);
+      ctx.lineTo(w - padR, y);
+      ctx.stroke();
+    }
+    ctx.setLineDash([]);
+
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(padL, padT - 2 * dpr, pw, ph + 4 * dpr);
+    ctx.clip();
+    for (const s of series) {
+      // split into runs of real values; "no data" (NaN) leaves a gap
+      const runs = [];
+      let run = null;
+      let prevT = null;
+      let prevV = NaN;
+      s.ring.forEach((t, v) => {
+        if (t < left) {
+          prevT = t;
+          prevV = v;
+          return;
+        }
+        if (Number.isNaN(v)) {
+          run = null;
+        } else {
+          if (!run) {
+            run = [];
+            runs.push(run);
+            // connect from the value in force at the left edge
+            if (prevT !== null && !Number.isNaN(prevV)) run.push([left, prevV]);
+          }
+          run.push([t, v]);
+        }
+        prevT = t;
+        prevV = v;
+      });
+      if (!runs.length && prevT !== null && !Number.isNaN(prevV)) runs.push([[left, prevV]]);
+      const last = runs[runs.length - 1];
+      // unchanged values are not re-sent: the last one holds until now
+      if (last && !Number.isNaN(s.ring.v[(s.ring.start + s.ring.len - 1) % s.ring.cap])) {
+        last.push([right, last[last.length - 1][1]]);
+      }
+      for (const r of runs) {
+        ctx.beginPath();
+        r.forEach(([t, v], i) => {
+          const x = xOf(t);
+          const y = yOf(v);
+          if (i === 0) ctx.moveTo(x, y);
+          else ctx.lineTo(x, y);
+        });
+        ctx.strokeStyle = s.color;
+        ctx.lineWidth = 1.75 * dpr;
+        ctx.lineJoin = 'round';
+        ctx.stroke();
+        if (opts.area) {
+          ctx.lineTo(xOf(r[r.length - 1][0]), yOf(Math.max(lo, 0)));
+          ctx.lineTo(xOf(r[0][0]), yOf(Math.max(lo, 0)));
+          ctx.closePath();
+          const g = ctx.createLinearGradient(0, padT, 0, padT + ph);
+          g.addColorStop(0, rgba(s.color, series.length > 1 ? 0.22 : 0.38));
+          g.addColorStop(1, rgba(s.color, 0.02));
+          ctx.fillStyle = g;
+          ctx.fill();
+        }
+      }
+      if (last) {
+        const [t, v] = last[last.length - 1];
+        ctx.fillStyle = s.color;
+        ctx.beginPath();
+        ctx.arc(xOf(t), yOf(v), 2.6 * dpr, 0, Math.PI * 2);
+        ctx.fill();
+      }
+    }
+    ctx.restore();
+  }
+
+  function drawEmpty(view) {
+    const { ctx, w, h, dpr } = view;
+    ctx.fillStyle = C.faint;
+    ctx.font = `${12 * dpr}px ${FONT}`;
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillText(isLive() ? 'waiting for data…' : 'no data', w / 2, h / 2);
+  }
+
+  /** One big number coloured by thresholds, over a faint sparkline. */
+  class StatView extends View {
+    constructor(def, root) {
+      super(def, root);
+      this.addCanvas();
+      const box = el('div', 'stat');
+      this.valueEl = el('div', 'value');
+      this.valueEl.dataset.role = 'value';
+      this.numEl = el('span', null, '—');
+      this.unitEl = el('span', 'unit', this.unit);
+      this.valueEl.append(this.numEl, this.unitEl);
+      this.subEl = el('div', 'sub', '\u00a0');
+      box.append(this.valueEl, this.subEl);
+      this.body.appendChild(box);
+      // the description moves to the title's tooltip to give the number room
+      $('.widget-title', root).title = `${def.title}\n${this.foot.textContent}`;
+      this.foot.remove();
+    }
+
+    render() {
+      this.renderCommon();
+      const p = this.primary();
+      const v = p ? p.value : null;
+      const text = fmt(v, '');
+      this.numEl.textContent = text;
+      this.unitEl.textContent = v === null ? '' : this.unit === '%' ? '%' : this.unit;
+      const color = thresholdColor(this.display, v, this.display.color || C.text);
+      this.valueEl.style.color = color;
+      // trend against the value about a minute ago
+      const ring = this.series.get(p ? (this.latest.has('') ? '' : this.groups()[0]) : '');
+      let sub = p && p.value === null ? 'no data in window' : '\u00a0';
+      if (ring && v !== null) {
+        const before = ring.valueAt(ring.lastT - 60000);
+        if (before !== null && ring.firstT <= ring.lastT - 60000 && before !== 0) {
+          const pct = ((v - before) / Math.abs(before)) * 100;
+          const arrow = pct > 0.05 ? '▲' : pct < -0.05 ? '▼' : '■';
+          sub = `${arrow} ${Math.abs(pct).toFixed(1)}% vs 1 min ago`;
+        } else {
+          sub = `${this.def.aggregation} over ${this.def.window_seconds} s`;
+        }
+      }
+      this.subEl.textContent = sub;
+      if (!this.fitCanvas() || !ring || ring.len < 2) return;
+      drawSparkline(this, ring, color === C.text ? C.accent : color);
+    }
+  }
+
+  function drawSparkline(view, ring, color) {
+    const { ctx, w, h, dpr } = view;
+    const right = ring.lastT;
+    const left = right - Math.min(HISTORY_SPAN_MS, Math.max(MIN_SPAN_MS, right - ring.firstT));
+    let lo = Infinity;
+    let hi = -Infinity;
+    ring.forEach((t, v) => {
+      if (t >= left && !Number.isNaN(v)) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    });
+    if (lo === Infinity) return;
+    if (hi - lo < 1e-9) {
+      hi += 1;
+      lo -= 1;
+    }
+    const top = h * 0.5;
+    const bottom = h - 2 * dpr;
+    const xOf = (t) => ((t - left) / (right - left || 1)) * w;
+    const yOf = (v) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
+    ctx.beginPath();
+    let started = false;
+    ring.forEach((t, v) => {
+      if (t < left || Number.isNaN(v)) return;
+      if (!started) {
+        ctx.moveTo(xOf(t), yOf(v));
+        started = true;
+      } else ctx.lineTo(xOf(t), yOf(v));
+    });
+    ctx.strokeStyle = rgba(color, 0.4);
+    ctx.lineWidth = 1.5 * dpr;
+    ctx.stroke();
+    ctx.lineTo(w, bottom);
+    ctx.lineTo(xOf(Math.max(left, ring.firstT)), bottom);
+    ctx.closePath();
+    const g = ctx.createLinearGradient(0, top, 0, bottom);
+    g.addColorStop(0, rgba(color, 0.13));
+    g.addColorStop(1, rgba(color, 0));
+    ctx.fillStyle = g;
+    ctx.fill();
+  }
+
+  /** A 270° dial between display min and max, with threshold bands. */
+  class GaugeView extends View {
+    constructor(def, root) {
+      super(def, root);
+      this.addCanvas();
+      const label = el('div', 'gauge-label');
+      this.valueEl = el('span', 'value', '—');
+      this.valueEl.dataset.role = 'value';
+      this.unitEl = el('span', 'unit', this.unit);
+      label.append(this.valueEl, this.unitEl);
+      this.label = label;
+      this.body.appendChild(label);
+    }
+
+    render() {
+      this.renderCommon();
+      const p = this.primary();
+      const v = p ? p.value : null;
+      this.valueEl.textContent = fmt(v, '');
+      this.unitEl.textContent = v === null ? '' : this.unit;
+      const color = thresholdColor(this.display, v, this.display.color || C.accent);
+      this.valueEl.style.color = color === C.accent ? C.text : color;
+      if (!this.fitCanvas()) return;
+      const { ctx, w, h, dpr } = this;
+      const min = this.display.min ?? 0;
+      let max = this.display.max;
+      if (max === undefined || max === null) {
+        const seen = Math.max(...[...this.series.values()].map((r) => {
+          let m = -Infinity;
+          r.forEach((t, x) => { if (!Number.isNaN(x)) m = Math.max(m, x); });
+          return m;
+        }), min + 1);
+        max = min + niceStep((seen - min) * 1.2 / 5) * 5;
+      }
+      const lw = Math.max(6 * dpr, Math.min(w, h) * 0.075);
+      const r = Math.max(10, Math.min(w / 2 - lw * 1.6, (h - lw * 1.2) / (1 + Math.SQRT1_2) - lw * 0.5));
+      const cx = w / 2;
+      const cy = lw * 1.2 + r;
+      const a0 = Math.PI * 0.75;
+      const sweep = Math.PI * 1.5;
+      const angle = (x) => a0 + clamp((x - min) / (max - min), 0, 1) * sweep;
+      ctx.lineCap = 'round';
+      // track
+      ctx.strokeStyle = C.track;
+      ctx.lineWidth = lw;
+      ctx.beginPath();
+      ctx.arc(cx, cy, r, a0, a0 + sweep);
+      ctx.stroke();
+      // threshold bands, outside the track
+      const ts = (this.display.thresholds || []).slice().sort((a, b) => a.value - b.value);
+      ctx.lineCap = 'butt';
+      ctx.lineWidth = Math.max(2 * dpr, lw * 0.22);
+      ts.forEach((t, i) => {
+        const from = angle(Math.max(min, t.value));
+        const to = angle(i + 1 < ts.length ? ts[i + 1].value : max);
+        if (to <= from) return;
+        ctx.strokeStyle = rgba(t.color, 0.8);
+        ctx.beginPath();
+        ctx.arc(cx, cy, r + lw * 0.95, from + 0.004, to - 0.004);
+        ctx.stroke();
+      });
+      // value arc
+      if (v !== null) {
+        ctx.lineCap = 'round';
+        ctx.lineWidth = lw;
+        const g = ctx.createLinearGradient(cx - r, 0, cx + r, 0);
+        g.addColorStop(0, rgba(color, 0.55));
+        g.addColorStop(1, color);
+        ctx.strokeStyle = g;
+        ctx.beginPath();
+        ctx.arc(cx, cy, r, a0, Math.max(a0 + 0.001, angle(v)));
+        ctx.stroke();
+      }
+      // min / max labels
+      ctx.fillStyle = C.faint;
+      ctx.font = `${10.5 * dpr}px ${FONT}`;
+      ctx.textBaseline = 'top';
+      const ly = cy + r * Math.SQRT1_2 + lw * 0.6;
+      ctx.textAlign = 'center';
+      ctx.fillText(fmt(min, ''), cx - r * Math.SQRT1_2, ly);
+      ctx.fillText(fmt(max, ''), cx + r * Math.SQRT1_2, ly);
+      // centre the DOM value label in the dial
+      this.label.style.bottom = 'auto';
+      this.label.style.top = `${(cy / dpr) - 16}px`;
+    }
+  }
+
+  /** One row per group: name, value and a bar, coloured by thresholds. */
+  class TableView extends View {
+    constructor(def, root) {
+      super(def, root);
+      const wrap = el('div', 'table-wrap');
+      this.table = el('table', 'values');
+      const head = el('thead');
+      const tr = el('tr');
+      const groupName = def.group_by ? def.group_by.replace(/^./, (c) => c.toUpperCase()) : 'Series';
+      tr.append(el('th', null, groupName), el('th', 'num', `${def.aggregation}${this.unit ? ` (${this.unit})` : ''}`), el('th', null, ''), el('th', null, 'last 3 min'));
+      head.appendChild(tr);
+      this.tbody = el('tbody');
+      this.table.append(head, this.tbody);
+      wrap.appendChild(this.table);
+      this.body.appendChild(wrap);
+      this.rows = new Map();
+      $('.widget-title', root).title = `${def.title}\n${this.foot.textContent}`;
+      this.foot.remove();
+    }
+
+    render() {
+      this.renderCommon();
+      const gs = this.groups();
+      if (!gs.length) {
+        if (!this.tbody.firstChild) {
+          const tr = el('tr');
+          const td = el('td', null, isLive() ? 'waiting for data…' : 'no data');
+          td.colSpan = 3;
+          td.style.color = C.faint;
+          tr.appendChild(td);
+          this.tbody.appendChild(tr);
+        }
+        return;
+      }
+      let scaleMax = this.display.max ?? 0;
+      if (!this.display.max) {
+        for (const g of gs) scaleMax = Math.max(scaleMax, this.latest.get(g).value ?? 0);
+        const top = (this.display.thresholds || []).reduce((m, t) => Math.max(m, t.value), 0);
+        if (top > scaleMax && top < scaleMax * 2) scaleMax = top;
+        scaleMax = scaleMax * 1.1 || 1;
+      }
+      const order = gs.join('\u0000');
+      if (order !== this.order) {
+        this.order = order;
+        this.tbody.replaceChildren();
+        this.rows.clear();
+        for (const g of gs) {
+          const tr = el('tr');
+          const name = el('td', 'group');
+          const sw = el('i');
+          sw.style.cssText = `display:inline-block;width:8px;height:8px;border-radius:2px;margin-right:8px;background:${colorOfGroup(g, C.accent)}`;
+          name.append(sw, document.createTextNode(g === '' ? this.def.metric_name : g));
+          const val = el('td', 'num value');
+          val.dataset.role = 'value';
+          const barTd = el('td', 'bar');
+          const track = el('div', 'bar-track');
+          const fill = el('div', 'bar-fill');
+          track.appendChild(fill);
+          barTd.appendChild(track);
+          const sparkTd = el('td', 'spark');
+          const spark = el('canvas');
+          sparkTd.appendChild(spark);
+          tr.append(name, val, barTd, sparkTd);
+          this.tbody.appendChild(tr);
+          this.rows.set(g, { tr, val, fill, spark });
+        }
+      }
+      for (const g of gs) {
+        const l = this.latest.get(g);
+        const row = this.rows.get(g);
+        const color = thresholdColor(this.display, l.value, colorOfGroup(g, C.accent));
+        row.val.textContent = fmt(l.value, this.unit);
+        row.val.style.color = (this.display.thresholds || []).length ? color : C.text;
+        row.fill.style.width = `${l.value === null ? 0 : clamp((l.value / scaleMax) * 100, 0, 100)}%`;
+        row.fill.style.background = color;
+        row.tr.classList.toggle('stale', !!l.stale);
+        drawRowSpark(row.spark, this.series.get(g), colorOfGroup(g, C.accent));
+      }
+    }
+  }
+
+  /** A tiny trend line in a table cell. */
+  function drawRowSpark(canvas, ring, color) {
+    const r = canvas.getBoundingClientRect();
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(r.width * dpr));
+    const h = Math.max(1, Math.round(r.height * dpr));
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
+    }
+    const ctx = canvas.getContext('2d');
+    ctx.clearRect(0, 0, w, h);
+    if (!ring || ring.len < 2 || w < 4) return;
+    const right = ring.lastT;
+    const left = right - HISTORY_SPAN_MS;
+    let lo = Infinity;
+    let hi = -Infinity;
+    ring.forEach((t, v) => {
+      if (t >= left && !Number.isNaN(v)) {
+        lo = Math.min(lo, v);
+        hi = Math.max(hi, v);
+      }
+    });
+    if (lo === Infinity) return;
+    if (hi - lo < 1e-9) {
+      hi += 1;
+      lo -= 1;
+    }
+    const x0 = Math.max(left, ring.firstT);
+    const xOf = (t) => ((t - x0) / (right - x0 || 1)) * (w - 2 * dpr) + dpr;
+    const yOf = (v) => h - dpr - ((v - lo) / (hi - lo)) * (h - 2 * dpr);
+    ctx.beginPath();
+    let started = false;
+    ring.forEach((t, v) => {
+      if (t < left || Number.isNaN(v)) return;
+      if (started) ctx.lineTo(xOf(t), yOf(v));
+      else {
+        ctx.moveTo(xOf(t), yOf(v));
+        started = true;
+      }
+    });
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.25 * dpr;
+    ctx.stroke();
+  }
+
+  /** Rows per group, columns per time slot, colour per value. */
+  class HeatmapView extends View {
+    constructor(def, root) {
+      super(def, root);
+      this.addCanvas();
+    }
+
+    render() {
+      this.renderCommon();
+      const gs = this.groups();
+      const scale = this.scale(gs);
+      this.headValue.replaceChildren();
+      if (gs.length) {
+        const s = el('span', 'scale');
+        s.append(el('span', null, fmt(scale.lo, '')), el('i'), el('span', null, fmt(scale.hi, this.unit)));
+        this.headValue.appendChild(s);
+      }
+      if (!this.fitCanvas()) return;
+      if (!gs.length) return drawEmpty(this);
+      const { ctx, w, h, dpr } = this;
+      ctx.font = `${11 * dpr}px ${FONT}`;
+      const padL = Math.max(...gs.map((g) => ctx.measureText(g === '' ? 'value' : g).width)) + 14 * dpr;
+      const padB = 18 * dpr;
+      const padR = 4 * dpr;
+      const pw = w - padL - padR;
+      const ph = h - padB;
+      // Same time span as the line charts; one column per refresh interval, at least 6 px wide.
+      const refresh = Math.max(0.1, this.def.refresh_interval_seconds || 1) * 1000;
+      const right = this.lastT;
+      const first = Math.min(...gs.map((g) => this.series.get(g).firstT));
+      const span = clamp(right - first, MIN_SPAN_MS, HISTORY_SPAN_MS);
+      const cols = Math.max(1, Math.min(Math.floor(pw / (6 * dpr)), Math.round(span / refresh)));
+      const bin = span / cols;
+      const left = right - span;
+      const cw = pw / cols;
+      const rh = ph / gs.length;
+      const gapPx = Math.max(1, dpr);
+      gs.forEach((g, row) => {
+        const ring = this.series.get(g);
+        // carry each value forward: unchanged values are not re-sent
+        const cells = new Array(cols).fill(null);
+        let k = 0;
+        let cur = null;
+        const pts = [];
+        ring.forEach((t, v) => pts.push([t, v]));
+        for (let c = 0; c < cols; c++) {
+          const end = left + (c + 1) * bin;
+          let touched = false;
+          while (k < pts.length && pts[k][0] <= end) {
+            cur = Number.isNaN(pts[k][1]) ? null : pts[k][1];
+            touched = true;
+            k++;
+          }
+          if (touched || (cur !== null && k > 0)) cells[c] = cur;
+        }
+        for (let c = 0; c < cols; c++) {
+          const v = cells[c];
+          const x = padL + c * cw;
+          const y = row * rh;
+          ctx.fillStyle = v === null ? 'rgba(255,255,255,0.03)' : heatColor((v - scale.lo) / (scale.hi - scale.lo || 1));
+          ctx.fillRect(x, y, Math.max(1, cw - gapPx), Math.max(1, rh - gapPx * 2));
+        }
+        ctx.fillStyle = C.muted;
+        ctx.font = `${11 * dpr}px ${FONT}`;
+        ctx.textAlign = 'right';
+        ctx.textBaseline = 'middle';
+        ctx.fillText(g === '' ? 'value' : g, padL - 8 * dpr, row * rh + rh / 2);
+      });
+      ctx.fillStyle = C.faint;
+      ctx.font = `${10.5 * dpr}px ${FONT}`;
+      ctx.textBaseline = 'alphabetic';
+      ctx.textAlign = 'left';
+      ctx.fillText(fmtTime(left), padL, h - 4 * dpr);
+      ctx.textAlign = 'right';
+      ctx.fillText(fmtTime(right), w - padR, h - 4 * dpr);
+    }
+
+    scale(gs) {
+      let lo = this.display.min;
+      let hi = this.display.max;
+      if (lo === undefined || lo === null || hi === undefined || hi === null) {
+        let mn = Infinity;
+        let mx = -Infinity;
+        const from = this.lastT - HISTORY_SPAN_MS;
+        for (const g of gs) {
+          this.series.get(g).forEach((t, v) => {
+            if (t >= from && !Number.isNaN(v)) {
+              mn = Math.min(mn, v);
+              mx = Math.max(mx, v);
+            }
+          });
+        }
+        if (mn === Infinity) {
+          mn = 0;
+          mx = 1;
+        }
+        if (lo === undefined || lo === null) lo = Math.min(0, mn);
+        if (hi === undefined || hi === null) hi = mx > lo ? lo + niceStep((mx - lo) / 4) * 4 : lo + 1;
+      }
+      return { lo, hi };
+    }
+  }
+
+  const VIEW_BY_CHART = {
+    line: (d, r) => new TimeSeriesView(d, r, false),
+    area: (d, r) => new TimeSeriesView(d, r, true),
+    stat: (d, r) => new StatView(d, r),
+    gauge: (d, r) => new GaugeView(d, r),
+    table: (d, r) => new TableView(d, r),
+    heatmap: (d, r) => new HeatmapView(d, r),
+  };
+
+  // ------------------------------------------------------------------ layout
+
+  function layout(dash) {
+    const grid = $('#grid');
+    const keep = new Map();
+    for (const [id, view] of state.views) {
+      const def = (dash.widgets || []).find((w) => w.widget_id === id);
+      if (def && JSON.stringify(def) === JSON.stringify(view.def)) keep.set(id, view);
+    }
+    grid.replaceChildren();
+    grid.style.setProperty('--columns', String(dash.columns || 12));
+    const tpl = $('#widget-template');
+    const views = new Map();
+    const widgets = (dash.widgets || []).slice().sort((a, b) => {
+      const pa = (a.display_config || a.display).position;
+      const pb = (b.display_config || b.display).position;
+      return pa.y - pb.y || pa.x - pb.x;
+    });
+    for (const def of widgets) {
+      let view = keep.get(def.widget_id);
+      if (!view) {
+        const root = tpl.content.firstElementChild.cloneNode(true);
+        const display = def.display_config || def.display;
+        root.dataset.widgetId = def.widget_id;
+        root.dataset.chart = display.chart;
+        root.dataset.stale = 'true';
+        $('.widget-title', root).textContent = def.title;
+        $('.widget-title', root).title = def.title;
+        const pos = display.position;
+        root.style.gridColumn = `${pos.x + 1} / span ${pos.w}`;
+        root.style.gridRow = `${pos.y + 1} / span ${pos.h}`;
+        const make = VIEW_BY_CHART[display.chart] || VIEW_BY_CHART.stat;
+        view = make(def, root);
+      }
+      grid.appendChild(view.root);
+      views.set(def.widget_id, view);
+      markDirty(view);
+    }
+    state.views = views;
+    $('#dashboard-name').textContent = dash.name;
+    document.title = `${dash.name} · rtdash`;
+  }
+
+  // ------------------------------------------------------------------ HTTP
+
+  async function getJson(path) {
+    const res = await fetch(path, {
+      headers: { Accept: 'application/json', Authorization: `Bearer ${TOKEN}` },
+      cache: 'no-store',
+    });
+    if (!res.ok) {
+      const body = await res.text().catch(() => '');
+      const err = new Error(`${path}: HTTP ${res.status}${body ? ` (${body.slice(0, 200)})` : ''}`);
+      err.status = res.status;
+      throw err;
+    }
+    return res.json();
+  }
+
+  /** The dashboard to show: `?dashboard=ID`, else the first one the server lists. */
+  async function resolveDashboardId() {
+    const fromUrl = params.get('dashboard');
+    if (fromUrl) return fromUrl;
+    const list = await getJson('/dashboards');
+    const items = Array.isArray(list) ? list : list.dashboards || list.items || [];
+    if (!items.length) throw Object.assign(new Error('the server has no dashboards'), { fatal: true });
+    const first = items[0];
+    return typeof first === 'string' ? first : first.id;
+  }
+
+  async function loadDashboard() {
+    const id = state.dashboard ? state.dashboard.id : await resolveDashboardId();
+    const doc = await getJson(`/dashboards/${encodeURIComponent(id)}`);
+    const dash = doc.dashboard || doc;
+    const json = JSON.stringify(dash);
+    if (json !== state.dashboardJson) {
+      state.dashboardJson = json;
+      state.dashboard = dash;
+      layout(dash);
+    }
+    loadAlertHistory(dash.id);
+    return dash;
+  }
+
+  /** Recent alert events, if the server offers them. */
+  async function loadAlertHistory(id) {
+    try {
+      const doc = await getJson(`/dashboards/${encodeURIComponent(id)}/alerts`);
+      const list = Array.isArray(doc) ? doc : doc.alerts || doc.history || doc.events || [];
+      for (const a of list.slice().reverse()) onAlert(a, true);
+      const firing = Array.isArray(doc.firing) ? doc.firing : [];
+      for (const a of firing) onAlert(Object.assign({ state: 'firing' }, a), true);
+    } catch (err) {
+      // optional endpoint
+    }
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  function setStatus(status) {
+    if (state.status === status) return;
+    state.status = status;
+    const s = $('#status');
+    s.dataset.status = status;
+    $('.status-label', s).textContent = status;
+    document.body.classList.toggle('disconnected', status !== 'live');
+    // every widget's stale marking depends on the connection
+    for (const v of state.views.values()) markDirty(v);
+    markChrome();
+  }
+
+  function streamUrl(id) {
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/stream/${encodeURIComponent(id)}`;
+  }
+
+  async function connect() {
+    state.retryTimer = 0;
+    state.retryAt = 0;
+    setStatus(state.everLive ? 'reconnecting' : 'connecting');
+    let dash;
+    try {
+      dash = await loadDashboard();
+    } catch (err) {
+      state.closeNote = err instanceof TypeError ? 'server unreachable' : err.message;
+      if (err.fatal) return fatal(err.message);
+      return scheduleReconnect();
+    }
+    const url = streamUrl(dash.id);
+    $('#fact-url').textContent = url.replace(/^wss?:\/\//, '');
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) {
+      state.closeNote = err.message;
+      return scheduleReconnect();
+    }
+    state.ws = ws;
+    ws.onopen = () => {
+      state.lastMsgAt = Date.now();
+      ws.send(JSON.stringify({ type: 'hello', token: TOKEN }));
+    };
+    ws.onmessage = (ev) => {
+      if (state.ws !== ws) return;
+      state.lastMsgAt = Date.now();
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch (err) {
+        console.warn('ignoring a frame that is not JSON', err);
+        return;
+      }
+      onFrame(frame, ws, dash);
+    };
+    ws.onclose = (ev) => {
+      if (state.ws !== ws) return;
+      state.ws = null;
+      onLost(ev.code, ev.reason);
+    };
+    ws.onerror = () => {
+      // onclose follows and does the work
+    };
+  }
+
+  function onLost(code, reason) {
+    if (isLive()) state.lostAt = Date.now();
+    if (state.liveSince && Date.now() - state.liveSince >= LIVE_RESET_MS) state.attempt = 0;
+    state.liveSince = 0;
+    const known = {
+      1001: 'server going away',
+      1006: 'connection lost',
+      1008: 'message rate exceeded',
+      1013: 'server busy',
+      4000: 'bad request',
+      4001: 'authentication failed',
+      4002: 'timed out',
+      4003: 'forbidden',
+      4008: 'too slow: evicted',
+      4009: 'token expired',
+    };
+    state.closeNote = reason || known[code] || `closed with code ${code}`;
+    if (code === 4001 || code === 4003 || code === 4009) {
+      state.closeNote += params.get('token') ? '; check the token in the URL' : '; add ?token=... to the URL';
+    }
+    if (state.everLive) setStatus('reconnecting');
+    scheduleReconnect();
+  }
+
+  /** Exponential backoff with equal jitter: half fixed, half random. */
+  function scheduleReconnect() {
+    if (state.retryTimer) return;
+    if (state.everLive) setStatus('reconnecting');
+    const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
+    const delay = exp / 2 + Math.random() * (exp / 2);
+    state.attempt++;
+    state.retryAt = Date.now() + delay;
+    state.retryTimer = setTimeout(connect, delay);
+    markChrome();
+  }
+
+  function retryNow() {
+    if (!state.retryTimer) return;
+    clearTimeout(state.retryTimer);
+    state.retryTimer = 0;
+    connect();
+  }
+
+  function onFrame(frame, ws, dash) {
+    switch (frame.type) {
+      case 'welcome':
+        if (num(frame.server_time) !== null) state.clockOffset = frame.server_time - Date.now();
+        state.heartbeatMs = frame.heartbeat_ms;
+        break;
+      case 'snapshot':
+        onSnapshot(frame);
+        break;
+      case 'update':
+        applyUpdate(frame, false);
+        break;
+      case 'alert':
+      case 'alerts':
+        for (const a of frame.alerts || frame.events || [frame]) onAlert(a, false);
+        break;
+      case 'pong':
+        if (num(frame.t) !== null) state.rtt = Date.now() - frame.t;
+        if (num(frame.server_time) !== null && state.rtt !== null) {
+          state.clockOffset = frame.server_time + state.rtt / 2 - Date.now();
+        }
+        markChrome();
+        break;
+      case 'dashboard':
+        // The dashboard was edited (or deleted): fetch it again and lay it out anew.
+        // Subscribing again asks for a fresh snapshot, which fills in new widgets.
+        loadDashboard()
+          .then(() => {
+            if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'subscribe', topics: [dash.id] }));
+          })
+          .catch((err) => {
+            if (err.status === 404) fatal(`The dashboard "${dash.id}" was deleted.`);
+          });
+        break;
+      case 'error':
+        console.warn('server error frame', frame);
+        state.closeNote = `server: ${frame.code}${frame.message ? ` (${frame.message})` : ''}`;
+        markChrome();
+        break;
+      default:
+        break;
+    }
+    if (frame.type === 'snapshot' && frame.topic === dash.id) {
+      state.liveSince = Date.now();
+      if (state.everLive && !isLive()) state.reconnects++;
+      state.everLive = true;
+      state.closeNote = '';
+      setStatus('live');
+    }
+  }
+
+  function onSnapshot(frame) {
+    // Everything not in the snapshot dates from before it: mark it stale.
+    for (const v of state.views.values()) {
+      v.missing = true;
+      markDirty(v);
+    }
+    for (const f of frame.frames || []) {
+      if (f.type === 'update') applyUpdate(f, true);
+      else if (f.type === 'alert' || f.type === 'alerts') for (const a of f.alerts || f.events || [f]) onAlert(a, true);
+    }
+    if (num(frame.seq) !== null) state.seq = frame.seq;
+    markChrome();
+  }
+
+  /** The values an update item carries, one per group. */
+  function* pointsOf(item, fallbackT) {
+    const widget = item.widget ?? item.widget_id;
+    const t = num(item.window_end) ?? fallbackT;
+    const event = num(item.event_time);
+    const stale = item.stale === true;
+    const groups = item.groups ?? (item.value !== null && typeof item.value === 'object' ? item.value : null);
+    if (groups && typeof groups === 'object') {
+      const entries = Array.isArray(groups)
+        ? groups.map((g) => [g.group ?? g.key ?? g.name ?? '', g])
+        : Object.entries(groups);
+      for (const [g, v] of entries) {
+        const obj = v !== null && typeof v === 'object';
+        yield {
+          widget,
+          group: String(g),
+          value: num(obj ? v.value : v),
+          t,
+          event: obj ? num(v.event_time) ?? event : event,
+          stale: stale || (obj && v.stale === true),
+        };
+      }
+    } else {
+      yield { widget, group: item.group == null ? '' : String(item.group), value: num(item.value), t, event, stale };
+    }
+  }
+
+  function applyUpdate(frame, fromSnapshot) {
+    const now = Date.now();
+    const fallbackT = num(frame.sent_at) ?? serverNow();
+    for (const item of frame.items || []) {
+      const view = state.views.get(item.widget ?? item.widget_id);
+      if (!view) continue;
+      // A grouped widget's item lists all its current groups: forget the others.
+      if (Array.isArray(item.groups)) {
+        const keep = new Set(item.groups.map((g) => String(g.group ?? g.key ?? g.name ?? '')));
+        for (const g of [...view.latest.keys()]) if (!keep.has(g)) view.latest.delete(g);
+      }
+      markDirty(view);
+      for (const p of pointsOf(item, fallbackT)) {
+        view.apply(p);
+        if (!fromSnapshot && p.event) {
+          state.latencies.push(now + state.clockOffset - p.event);
+          if (state.latencies.length > 200) state.latencies.shift();
+        }
+      }
+    }
+    if (!fromSnapshot) {
+      state.updates++;
+      if (num(frame.seq) !== null) state.seq = frame.seq;
+    }
+    state.lastUpdateAt = now;
+    markChrome();
+  }
+
+  // ------------------------------------------------------------------ alerts
+
+  function alertKey(a) {
+    const rule = a.rule_id ?? a.alert_id ?? a.rule ?? a.id ?? `${a.widget ?? a.widget_id}:${a.message}`;
+    return a.group ? `${rule}/${a.group}` : String(rule);
+  }
+
+  /** Normalises an alert event: firing or resolved, for a widget, with a message. */
+  function onAlert(raw) {
+    const a = {
+      key: alertKey(raw),
+      widget: raw.widget ?? raw.widget_id ?? null,
+      state: String(raw.state ?? raw.status ?? (raw.resolved ? 'resolved' : 'firing')).toLowerCase(),
+      value: num(raw.value),
+      group: raw.group ?? null,
+      condition: raw.condition ?? null,
+      threshold: num(raw.threshold),
+      at: num(raw.at) ?? num(raw.time) ?? num(raw.fired_at) ?? num(raw.resolved_at) ?? num(raw.event_time) ?? serverNow(),
+      message: raw.message ?? raw.summary ?? raw.name ?? raw.rule_name ?? raw.rule ?? 'alert',
+    };
+    if (a.state === 'firing') state.alertsFiring.set(a.key, a);
+    else state.alertsFiring.delete(a.key);
+    const dup = state.alertHistory.find((h) => h.key === a.key && h.state === a.state && h.at === a.at);
+    if (!dup) {
+      state.alertHistory.unshift(a);
+      state.alertHistory.sort((x, y) => y.at - x.at);
+      if (state.alertHistory.length > ALERT_HISTORY) state.alertHistory.length = ALERT_HISTORY;
+    }
+    const view = a.widget && state.views.get(a.widget);
+    if (view) markDirty(view);
+    markChrome();
+  }
+
+  /** "Error rate high [eu-west]: 7.23% (above 5%)", from the event's fields where present. */
+  function alertText(a) {
+    const view = a.widget && state.views.get(a.widget);
+    const unit = view ? view.unit : '';
+    const msg = String(a.message);
+    if (a.condition && a.threshold !== null) {
+      const cut = msg.indexOf(': ');
+      let name = cut > 0 ? msg.slice(0, cut) : view ? view.def.title : 'alert';
+      if (a.group && !name.includes(`[${a.group}]`)) name += ` [${a.group}]`;
+      if (a.state === 'firing') {
+        const now = a.value === null ? '' : `${fmt(a.value, unit)} `;
+        return `${name}: ${now}(${a.condition} ${fmtPlain(a.threshold, unit)})`;
+      }
+      const back = a.condition === 'above' ? 'below' : a.condition === 'below' ? 'above' : 'within';
+      return `${name}: back ${back} ${fmtPlain(a.threshold, unit)}`;
+    }
+    const title = view ? view.def.title : '';
+    const text = title && !msg.includes(title) ? `${title}: ${msg}` : msg;
+    return a.value === null ? text : `${text} (${fmt(a.value, unit)})`;
+  }
+
+  // ------------------------------------------------------------------ chrome
+
+  function renderChrome() {
+    // connection banner
+    const banner = $('#conn-banner');
+    if (isLive() || !state.everLive) {
+      banner.hidden = isLive() || !state.closeNote;
+      if (!banner.hidden) banner.textContent = `Not connected: ${state.closeNote}. Retrying…`;
+    } else {
+      banner.hidden = false;
+      const secs = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+      const when = state.retryTimer ? `retrying in ${secs} s` : 'connecting…';
+      banner.replaceChildren(
+        el('strong', null, 'Connection lost'),
+        el('span', null, `${state.lostAt ? `at ${fmtTime(state.lostAt)} ` : ''}(${state.closeNote || 'no connection'}). Values are stale until the stream is back; ${when}.`),
+      );
+      if (state.retryTimer) {
+        const b = el('button', 'retry', 'Retry now');
+        b.style.cssText = 'margin-left:auto;background:none;border:1px solid currentColor;color:inherit;border-radius:6px;padding:2px 10px;cursor:pointer';
+        b.onclick = retryNow;
+        banner.appendChild(b);
+      }
+    }
+
+    // alert banner and list
+    const firing = [...state.alertsFiring.values()];
+    const ab = $('#alert-banner');
+    ab.hidden = firing.length === 0;
+    if (firing.length) {
+      const parts = [el('span', 'pill firing', `${firing.length} firing`)];
+      firing.slice(0, 3).forEach((a, i) => {
+        if (i) parts.push(el('span', null, '·'));
+        parts.push(el('strong', null, alertText(a)));
+        parts.push(el('span', null, `since ${fmtTime(a.at)}`));
+      });
+      if (firing.length > 3) parts.push(el('span', null, `and ${firing.length - 3} more`));
+      ab.replaceChildren(...parts);
+    }
+    const count = $('#alert-count');
+    count.textContent = `${firing.length} firing`;
+    count.classList.toggle('hot', firing.length > 0);
+    const list = $('#alert-list');
+    if (!state.alertHistory.length) {
+      list.replaceChildren(el('li', 'empty', 'No alerts yet'));
+    } else {
+      list.replaceChildren(...state.alertHistory.map((a) => {
+        const li = el('li', a.state === 'firing' && state.alertsFiring.get(a.key) === a ? 'firing' : '');
+        li.append(el('span', `pill ${a.state === 'firing' ? 'firing' : 'resolved'}`, a.state), el('span', 'msg', alertText(a)), el('span', 'when', fmtTime(a.at)));
+        return li;
+      }));
+    }
+
+    // facts
+    $('#fact-updates').textContent = state.updates.toLocaleString('en-US');
+    $('#fact-seq').textContent = state.seq === null ? '—' : String(state.seq);
+    $('#fact-reconnects').textContent = String(state.reconnects);
+    $('#fact-rtt').textContent = state.rtt === null ? '—' : `${Math.round(state.rtt)} ms`;
+    $('#fact-last').textContent = state.lastMsgAt ? fmtAgo(Date.now() - state.lastMsgAt) : '—';
+    const lat = state.latencies.slice().sort((x, y) => x - y);
+    $('#latency').textContent = lat.length
+      ? `event → screen p50 ${Math.round(Math.max(0, lat[lat.length >> 1])).toLocaleString('en-US')} ms`
+      : 'event → screen —';
+  }
+
+  function fatal(message) {
+    setStatus('reconnecting');
+    const grid = $('#grid');
+    grid.replaceChildren(el('div', 'fatal', message));
+  }
+
+  // once a second: clock, countdowns, keep-alive ping and the silence watchdog
+  function tick() {
+    $('#clock').textContent = fmtTime(Date.now());
+    const ws = state.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      if (Date.now() - state.lastPingAt >= PING_EVERY_MS) {
+        state.lastPingAt = Date.now();
+        ws.send(JSON.stringify({ type: 'ping', t: Date.now() }));
+      }
+      const limit = Math.max(SILENCE_LIMIT_MS, 3 * (state.heartbeatMs || 0));
+      if (Date.now() - state.lastMsgAt > limit) {
+        state.ws = null;
+        ws.close(4002, 'client: no frame from the server');
+        onLost(1006, 'no frame from the server');
+      }
+    }
+    markChrome();
+  }
+
+  window.addEventListener('online', retryNow);
+  setInterval(tick, 1000);
+  tick();
+  connect();
+})();

@@ -1,0 +1,348 @@
+//! Threshold alerts on live widget values: [`AlertRule`], [`AlertEvent`] and the pure
+//! per-rule state machine.
+
+use std::time::Duration;
+
+use rtdash_core::{SchemaViolation, Timestamp, Uuid};
+use serde::{Deserialize, Serialize};
+
+/// Which side of the threshold is bad.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertCondition {
+    /// The value is strictly greater than the threshold.
+    Above,
+    /// The value is strictly less than the threshold.
+    Below,
+}
+
+impl AlertCondition {
+    /// Whether `value` breaks the rule against `threshold`.
+    #[must_use]
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Self::Above => value > threshold,
+            Self::Below => value < threshold,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Self::Above => "above",
+            Self::Below => "below",
+        }
+    }
+}
+
+/// A threshold rule on one widget's live value: fires when the value stays
+/// [`above`](AlertCondition::Above) (or [`below`](AlertCondition::Below)) `threshold` for
+/// at least `for_seconds`, resolves when it no longer does.
+///
+/// Rules are part of a dashboard document (its `alert_rules` list) and are evaluated by
+/// the refresh scheduler each time the widget is evaluated. For a widget with `group_by`,
+/// the rule looks at the worst group (the largest value for `above`, the smallest for
+/// `below`). A window with no value (no data) does not breach.
+///
+/// JSON form (`id`, `for_seconds` and `name` may be omitted; `id` then gets a random UUID):
+///
+/// ```json
+/// {"id": "…", "widget_id": "…", "condition": "above", "threshold": 250,
+///  "for_seconds": 30, "name": "p99 latency high"}
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rtdash::{AlertRule, Uuid};
+///
+/// let widget = Uuid::new_v4();
+/// let rule = AlertRule::above(widget, 250.0)
+///     .with_for(Duration::from_secs(30))
+///     .with_name("p99 latency high");
+/// assert_eq!(rule.for_duration(), Duration::from_secs(30));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// Unique id of the rule within its dashboard.
+    #[serde(default = "Uuid::new_v4")]
+    pub id: Uuid,
+    /// The widget whose value is watched; must be in the same dashboard.
+    pub widget_id: Uuid,
+    /// Which side of the threshold is bad.
+    pub condition: AlertCondition,
+    /// The threshold; finite.
+    pub threshold: f64,
+    /// How long the condition must hold before the alert fires, in seconds (0: at once);
+    /// finite, at least 0, at most one day.
+    #[serde(default)]
+    pub for_seconds: f64,
+    /// A human-readable name, used in the alert message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Longest `for_seconds` accepted.
+const MAX_FOR_SECONDS: f64 = 86_400.0;
+/// Longest rule name accepted, in bytes.
+const MAX_NAME_LEN: usize = 200;
+
+impl AlertRule {
+    /// A rule with a random id that fires at once when `widget_id`'s value exceeds
+    /// `threshold`.
+    #[must_use]
+    pub fn above(widget_id: Uuid, threshold: f64) -> Self {
+        Self::new(widget_id, AlertCondition::Above, threshold)
+    }
+
+    /// A rule with a random id that fires at once when `widget_id`'s value drops below
+    /// `threshold`.
+    #[must_use]
+    pub fn below(widget_id: Uuid, threshold: f64) -> Self {
+        Self::new(widget_id, AlertCondition::Below, threshold)
+    }
+
+    /// A rule with a random id.
+    #[must_use]
+    pub fn new(widget_id: Uuid, condition: AlertCondition, threshold: f64) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            widget_id,
+            condition,
+            threshold,
+            for_seconds: 0.0,
+            name: None,
+        }
+    }
+
+    /// Sets how long the condition must hold before the alert fires.
+    #[must_use]
+    pub fn with_for(mut self, duration: Duration) -> Self {
+        self.for_seconds = duration.as_secs_f64();
+        self
+    }
+
+    /// Sets the name.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the id.
+    #[must_use]
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// [`for_seconds`](Self::for_seconds) as a `Duration` (zero when it is not a valid
+    /// number of seconds, which validation reports).
+    #[must_use]
+    pub fn for_duration(&self) -> Duration {
+        Duration::try_from_secs_f64(self.for_seconds).unwrap_or(Duration::ZERO)
+    }
+
+    /// Checks the rule on its own; paths are prefixed with `prefix`.
+    pub(crate) fn check(&self, prefix: &str, out: &mut Vec<SchemaViolation>) {
+        let at = |f: &str| format!("{prefix}{f}");
+        if self.id.is_nil() {
+            out.push(SchemaViolation::new(
+                at("id"),
+                "is the nil UUID; omit it to get a random id",
+            ));
+        }
+        if !self.threshold.is_finite() {
+            out.push(SchemaViolation::new(
+                at("threshold"),
+                format!("is {}; it must be a finite number", self.threshold),
+            ));
+        }
+        let f = self.for_seconds;
+        if !f.is_finite() || !(0.0..=MAX_FOR_SECONDS).contains(&f) {
+            out.push(SchemaViolation::new(
+                at("for_seconds"),
+                format!("is {f}; it must be between 0 and {MAX_FOR_SECONDS} seconds"),
+            ));
+        }
+        if let Some(name) = &self.name
+            && name.len() > MAX_NAME_LEN
+        {
+            out.push(SchemaViolation::new(
+                at("name"),
+                format!("is {} bytes, the limit is {MAX_NAME_LEN}", name.len()),
+            ));
+        }
+    }
+
+    pub(crate) fn message(&self, title: &str, value: Option<f64>, group: Option<&str>) -> String {
+        let name = self.name.as_deref().unwrap_or(title);
+        let group = group.map(|g| format!(" [{g}]")).unwrap_or_default();
+        match value {
+            Some(v) => format!(
+                "{name}{group}: {v} is {} {}",
+                self.condition.word(),
+                self.threshold
+            ),
+            None => format!(
+                "{name}{group}: back within {} {}",
+                self.condition.word(),
+                self.threshold
+            ),
+        }
+    }
+}
+
+/// Whether an alert started or ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The condition held for the rule's duration.
+    Firing,
+    /// The condition no longer holds.
+    Resolved,
+}
+
+/// An alert firing or resolving, as pushed to subscribers (frame `{"type":"alert", ...}`)
+/// and kept in [`Engine::alerts`](crate::Engine::alerts).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// The rule.
+    pub rule_id: Uuid,
+    /// The dashboard of the widget.
+    pub dashboard_id: String,
+    /// The widget.
+    #[serde(rename = "widget")]
+    pub widget_id: Uuid,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// The value that crossed (firing) or came back (resolved); `None` when the window
+    /// became empty.
+    pub value: Option<f64>,
+    /// The rule's condition.
+    pub condition: AlertCondition,
+    /// The rule's threshold.
+    pub threshold: f64,
+    /// For a `group_by` widget, the group that crossed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// When it happened (the scheduler's time), ms since the Unix epoch.
+    pub at: Timestamp,
+    /// A human-readable summary, e.g. `p99 latency high: 312 is above 250`.
+    pub message: String,
+}
+
+/// The state of one rule between evaluations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Tracker {
+    /// Not breached.
+    #[default]
+    Ok,
+    /// Breached since this time, not yet long enough.
+    Pending(Timestamp),
+    /// Fired.
+    Firing,
+}
+
+impl Tracker {
+    /// Feeds one evaluation; returns the transition, if any.
+    pub(crate) fn observe(
+        &mut self,
+        rule: &AlertRule,
+        value: Option<f64>,
+        now: Timestamp,
+    ) -> Option<AlertState> {
+        let breached = value.is_some_and(|v| rule.condition.breached(v, rule.threshold));
+        match (*self, breached) {
+            (Self::Ok, true) => {
+                *self = Self::Pending(now);
+                self.promote(rule, now)
+            }
+            (Self::Pending(_), true) => self.promote(rule, now),
+            (Self::Pending(_), false) => {
+                *self = Self::Ok;
+                None
+            }
+            (Self::Firing, false) => {
+                *self = Self::Ok;
+                Some(AlertState::Resolved)
+            }
+            (Self::Ok, false) | (Self::Firing, true) => None,
+        }
+    }
+
+    fn promote(&mut self, rule: &AlertRule, now: Timestamp) -> Option<AlertState> {
+        if let Self::Pending(since) = *self
+            && now.checked_duration_since(since).unwrap_or(Duration::ZERO) >= rule.for_duration()
+        {
+            *self = Self::Firing;
+            return Some(AlertState::Firing);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_millis(1_700_000_000_000 + s * 1000)
+    }
+
+    #[test]
+    fn fires_after_hold_and_resolves() {
+        let rule = AlertRule::above(Uuid::new_v4(), 10.0).with_for(Duration::from_secs(5));
+        let mut tr = Tracker::default();
+        assert_eq!(tr.observe(&rule, Some(11.0), t(0)), None);
+        assert_eq!(tr.observe(&rule, Some(12.0), t(4)), None);
+        assert_eq!(
+            tr.observe(&rule, Some(12.0), t(5)),
+            Some(AlertState::Firing)
+        );
+        assert_eq!(tr.observe(&rule, Some(13.0), t(6)), None);
+        assert_eq!(
+            tr.observe(&rule, Some(10.0), t(7)),
+            Some(AlertState::Resolved)
+        );
+        assert_eq!(tr.observe(&rule, Some(1.0), t(8)), None);
+    }
+
+    #[test]
+    fn a_dip_restarts_the_hold() {
+        let rule = AlertRule::below(Uuid::new_v4(), 1.0).with_for(Duration::from_secs(3));
+        let mut tr = Tracker::default();
+        assert_eq!(tr.observe(&rule, Some(0.5), t(0)), None);
+        assert_eq!(tr.observe(&rule, Some(2.0), t(2)), None);
+        assert_eq!(tr.observe(&rule, Some(0.5), t(3)), None);
+        assert_eq!(tr.observe(&rule, Some(0.5), t(5)), None);
+        assert_eq!(tr.observe(&rule, Some(0.5), t(6)), Some(AlertState::Firing));
+        assert_eq!(tr.observe(&rule, None, t(7)), Some(AlertState::Resolved));
+    }
+
+    #[test]
+    fn zero_hold_fires_at_once() {
+        let rule = AlertRule::above(Uuid::new_v4(), 0.0);
+        let mut tr = Tracker::default();
+        assert_eq!(tr.observe(&rule, Some(0.0), t(0)), None);
+        assert_eq!(tr.observe(&rule, Some(0.1), t(1)), Some(AlertState::Firing));
+    }
+
+    #[test]
+    fn bad_rules_are_reported() {
+        let mut rule = AlertRule::above(Uuid::nil(), f64::NAN).with_id(Uuid::nil());
+        rule.for_seconds = -1.0;
+        let mut out = Vec::new();
+        rule.check("alert_rules[0].", &mut out);
+        let paths: Vec<_> = out.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "alert_rules[0].id",
+                "alert_rules[0].threshold",
+                "alert_rules[0].for_seconds"
+            ]
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! [`EngineConfig`]: every knob of the pipeline, with safe defaults.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use rtdash_core::{SchemaLimits, ValidationLimits};
+use rtdash_fanout::{HubConfig, SlowConsumerPolicy};
+use rtdash_window::WindowConfig;
+
+use crate::Error;
+
+/// Configuration of an [`Engine`](crate::Engine).
+///
+/// Build with [`Default`] and the `with_*` setters; every field is public to read.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rtdash::EngineConfig;
+///
+/// let config = EngineConfig::default()
+///     .with_tick(Duration::from_millis(50))
+///     .with_alert_history(100);
+/// assert_eq!(config.tick, Duration::from_millis(50));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// The window store: bucket width, retention (the longest widget window), grace period
+    /// for late events, percentile precision, series limit. Default: rtdash-window's default
+    /// (1 s buckets, 1 h retention, 30 s grace).
+    pub window: WindowConfig,
+    /// Rules every ingested event must pass (name and tag lengths, clock skew). Default:
+    /// rtdash-core's default.
+    pub validation: ValidationLimits,
+    /// Rules every dashboard must pass. `max_window` must not exceed
+    /// [`window.retention`](WindowConfig::retention). Default: rtdash-core's default.
+    pub schema: SchemaLimits,
+    /// The fan-out hub's configuration.
+    pub hub: HubConfig,
+    /// Slow-consumer policy of subscriptions made by
+    /// [`Engine::subscribe`](crate::Engine::subscribe). Default: conflate (newest value per
+    /// widget). WebSocket and SSE sessions use the policy of their
+    /// `TransportConfig` instead.
+    pub policy: SlowConsumerPolicy,
+    /// Granularity of the refresh scheduler in [`Engine::run`](crate::Engine::run): how
+    /// often it wakes to evaluate the widgets that are due. A widget's value goes out at
+    /// most this much after its refresh interval elapsed. Default 100 ms.
+    pub tick: Duration,
+    /// How many alert events (firing and resolved) [`Engine::alerts`](crate::Engine::alerts)
+    /// keeps. Default 256.
+    pub alert_history: usize,
+    /// A widget value is *stale* when its series had no data for longer than this many
+    /// refresh intervals. Default 2.
+    pub stale_after_intervals: NonZeroU32,
+    /// How many recent event ids are remembered to drop replayed events (events carrying an
+    /// `id` seen before). 0 turns de-duplication off. Default 100,000.
+    pub dedup_capacity: usize,
+    /// Largest JSON body accepted by [`Engine::ingest_json`](crate::Engine::ingest_json) and
+    /// by the HTTP API (larger ones get `413`). Default 8 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            window: WindowConfig::default(),
+            validation: ValidationLimits::default(),
+            schema: SchemaLimits::default(),
+            hub: HubConfig::default(),
+            policy: SlowConsumerPolicy::default(),
+            tick: Duration::from_millis(100),
+            alert_history: 256,
+            stale_after_intervals: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
+            dedup_capacity: 100_000,
+            max_body_bytes: 8 << 20,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl EngineConfig {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`window`](Self::window).
+    with_window: window: WindowConfig;
+    /// Sets [`validation`](Self::validation).
+    with_validation: validation: ValidationLimits;
+    /// Sets [`schema`](Self::schema).
+    with_schema: schema: SchemaLimits;
+    /// Sets [`hub`](Self::hub).
+    with_hub: hub: HubConfig;
+    /// Sets [`policy`](Self::policy).
+    with_policy: policy: SlowConsumerPolicy;
+    /// Sets [`tick`](Self::tick).
+    with_tick: tick: Duration;
+    /// Sets [`alert_history`](Self::alert_history).
+    with_alert_history: alert_history: usize;
+    /// Sets [`stale_after_intervals`](Self::stale_after_intervals).
+    with_stale_after_intervals: stale_after_intervals: NonZeroU32;
+    /// Sets [`dedup_capacity`](Self::dedup_capacity).
+    with_dedup_capacity: dedup_capacity: usize;
+    /// Sets [`max_body_bytes`](Self::max_body_bytes).
+    with_max_body_bytes: max_body_bytes: usize;
+}
+
+impl EngineConfig {
+    /// Checks the rules that tie the parts together.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field: the window config is invalid
+    /// (`window`), `schema.max_window` exceeds `window.retention` (widgets could ask for
+    /// windows the store cannot answer), `tick` is zero, or `max_body_bytes` is zero.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.window.validate().map_err(|e| Error::InvalidConfig {
+            field: "window",
+            reason: e.to_string(),
+        })?;
+        if self.schema.max_window > self.window.retention {
+            return Err(Error::InvalidConfig {
+                field: "schema.max_window",
+                reason: format!(
+                    "{:?} exceeds the window store's retention of {:?}; lower schema.max_window \
+                     or raise window.retention",
+                    self.schema.max_window, self.window.retention
+                ),
+            });
+        }
+        if self.tick.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "tick",
+                reason: "is zero; use e.g. 100 ms".into(),
+            });
+        }
+        if self.max_body_bytes == 0 {
+            return Err(Error::InvalidConfig {
+                field: "max_body_bytes",
+                reason: "is zero; use e.g. 8 MiB".into(),
+            });
+        }
+        Ok(())
+    }
+}

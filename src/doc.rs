@@ -1,0 +1,251 @@
+//! [`DashboardDoc`]: a dashboard with its alert rules, as stored and served.
+
+use rtdash_core::{Dashboard, SchemaLimits, SchemaViolation, Uuid, Widget};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{AlertRule, Error};
+
+/// A dashboard document: the rtdash-core [`Dashboard`] (id, name, grid, widgets) plus the
+/// facade's [`AlertRule`]s, stored and served as ONE JSON object — the dashboard's fields
+/// with an extra top-level `alert_rules` array (omitted when empty):
+///
+/// ```json
+/// {"id": "ops", "name": "Operations", "columns": 12, "widgets": [ … ],
+///  "alert_rules": [{"id": "…", "widget_id": "…", "condition": "above", "threshold": 250}]}
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::DashboardDoc;
+///
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?;
+/// assert_eq!(doc.dashboard.id.as_str(), "ops");
+/// assert!(doc.alert_rules.is_empty());
+/// assert_eq!(doc.to_json(), r#"{"id":"ops","name":"Operations","columns":12,"widgets":[]}"#);
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct DashboardDoc {
+    /// The dashboard (validated by rtdash-core's rules).
+    pub dashboard: Dashboard,
+    /// Threshold alert rules on the dashboard's widgets.
+    pub alert_rules: Vec<AlertRule>,
+}
+
+impl From<Dashboard> for DashboardDoc {
+    fn from(dashboard: Dashboard) -> Self {
+        Self {
+            dashboard,
+            alert_rules: Vec::new(),
+        }
+    }
+}
+
+impl DashboardDoc {
+    /// A document without alert rules.
+    #[must_use]
+    pub fn new(dashboard: Dashboard) -> Self {
+        Self::from(dashboard)
+    }
+
+    /// Adds an alert rule.
+    #[must_use]
+    pub fn with_alert_rule(mut self, rule: AlertRule) -> Self {
+        self.alert_rules.push(rule);
+        self
+    }
+
+    /// The dashboard's id as a string.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        self.dashboard.id.as_str()
+    }
+
+    /// Parses a document. Only types are checked here; see [`validate`](Self::validate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedJson`] for a syntax error (with line and column);
+    /// [`Error::WrongShape`] when the top level is not an object; [`Error::Invalid`] when a
+    /// field has the wrong type or an unknown field is present (the message names it).
+    pub fn from_json(json: &[u8]) -> Result<Self, Error> {
+        let value: Value =
+            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, "dashboard"))?;
+        Self::from_value(value)
+    }
+
+    pub(crate) fn from_value(value: Value) -> Result<Self, Error> {
+        let Value::Object(mut map) = value else {
+            return Err(Error::WrongShape {
+                message: format!("expected a dashboard JSON object, found {}", kind(&value)),
+            });
+        };
+        let rules = match map.remove("alert_rules") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => Vec::<AlertRule>::deserialize(v)
+                .map_err(|e| Error::invalid("dashboard", "alert_rules", strip_position(&e)))?,
+        };
+        let dashboard = Dashboard::deserialize(Value::Object(map))
+            .map_err(|e| Error::invalid("dashboard", "", strip_position(&e)))?;
+        Ok(Self {
+            dashboard,
+            alert_rules: rules,
+        })
+    }
+
+    /// The document as JSON (see the type's documentation for the form).
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        // Serializing these types cannot fail: every map key is a string.
+        let mut out = serde_json::to_string(&self.dashboard).unwrap_or_default();
+        if !self.alert_rules.is_empty() && out.ends_with('}') {
+            let rules = serde_json::to_string(&self.alert_rules).unwrap_or_default();
+            out.pop();
+            out.push_str(",\"alert_rules\":");
+            out.push_str(&rules);
+            out.push('}');
+        }
+        out
+    }
+
+    /// Every rule the document breaks: the dashboard's ([`Dashboard::violations`]) and the
+    /// alert rules' (`alert_rules[i].…`: a finite threshold, `for_seconds` within
+    /// 0..=86400, a widget of this dashboard, unique ids).
+    #[must_use]
+    pub fn violations(&self, limits: &SchemaLimits) -> Vec<SchemaViolation> {
+        let mut out = self.dashboard.violations(limits);
+        for (i, rule) in self.alert_rules.iter().enumerate() {
+            let prefix = format!("alert_rules[{i}].");
+            rule.check(&prefix, &mut out);
+            if self.dashboard.widget(rule.widget_id).is_none() {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}widget_id"),
+                    format!(
+                        "{} is not a widget of dashboard `{}`",
+                        rule.widget_id, self.dashboard.id
+                    ),
+                ));
+            }
+            if let Some(j) = self.alert_rules[..i].iter().position(|r| r.id == rule.id) {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}id"),
+                    format!(
+                        "{} is also the id of alert_rules[{j}]; ids must be unique",
+                        rule.id
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Checks every rule; see [`violations`](Self::violations).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] listing every violation with its path.
+    pub fn validate(&self, limits: &SchemaLimits) -> Result<(), Error> {
+        let violations = self.violations(limits);
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid {
+                what: "dashboard",
+                violations,
+            })
+        }
+    }
+}
+
+/// A batch of widget changes applied to one dashboard at once
+/// ([`Registry::patch_widgets`](crate::Registry::patch_widgets), `PATCH
+/// /dashboards/{id}/widgets`): widgets to add, widgets to replace (matched by
+/// `widget_id`), and widget ids to remove (their alert rules go with them). The result is
+/// validated as a whole; nothing changes unless all of it is valid.
+///
+/// JSON form (each list may be omitted):
+///
+/// ```json
+/// {"add": [ {widget…} ], "update": [ {widget…} ], "remove": ["6f1c…"]}
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetPatch {
+    /// Widgets to add; their ids must be new.
+    #[serde(default)]
+    pub add: Vec<Widget>,
+    /// Widgets to replace, matched by `widget_id`.
+    #[serde(default)]
+    pub update: Vec<Widget>,
+    /// Ids of widgets to remove.
+    #[serde(default)]
+    pub remove: Vec<Uuid>,
+}
+
+impl WidgetPatch {
+    /// Parses a patch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedJson`] for a syntax error; [`Error::Invalid`] (`invalid_widget`)
+    /// for a field of the wrong type or an unknown field.
+    pub fn from_json(json: &[u8]) -> Result<Self, Error> {
+        let value: Value =
+            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, "widget"))?;
+        if !value.is_object() {
+            return Err(Error::WrongShape {
+                message: format!(
+                    "expected an object {{\"add\": [..], \"update\": [..], \"remove\": [..]}}, found {}",
+                    kind(&value)
+                ),
+            });
+        }
+        Self::deserialize(value).map_err(|e| Error::invalid("widget", "", strip_position(&e)))
+    }
+
+    pub(crate) fn apply(&self, doc: &mut DashboardDoc) -> Result<(), Error> {
+        let d = &mut doc.dashboard;
+        for id in &self.remove {
+            let Some(pos) = d.widgets.iter().position(|w| w.widget_id == *id) else {
+                return Err(Error::UnknownWidget {
+                    dashboard: d.id.to_string(),
+                    widget: *id,
+                });
+            };
+            d.widgets.remove(pos);
+            doc.alert_rules.retain(|r| r.widget_id != *id);
+        }
+        for w in &self.update {
+            let Some(slot) = d.widgets.iter_mut().find(|x| x.widget_id == w.widget_id) else {
+                return Err(Error::UnknownWidget {
+                    dashboard: d.id.to_string(),
+                    widget: w.widget_id,
+                });
+            };
+            *slot = w.clone();
+        }
+        d.widgets.extend(self.add.iter().cloned());
+        Ok(())
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    match m.rfind(" at line ") {
+        Some(p) => m[..p].to_owned(),
+        None => m,
+    }
+}

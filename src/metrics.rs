@@ -1,0 +1,246 @@
+//! The engine's Prometheus metrics: one recorder per engine (no global recorder), handles
+//! registered once, rendered on demand.
+
+use std::fmt;
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+const META: Metadata<'static> = Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// Histogram buckets (seconds) for latencies from 100 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+pub(crate) struct Metrics {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    pub(crate) accepted: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) late: Counter,
+    pub(crate) duplicates: Counter,
+    pub(crate) batches: Counter,
+    pub(crate) aggregation: Histogram,
+    pub(crate) tick: Histogram,
+    pub(crate) push_latency: Histogram,
+    pub(crate) widget_evaluations: Counter,
+    pub(crate) query_evaluations: Counter,
+    pub(crate) frames_published: Counter,
+    pub(crate) alerts_firing: Counter,
+    pub(crate) alerts_resolved: Counter,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Values read from the other parts at scrape time.
+#[derive(Debug, Default)]
+pub(crate) struct Scrape {
+    pub(crate) active_connections: u64,
+    pub(crate) sessions: u64,
+    pub(crate) slow_consumers: u64,
+    pub(crate) frames_sent: u64,
+    pub(crate) auth_failures: u64,
+    pub(crate) published: u64,
+    pub(crate) delivered: u64,
+    pub(crate) conflated: u64,
+    pub(crate) dropped: u64,
+    pub(crate) evicted: u64,
+    pub(crate) hub_subscribers: u64,
+    pub(crate) per_dashboard: Vec<(String, u64)>,
+    pub(crate) series: u64,
+    pub(crate) late_dropped: u64,
+    pub(crate) late_buffered: u64,
+    pub(crate) dashboards: u64,
+    pub(crate) firing_alerts: u64,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        // `set_buckets` only fails for an empty list.
+        let builder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let r = &recorder;
+        let counter = |name: &'static str, help: &'static str| {
+            r.describe_counter(name.into(), None, help.into());
+            r.register_counter(&Key::from_static_name(name), &META)
+        };
+        let seconds = |name: &'static str, help: &'static str| {
+            r.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
+            r.register_histogram(&Key::from_static_name(name), &META)
+        };
+        Self {
+            accepted: counter(
+                "rtdash_ingest_events_total",
+                "Events accepted into the window store (the ingest rate is its rate()).",
+            ),
+            rejected: counter(
+                "rtdash_ingest_rejected_total",
+                "Events refused by validation (each named in the ingest response).",
+            ),
+            late: counter(
+                "rtdash_ingest_late_total",
+                "Events later than the grace period, sent to the late side channel.",
+            ),
+            duplicates: counter(
+                "rtdash_ingest_duplicate_total",
+                "Events dropped because their id was seen before.",
+            ),
+            batches: counter("rtdash_ingest_batches_total", "JSON batches ingested."),
+            aggregation: seconds(
+                "rtdash_aggregation_seconds",
+                "Time to compute one widget query (metric, filter, aggregation, window).",
+            ),
+            tick: seconds(
+                "rtdash_scheduler_tick_seconds",
+                "Time of one refresh scheduler tick that evaluated widgets.",
+            ),
+            push_latency: seconds(
+                "rtdash_push_latency_seconds",
+                "Event time of the newest event in a value to the value's frame being published \
+                 to subscribers' queues.",
+            ),
+            widget_evaluations: counter(
+                "rtdash_widget_evaluations_total",
+                "Widget evaluations by the refresh scheduler.",
+            ),
+            query_evaluations: counter(
+                "rtdash_query_evaluations_total",
+                "Window queries computed (widgets sharing a query share one computation).",
+            ),
+            frames_published: counter(
+                "rtdash_frames_published_total",
+                "Update and alert frames published to the hub (each encoded once).",
+            ),
+            alerts_firing: counter("rtdash_alerts_fired_total", "Alerts that started firing."),
+            alerts_resolved: counter("rtdash_alerts_resolved_total", "Alerts that resolved."),
+            recorder,
+            handle,
+        }
+    }
+
+    fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
+        self.recorder.describe_gauge(name.into(), None, help.into());
+        self.recorder
+            .register_gauge(&Key::from_static_name(name), &META)
+    }
+
+    fn absolute(&self, name: &'static str, help: &'static str, value: u64) {
+        self.recorder
+            .describe_counter(name.into(), None, help.into());
+        self.recorder
+            .register_counter(&Key::from_static_name(name), &META)
+            .absolute(value);
+    }
+
+    /// Drains recorded histogram samples into their distributions (bounded memory).
+    pub(crate) fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub(crate) fn render(&self, s: &Scrape) -> String {
+        #[allow(clippy::cast_precision_loss)]
+        let f = |v: u64| v as f64;
+        self.gauge(
+            "rtdash_active_connections",
+            "WebSocket and SSE connections open now.",
+        )
+        .set(f(s.active_connections));
+        self.gauge(
+            "rtdash_hub_subscribers",
+            "Live hub subscriptions (sessions and in-process subscribers).",
+        )
+        .set(f(s.hub_subscribers));
+        self.recorder.describe_gauge(
+            "rtdash_dashboard_subscribers".into(),
+            None,
+            "Subscribers of each dashboard's topic.".into(),
+        );
+        for (id, n) in &s.per_dashboard {
+            let key = Key::from_parts(
+                "rtdash_dashboard_subscribers",
+                vec![Label::new("dashboard", id.clone())],
+            );
+            self.recorder.register_gauge(&key, &META).set(f(*n));
+        }
+        self.gauge("rtdash_series", "Series held by the window store.")
+            .set(f(s.series));
+        self.gauge("rtdash_dashboards", "Dashboards in the registry.")
+            .set(f(s.dashboards));
+        self.gauge(
+            "rtdash_late_buffered",
+            "Late events waiting in the side channel (Engine::drain_late).",
+        )
+        .set(f(s.late_buffered));
+        self.gauge("rtdash_alerts_firing", "Alerts firing now.")
+            .set(f(s.firing_alerts));
+        let ratio = if s.published == 0 {
+            0.0
+        } else {
+            f(s.delivered) / f(s.published)
+        };
+        self.gauge(
+            "rtdash_fanout_ratio",
+            "Messages queued to subscribers per message published (fan-out ratio).",
+        )
+        .set(ratio);
+        self.absolute(
+            "rtdash_late_dropped_total",
+            "Late events dropped because the side channel was full.",
+            s.late_dropped,
+        );
+        self.absolute(
+            "rtdash_fanout_published_total",
+            "Messages published to the hub.",
+            s.published,
+        );
+        self.absolute(
+            "rtdash_fanout_delivered_total",
+            "Messages queued to subscribers (one publish to N subscribers counts N).",
+            s.delivered,
+        );
+        self.absolute(
+            "rtdash_fanout_conflated_total",
+            "Queued messages discarded by conflation (a newer value superseded them).",
+            s.conflated,
+        );
+        self.absolute(
+            "rtdash_fanout_dropped_total",
+            "Messages discarded by the drop-oldest policy.",
+            s.dropped,
+        );
+        self.absolute(
+            "rtdash_fanout_evicted_total",
+            "Subscribers evicted as slow consumers by the disconnect policy.",
+            s.evicted,
+        );
+        self.absolute(
+            "rtdash_transport_sessions_total",
+            "WebSocket and SSE sessions started.",
+            s.sessions,
+        );
+        self.absolute(
+            "rtdash_transport_slow_consumers_total",
+            "Sessions closed as slow consumers (eviction or write timeout).",
+            s.slow_consumers,
+        );
+        self.absolute(
+            "rtdash_transport_frames_sent_total",
+            "Frames written to clients.",
+            s.frames_sent,
+        );
+        self.absolute(
+            "rtdash_transport_auth_failures_total",
+            "Sessions refused because authentication failed.",
+            s.auth_failures,
+        );
+        self.handle.render()
+    }
+}

@@ -1,0 +1,387 @@
+//! [`Registry`]: the validated, persisted set of dashboards an engine serves.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
+use rtdash_transport::{DashboardEvent, FrameHub, encode_dashboard_event};
+
+use crate::{AlertRule, DashboardDoc, DashboardStore, Error, LoadProblem, WidgetKey, WidgetPatch};
+
+/// The dashboards of an [`Engine`](crate::Engine): create, read, update and delete
+/// dashboards, their widgets and their alert rules.
+///
+/// Every change is validated as a whole document ([`DashboardDoc::validate`] against the
+/// engine's [`SchemaLimits`]: windows within the store's retention, refresh intervals, grid
+/// layout, alert rules naming widgets of the dashboard, ...) and written to the
+/// [`DashboardStore`] before it becomes visible; an invalid change or a failed write
+/// changes nothing. Changes are serialised; reads never wait for a store write.
+///
+/// Subscribers of a dashboard's topic receive a `{"type":"dashboard","event":"updated"}`
+/// (or `"deleted"`) frame after each change, so clients can reload the layout; the
+/// refresh scheduler picks the change up at its next tick.
+pub struct Registry {
+    store: Box<dyn DashboardStore>,
+    limits: SchemaLimits,
+    docs: RwLock<BTreeMap<String, Arc<DashboardDoc>>>,
+    write: Mutex<()>,
+    generation: AtomicU64,
+    problems: Vec<LoadProblem>,
+    hub: FrameHub<WidgetKey>,
+    topics: RwLock<BTreeMap<String, Arc<str>>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("dashboards", &self.len())
+            .field("generation", &self.generation())
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn load(
+        store: Box<dyn DashboardStore>,
+        limits: SchemaLimits,
+        hub: FrameHub<WidgetKey>,
+    ) -> Result<Self, Error> {
+        let loaded = store.load_all()?;
+        let mut problems = loaded.problems;
+        let mut docs = BTreeMap::new();
+        for doc in loaded.dashboards {
+            match doc.validate(&limits) {
+                Ok(()) => {
+                    docs.insert(doc.id().to_owned(), Arc::new(doc));
+                }
+                Err(e) => problems.push(LoadProblem {
+                    path: PathBuf::from(doc.id()),
+                    reason: format!("dashboard `{}` skipped: {e}", doc.id()),
+                }),
+            }
+        }
+        for p in &problems {
+            tracing::warn!(path = %p.path.display(), reason = %p.reason, "dashboard store");
+        }
+        Ok(Self {
+            store,
+            limits,
+            docs: RwLock::new(docs),
+            write: Mutex::new(()),
+            generation: AtomicU64::new(1),
+            problems,
+            hub,
+            topics: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    /// The schema limits every change is validated against.
+    #[must_use]
+    pub fn limits(&self) -> &SchemaLimits {
+        &self.limits
+    }
+
+    /// Documents the store could not load at start-up (and leftover files it cleaned up),
+    /// with their paths and reasons. Also logged with `tracing` at warn level.
+    #[must_use]
+    pub fn load_problems(&self) -> &[LoadProblem] {
+        &self.problems
+    }
+
+    /// A counter that changes with every successful change (used by the scheduler to
+    /// notice changes).
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Number of dashboards.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether there is no dashboard.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Every dashboard, ordered by id.
+    #[must_use]
+    pub fn list(&self) -> Vec<Arc<DashboardDoc>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Whether dashboard `id` exists.
+    #[must_use]
+    pub fn contains(&self, id: &str) -> bool {
+        self.read().contains_key(id)
+    }
+
+    /// Dashboard `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`].
+    pub fn get(&self, id: &str) -> Result<Arc<DashboardDoc>, Error> {
+        self.read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownDashboard { id: id.to_owned() })
+    }
+
+    /// The widget `widget` of dashboard `dashboard`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`], [`Error::UnknownWidget`].
+    pub fn widget(&self, dashboard: &str, widget: Uuid) -> Result<Widget, Error> {
+        let doc = self.get(dashboard)?;
+        doc.dashboard
+            .widget(widget)
+            .cloned()
+            .ok_or_else(|| Error::UnknownWidget {
+                dashboard: dashboard.to_owned(),
+                widget,
+            })
+    }
+
+    /// Creates a dashboard.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DashboardExists`] if the id is taken; [`Error::Invalid`] listing every
+    /// violation; [`Error::Store`] if it could not be stored.
+    pub fn create(&self, doc: impl Into<DashboardDoc>) -> Result<Arc<DashboardDoc>, Error> {
+        let doc = doc.into();
+        let id = doc.id().to_owned();
+        self.commit(&id, "dashboard", "created", |cur| match cur {
+            Some(_) => Err(Error::DashboardExists { id: id.clone() }),
+            None => Ok(Some(doc)),
+        })
+        .map(|(d, _)| d)
+    }
+
+    /// Creates or replaces a dashboard; returns it and whether it was created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] listing every violation; [`Error::Store`].
+    pub fn put(&self, doc: impl Into<DashboardDoc>) -> Result<(Arc<DashboardDoc>, bool), Error> {
+        let doc = doc.into();
+        let id = doc.id().to_owned();
+        self.commit(&id, "dashboard", "updated", |_| Ok(Some(doc)))
+    }
+
+    /// Deletes a dashboard; returns what it was.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`]; [`Error::Store`].
+    pub fn delete(&self, id: &str) -> Result<Arc<DashboardDoc>, Error> {
+        let old = self.get(id)?;
+        self.commit(id, "dashboard", "deleted", |cur| match cur {
+            Some(_) => Ok(None),
+            None => Err(Error::UnknownDashboard { id: id.to_owned() }),
+        })?;
+        Ok(old)
+    }
+
+    /// Adds, replaces and removes widgets of dashboard `dashboard` in one change (see
+    /// [`WidgetPatch`]). Removing a widget removes its alert rules.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`]; [`Error::UnknownWidget`] for an `update` or `remove` id
+    /// not in the dashboard; [`Error::Invalid`] (`invalid_widget`) listing every violation,
+    /// with paths such as `widgets[3].window_seconds`; [`Error::Store`].
+    pub fn patch_widgets(
+        &self,
+        dashboard: &str,
+        patch: &WidgetPatch,
+    ) -> Result<Arc<DashboardDoc>, Error> {
+        self.modify(dashboard, "widget", |doc| patch.apply(doc))
+    }
+
+    /// Adds a widget to dashboard `dashboard`.
+    ///
+    /// # Errors
+    ///
+    /// As [`patch_widgets`](Self::patch_widgets).
+    pub fn add_widget(&self, dashboard: &str, widget: Widget) -> Result<Arc<DashboardDoc>, Error> {
+        self.patch_widgets(
+            dashboard,
+            &WidgetPatch {
+                add: vec![widget],
+                ..WidgetPatch::default()
+            },
+        )
+    }
+
+    /// Replaces the widget with `widget.widget_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`patch_widgets`](Self::patch_widgets).
+    pub fn update_widget(
+        &self,
+        dashboard: &str,
+        widget: Widget,
+    ) -> Result<Arc<DashboardDoc>, Error> {
+        self.patch_widgets(
+            dashboard,
+            &WidgetPatch {
+                update: vec![widget],
+                ..WidgetPatch::default()
+            },
+        )
+    }
+
+    /// Removes a widget (and its alert rules).
+    ///
+    /// # Errors
+    ///
+    /// As [`patch_widgets`](Self::patch_widgets).
+    pub fn remove_widget(&self, dashboard: &str, widget: Uuid) -> Result<Arc<DashboardDoc>, Error> {
+        self.patch_widgets(
+            dashboard,
+            &WidgetPatch {
+                remove: vec![widget],
+                ..WidgetPatch::default()
+            },
+        )
+    }
+
+    /// Replaces the alert rules of dashboard `dashboard`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`]; [`Error::Invalid`] (`invalid_alert_rule`) with paths
+    /// such as `alert_rules[0].threshold`; [`Error::Store`].
+    pub fn set_alert_rules(
+        &self,
+        dashboard: &str,
+        rules: Vec<AlertRule>,
+    ) -> Result<Arc<DashboardDoc>, Error> {
+        self.modify(dashboard, "alert rule", |doc| {
+            doc.alert_rules = rules;
+            Ok(())
+        })
+    }
+
+    /// Adds one alert rule to dashboard `dashboard`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_alert_rules`](Self::set_alert_rules).
+    pub fn add_alert_rule(
+        &self,
+        dashboard: &str,
+        rule: AlertRule,
+    ) -> Result<Arc<DashboardDoc>, Error> {
+        self.modify(dashboard, "alert rule", |doc| {
+            doc.alert_rules.push(rule);
+            Ok(())
+        })
+    }
+
+    fn modify(
+        &self,
+        id: &str,
+        what: &'static str,
+        change: impl FnOnce(&mut DashboardDoc) -> Result<(), Error>,
+    ) -> Result<Arc<DashboardDoc>, Error> {
+        self.commit(id, what, "updated", |cur| {
+            let Some(cur) = cur else {
+                return Err(Error::UnknownDashboard { id: id.to_owned() });
+            };
+            let mut doc = cur.clone();
+            change(&mut doc)?;
+            Ok(Some(doc))
+        })
+        .map(|(d, _)| d)
+    }
+
+    /// The one write path: decide under the write lock, validate, persist, publish.
+    fn commit(
+        &self,
+        id: &str,
+        what: &'static str,
+        event: &'static str,
+        decide: impl FnOnce(Option<&DashboardDoc>) -> Result<Option<DashboardDoc>, Error>,
+    ) -> Result<(Arc<DashboardDoc>, bool), Error> {
+        let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.read().get(id).cloned();
+        let created = current.is_none();
+        let next = decide(current.as_deref())?;
+        let result = match next {
+            Some(doc) => {
+                let violations: Vec<SchemaViolation> = doc.violations(&self.limits);
+                if !violations.is_empty() {
+                    return Err(Error::Invalid { what, violations });
+                }
+                self.store.put(&doc)?;
+                let doc = Arc::new(doc);
+                self.docs
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id.to_owned(), Arc::clone(&doc));
+                (doc, created)
+            }
+            None => {
+                let dashboard_id = DashboardId::new(id).map_err(|e| Error::from_core(e, what))?;
+                self.store.delete(&dashboard_id)?;
+                let old = self
+                    .docs
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(id);
+                match old {
+                    Some(old) => (old, false),
+                    None => return Err(Error::UnknownDashboard { id: id.to_owned() }),
+                }
+            }
+        };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let event = if created { "created" } else { event };
+        self.notify(id, event);
+        Ok(result)
+    }
+
+    /// Publishes a keyless `dashboard` notice frame on the dashboard's topic.
+    fn notify(&self, id: &str, event: &str) {
+        let topic = self.topic(id);
+        let sent_at = Timestamp::now().as_millis();
+        let event = match event {
+            "created" => DashboardEvent::Created,
+            "deleted" => DashboardEvent::Deleted,
+            _ => DashboardEvent::Updated,
+        };
+        self.hub.publish_with(&topic, std::iter::empty(), |seq| {
+            encode_dashboard_event(id, seq, sent_at, event)
+        });
+    }
+
+    /// The hub topic of dashboard `id` (shared `Arc<str>`, so publishes do not allocate).
+    pub(crate) fn topic(&self, id: &str) -> Arc<str> {
+        if let Some(t) = self
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+        {
+            return Arc::clone(t);
+        }
+        let mut w = self.topics.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(w.entry(id.to_owned()).or_insert_with(|| Arc::from(id)))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<DashboardDoc>>> {
+        self.docs.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,343 @@
+//! Where dashboards are kept: the [`DashboardStore`] trait, [`MemoryStore`] and
+//! [`FileStore`].
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rtdash_core::DashboardId;
+
+use crate::{DashboardDoc, Error};
+
+/// Durable storage of dashboard documents, one per dashboard id.
+///
+/// The [`Registry`](crate::Registry) calls it synchronously: [`load_all`](Self::load_all)
+/// once when the engine starts, then [`put`](Self::put) or [`delete`](Self::delete) for
+/// every change, *before* the change becomes visible; if the store fails, the change is
+/// refused with its error. Calls are serialised by the registry (never concurrent).
+/// Documents handed to `put` are already validated.
+///
+/// Implement it to keep dashboards in a database; use [`MemoryStore`] for tests and
+/// [`FileStore`] for a directory of JSON files.
+pub trait DashboardStore: Send + Sync + 'static {
+    /// Loads every stored dashboard. A document that cannot be read or decoded should be
+    /// reported in [`Loaded::problems`] (with where it is), not fail the whole load.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store as a whole cannot be read.
+    fn load_all(&self) -> Result<Loaded, Error>;
+
+    /// Stores `doc`, replacing any document with the same id. Must be atomic: after a
+    /// crash, the store holds either the old or the new document, never a mix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when it could not be stored.
+    fn put(&self, doc: &DashboardDoc) -> Result<(), Error>;
+
+    /// Removes the document with id `id` (nothing happens if there is none).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when it could not be removed.
+    fn delete(&self, id: &DashboardId) -> Result<(), Error>;
+}
+
+/// What [`DashboardStore::load_all`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Loaded {
+    /// The documents that decoded, in a stable order (by id).
+    pub dashboards: Vec<DashboardDoc>,
+    /// Documents that were skipped and files that were cleaned up, with the reason.
+    pub problems: Vec<LoadProblem>,
+}
+
+/// A stored document that was not loaded (or a leftover file that was removed), and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadProblem {
+    /// Where it is: a file path for [`FileStore`], a key for other stores.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for LoadProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// A [`DashboardStore`] in memory: nothing survives the process. Cheap to clone; clones
+/// share the same documents, so a test can keep one to look inside.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{DashboardDoc, DashboardStore, MemoryStore};
+///
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?;
+/// let store = MemoryStore::new().with_dashboard(doc);
+/// assert_eq!(store.load_all()?.dashboards.len(), 1);
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    docs: Arc<Mutex<BTreeMap<String, DashboardDoc>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a document, e.g. to start an engine with dashboards.
+    #[must_use]
+    pub fn with_dashboard(self, doc: DashboardDoc) -> Self {
+        self.lock().insert(doc.id().to_owned(), doc);
+        self
+    }
+
+    /// The stored document with id `id`.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<DashboardDoc> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Number of stored documents.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the store is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, DashboardDoc>> {
+        self.docs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl DashboardStore for MemoryStore {
+    fn load_all(&self) -> Result<Loaded, Error> {
+        Ok(Loaded {
+            dashboards: self.lock().values().cloned().collect(),
+            problems: Vec::new(),
+        })
+    }
+
+    fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
+        self.lock().insert(doc.id().to_owned(), doc.clone());
+        Ok(())
+    }
+
+    fn delete(&self, id: &DashboardId) -> Result<(), Error> {
+        self.lock().remove(id.as_str());
+        Ok(())
+    }
+}
+
+/// A [`DashboardStore`] in a directory: one JSON document per dashboard, `<id>.json`
+/// (ids are limited to `A-Z a-z 0-9 _ . -`, so they are safe file names).
+///
+/// # Crash safety
+///
+/// [`put`](DashboardStore::put) writes the new document to a temporary file in the same
+/// directory (`.<id>.json.<n>.tmp`), flushes it to disk (`fsync`), renames it over
+/// `<id>.json` (atomic on POSIX file systems) and flushes the directory, so a crash at any
+/// point leaves either the previous document or the new one, never a half-written file.
+/// [`delete`](DashboardStore::delete) removes the file and flushes the directory.
+///
+/// [`load_all`](DashboardStore::load_all) removes leftover temporary files of interrupted
+/// writes and reports them; a file that cannot be read or decoded, or whose `id` does not
+/// match its name, is skipped and reported with its path. Other files are ignored.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{DashboardDoc, DashboardStore, FileStore};
+///
+/// let dir = std::env::temp_dir().join(format!("rtdash-doc-{}", std::process::id()));
+/// let store = FileStore::open(&dir)?;
+/// store.put(&DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?)?;
+/// assert!(dir.join("ops.json").exists());
+/// assert_eq!(store.load_all()?.dashboards[0].id(), "ops");
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FileStore {
+    dir: PathBuf,
+    counter: AtomicU64,
+}
+
+impl FileStore {
+    /// A store in directory `dir`, which is created if missing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the directory cannot be created or is not a directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| Error::store("create", &dir, e))?;
+        if !dir.is_dir() {
+            return Err(Error::store("open", &dir, "not a directory"));
+        }
+        Ok(Self {
+            dir,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file that holds dashboard `id`.
+    #[must_use]
+    pub fn path_of(&self, id: &DashboardId) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn sync_dir(&self) -> Result<(), Error> {
+        #[cfg(unix)]
+        {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::store("sync", &self.dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+impl DashboardStore for FileStore {
+    fn load_all(&self) -> Result<Loaded, Error> {
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::store("list", &self.dir, e))?;
+        let mut names: Vec<(String, PathBuf)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::store("list", &self.dir, e))?;
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            names.push((name, path));
+        }
+        names.sort();
+        let mut out = Loaded::default();
+        let mut removed_temp = false;
+        for (name, path) in names {
+            if is_temp_name(&name) {
+                let reason = match fs::remove_file(&path) {
+                    Ok(()) => {
+                        removed_temp = true;
+                        "leftover temporary file of an interrupted write; removed (the \
+                         previous version of the dashboard, if any, was kept)"
+                            .to_owned()
+                    }
+                    Err(e) => format!(
+                        "leftover temporary file of an interrupted write; ignored, and it could \
+                         not be removed: {e}"
+                    ),
+                };
+                out.problems.push(LoadProblem { path, reason });
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if name.starts_with('.') || !path.is_file() {
+                continue;
+            }
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    out.problems.push(LoadProblem {
+                        path,
+                        reason: format!("cannot read: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match DashboardDoc::from_json(&bytes) {
+                Ok(doc) if doc.id() == stem => out.dashboards.push(doc),
+                Ok(doc) => out.problems.push(LoadProblem {
+                    path,
+                    reason: format!(
+                        "holds dashboard `{}` but is named for `{stem}`; rename the file to `{}.json`",
+                        doc.id(),
+                        doc.id()
+                    ),
+                }),
+                Err(e) => out.problems.push(LoadProblem {
+                    path,
+                    reason: format!("not a valid dashboard document: {e}"),
+                }),
+            }
+        }
+        if removed_temp {
+            self.sync_dir()?;
+        }
+        Ok(out)
+    }
+
+    fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
+        let target = self.path_of(&doc.dashboard.id);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".{}.json.{}-{n}.tmp", doc.id(), std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            let mut json = doc.to_json();
+            json.push('\n');
+            f.write_all(json.as_bytes())?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::store("write", &tmp, e));
+        }
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::store("rename", &target, e));
+        }
+        self.sync_dir()
+    }
+
+    fn delete(&self, id: &DashboardId) -> Result<(), Error> {
+        let path = self.path_of(id);
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::store("remove", &path, e)),
+        }
+    }
+}
+
+impl<S: DashboardStore> DashboardStore for Arc<S> {
+    fn load_all(&self) -> Result<Loaded, Error> {
+        (**self).load_all()
+    }
+
+    fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
+        (**self).put(doc)
+    }
+
+    fn delete(&self, id: &DashboardId) -> Result<(), Error> {
+        (**self).delete(id)
+    }
+}
