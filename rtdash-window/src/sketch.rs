@@ -458,30 +458,16 @@ impl DenseBins {
     /// Adds every counter of `other` (same precision).
     pub(crate) fn add_dense(&mut self, other: &Self) {
         debug_assert_eq!(self.bins, other.bins);
-        let len = self.bins.page_len() as u32;
-        for (i, page) in other.pages.iter().enumerate() {
-            let Some(page) = page else { continue };
-            let base = (other.first + i as u32) * len;
-            for (j, &c) in page.iter().enumerate() {
-                if c != 0 {
-                    self.add(base + j as u32, c);
-                }
-            }
+        for (b, c) in other.iter() {
+            self.add(b, c);
         }
     }
 
     /// Subtracts every counter of `other` (same precision).
     pub(crate) fn sub_dense(&mut self, other: &Self) {
         debug_assert_eq!(self.bins, other.bins);
-        let len = self.bins.page_len() as u32;
-        for (i, page) in other.pages.iter().enumerate() {
-            let Some(page) = page else { continue };
-            let base = (other.first + i as u32) * len;
-            for (j, &c) in page.iter().enumerate() {
-                if c != 0 {
-                    self.sub(base + j as u32, c);
-                }
-            }
+        for (b, c) in other.iter() {
+            self.sub(b, c);
         }
     }
 
