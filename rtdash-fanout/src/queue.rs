@@ -413,22 +413,14 @@ impl<T: Clone + PartialEq, M: Message, X> Queue<T, M, X> {
         let size = item.bytes();
         let len = self.items.len();
         // Fast path: the queue has room under every bound.
-        let fits = match *policy {
-            SlowConsumerPolicy::Conflate { max_messages } => match self.slots.get(item.slot()) {
-                Some(s) => s.queued < max_messages.get(),
-                // Not subscribed (cannot happen: the topic's list and the
-                // slots change together under the topic's lock).
-                None => return Pushed::Dead,
-            },
-            SlowConsumerPolicy::DropOldest {
-                max_messages,
-                max_bytes,
-            }
-            | SlowConsumerPolicy::Disconnect {
-                max_messages,
-                max_bytes,
-            } => len < max_messages.get() && self.bytes.saturating_add(size) <= max_bytes.get(),
+        let queued = match (self.slots.get(item.slot()), policy) {
+            (Some(s), _) => s.queued,
+            // Not subscribed (cannot happen: the topic's list and the slots
+            // change together under the topic's lock).
+            (None, SlowConsumerPolicy::Conflate { .. }) => return Pushed::Dead,
+            (None, _) => 0,
         };
+        let fits = Self::fits_bounds(policy, queued, len, self.bytes, size);
         let pushed = if fits {
             self.enqueue(item, size);
             Pushed::Queued
@@ -439,6 +431,30 @@ impl<T: Clone + PartialEq, M: Message, X> Queue<T, M, X> {
             self.high_water_mark = self.items.len();
         }
         pushed
+    }
+
+    /// Whether one more message of `size` bytes fits under the policy's
+    /// bounds: `queued` messages of its topic, `len` and `bytes` in the
+    /// whole queue.
+    #[inline]
+    fn fits_bounds(
+        policy: &SlowConsumerPolicy,
+        queued: usize,
+        len: usize,
+        bytes: usize,
+        size: usize,
+    ) -> bool {
+        match *policy {
+            SlowConsumerPolicy::Conflate { max_messages } => queued < max_messages.get(),
+            SlowConsumerPolicy::DropOldest {
+                max_messages,
+                max_bytes,
+            }
+            | SlowConsumerPolicy::Disconnect {
+                max_messages,
+                max_bytes,
+            } => len < max_messages.get() && bytes.saturating_add(size) <= max_bytes.get(),
+        }
     }
 
     /// [`push`](Self::push) for a live message: the hot path of a publish.
@@ -464,17 +480,7 @@ impl<T: Clone + PartialEq, M: Message, X> Queue<T, M, X> {
         let Some(s) = self.slots.get_mut(slot) else {
             return Pushed::Dead;
         };
-        let fits = match *policy {
-            SlowConsumerPolicy::Conflate { max_messages } => s.queued < max_messages.get(),
-            SlowConsumerPolicy::DropOldest {
-                max_messages,
-                max_bytes,
-            }
-            | SlowConsumerPolicy::Disconnect {
-                max_messages,
-                max_bytes,
-            } => len < max_messages.get() && self.bytes.saturating_add(size) <= max_bytes.get(),
-        };
+        let fits = Self::fits_bounds(policy, s.queued, len, self.bytes, size);
         let pushed = if fits {
             s.queued += 1;
             self.bytes = self.bytes.saturating_add(size);
