@@ -668,10 +668,9 @@
     }
   }
 
-  function drawSparkline(view, ring, color) {
-    const { ctx, w, h, dpr } = view;
-    const right = ring.lastT;
-    const left = right - Math.min(HISTORY_SPAN_MS, Math.max(MIN_SPAN_MS, right - ring.firstT));
+  /** Min and max of the ring's values at or after `left` (NaN skipped), widened
+   *  by 1 each way when flat; null when there are none. */
+  function rangeSince(ring, left) {
     let lo = Infinity;
     let hi = -Infinity;
     ring.forEach((t, v) => {
@@ -680,11 +679,18 @@
         hi = Math.max(hi, v);
       }
     });
-    if (lo === Infinity) return;
-    if (hi - lo < 1e-9) {
-      hi += 1;
-      lo -= 1;
-    }
+    if (lo === Infinity) return null;
+    if (hi - lo < 1e-9) return { lo: lo - 1, hi: hi + 1 };
+    return { lo, hi };
+  }
+
+  function drawSparkline(view, ring, color) {
+    const { ctx, w, h, dpr } = view;
+    const right = ring.lastT;
+    const left = right - Math.min(HISTORY_SPAN_MS, Math.max(MIN_SPAN_MS, right - ring.firstT));
+    const range = rangeSince(ring, left);
+    if (!range) return;
+    const { lo, hi } = range;
     const top = h * 0.5;
     const bottom = h - 2 * dpr;
     const xOf = (t) => ((t - left) / (right - left || 1)) * w;
@@ -894,19 +900,9 @@
     if (!ring || ring.len < 2 || w < 4) return;
     const right = ring.lastT;
     const left = right - HISTORY_SPAN_MS;
-    let lo = Infinity;
-    let hi = -Infinity;
-    ring.forEach((t, v) => {
-      if (t >= left && !Number.isNaN(v)) {
-        lo = Math.min(lo, v);
-        hi = Math.max(hi, v);
-      }
-    });
-    if (lo === Infinity) return;
-    if (hi - lo < 1e-9) {
-      hi += 1;
-      lo -= 1;
-    }
+    const range = rangeSince(ring, left);
+    if (!range) return;
+    const { lo, hi } = range;
     const x0 = Math.max(left, ring.firstT);
     const xOf = (t) => ((t - x0) / (right - x0 || 1)) * (w - 2 * dpr) + dpr;
     const yOf = (v) => h - dpr - ((v - lo) / (hi - lo)) * (h - 2 * dpr);
