@@ -196,6 +196,10 @@ pub(crate) struct Scheduler {
     runtimes: HashMap<(String, Uuid), Runtime>,
     rules: HashMap<(String, Uuid), RuleState>,
     last_upkeep: Option<Timestamp>,
+    /// Hub keys whose cached values went stale in the last rebuild (widget or
+    /// rule removed or redefined, dashboard deleted), per dashboard id:
+    /// forgotten before the tick publishes.
+    forget: HashMap<String, Vec<WidgetKey>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -218,6 +222,7 @@ impl Scheduler {
         let mut dashboards = Vec::with_capacity(docs.len());
         let mut runtimes = HashMap::new();
         let mut rules = HashMap::new();
+        let mut forget: Vec<(String, WidgetKey)> = Vec::new();
         for doc in &docs {
             let id = doc.id().to_owned();
             let mut widgets = Vec::with_capacity(doc.dashboard.widgets.len());
@@ -233,11 +238,16 @@ impl Scheduler {
                 let key = (id.clone(), w.widget_id);
                 let rt = match self.runtimes.remove(&key) {
                     Some(rt) if rt.def == *w => rt,
-                    _ => Runtime {
-                        def: w.clone(),
-                        next_due: Timestamp::MIN,
-                        last: None,
-                    },
+                    old => {
+                        if old.is_some() {
+                            forget.push((id.clone(), WidgetKey::Widget(w.widget_id)));
+                        }
+                        Runtime {
+                            def: w.clone(),
+                            next_due: Timestamp::MIN,
+                            last: None,
+                        }
+                    }
                 };
                 runtimes.insert(key, rt);
                 let widget_rules: Vec<AlertRule> = doc
@@ -250,12 +260,17 @@ impl Scheduler {
                     let rkey = (id.clone(), r.id);
                     let st = match self.rules.remove(&rkey) {
                         Some(st) if st.rule == *r => st,
-                        _ => RuleState {
-                            rule: r.clone(),
-                            widget: w.widget_id,
-                            tracker: Tracker::default(),
-                            group: None,
-                        },
+                        old => {
+                            if old.is_some() {
+                                forget.push((id.clone(), WidgetKey::Alert(r.id)));
+                            }
+                            RuleState {
+                                rule: r.clone(),
+                                widget: w.widget_id,
+                                tracker: Tracker::default(),
+                                group: None,
+                            }
+                        }
                     };
                     rules.insert(rkey, st);
                 }
@@ -274,9 +289,14 @@ impl Scheduler {
                 widgets,
             });
         }
-        // Rules that disappeared while firing resolve.
+        // Widgets that disappeared.
+        for (dash, widget) in self.runtimes.keys() {
+            forget.push((dash.clone(), WidgetKey::Widget(*widget)));
+        }
+        // Rules that disappeared, and those of them firing resolve.
         let mut gone = Vec::new();
-        for ((dash, _), st) in self.rules.drain() {
+        for ((dash, rule), st) in self.rules.drain() {
+            forget.push((dash.clone(), WidgetKey::Alert(rule)));
             if st.tracker == Tracker::Firing {
                 gone.push(AlertEvent {
                     rule_id: st.rule.id,
@@ -297,9 +317,30 @@ impl Scheduler {
         }
         self.queries = queries;
         self.dashboards = dashboards;
+        // A frame carries several widgets and stays cached while any of them
+        // is current: re-evaluate every widget of a dashboard that lost one,
+        // so this tick's frame supersedes the frames holding retired values.
+        for ((dash, _), rt) in &mut runtimes {
+            if forget.iter().any(|(d, _)| d == dash) {
+                rt.next_due = Timestamp::MIN;
+                rt.last = None;
+            }
+        }
         self.runtimes = runtimes;
         self.rules = rules;
+        for (dash, key) in forget {
+            self.forget.entry(dash).or_default().push(key);
+        }
         gone
+    }
+
+    /// Drops the hub's cached values of keys the last rebuild retired, so a
+    /// new subscriber's snapshot does not show them.
+    fn forget_retired(&mut self, inner: &Inner) {
+        for (dash, keys) in self.forget.drain() {
+            let topic = inner.registry.topic(&dash);
+            inner.hub.retain_cached(&topic, |k| !keys.contains(k));
+        }
     }
 
     /// One scheduler step at time `now`.
@@ -310,7 +351,10 @@ impl Scheduler {
         if generation != self.generation {
             alerts = self.rebuild(inner, now);
             self.generation = generation;
+            self.forget_retired(inner);
         }
+        // The resolutions of removed rules: sent, but not cached.
+        let retired = alerts.len();
         if self.last_upkeep.is_none_or(|t| {
             now.checked_duration_since(t)
                 .is_some_and(|d| d >= Duration::from_secs(1))
@@ -446,13 +490,12 @@ impl Scheduler {
         }
 
         // Alerts: pushed on the dashboard's topic, kept in the history.
-        for a in &alerts {
+        for (i, a) in alerts.iter().enumerate() {
             let topic = inner.registry.topic(&a.dashboard_id);
-            inner
-                .hub
-                .publish_with(&topic, [WidgetKey::Alert(a.rule_id)], |seq| {
-                    crate::encode::alert(&topic, seq, sent_at, a)
-                });
+            let key = (i >= retired).then_some(WidgetKey::Alert(a.rule_id));
+            inner.hub.publish_with(&topic, key, |seq| {
+                crate::encode::alert(&topic, seq, sent_at, a)
+            });
             match a.state {
                 AlertState::Firing => inner.metrics.alerts_firing.increment(1),
                 AlertState::Resolved => inner.metrics.alerts_resolved.increment(1),

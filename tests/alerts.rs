@@ -138,8 +138,21 @@ fn removing_a_firing_rule_resolves_it() {
         .dashboards()
         .set_alert_rules("ops", Vec::new())
         .unwrap();
+    let live = engine.subscribe("ops").unwrap();
+    let before: Vec<_> = drain(&live);
+    assert!(
+        before
+            .iter()
+            .any(|f| f["type"] == "alert" && f["_snapshot"] == true),
+        "the firing alert is in the snapshot: {before:?}"
+    );
     let tick = engine.tick(secs(0).saturating_add(Duration::from_millis(100)));
     assert_eq!(tick.alerts.len(), 1);
     assert_eq!(tick.alerts[0].state, AlertState::Resolved);
     assert!(engine.firing_alerts().is_empty());
+    // A subscriber sees the resolution; a later one sees no alert at all.
+    assert!(drain(&live).iter().any(|f| f["type"] == "alert"));
+    let late = engine.subscribe("ops").unwrap();
+    let frames = drain(&late);
+    assert!(frames.iter().all(|f| f["type"] != "alert"), "{frames:?}");
 }

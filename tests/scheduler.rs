@@ -178,3 +178,89 @@ fn group_by_widgets_carry_one_value_per_group() {
     assert_eq!(it["groups"][1]["value"], 9.0);
     assert_eq!(it["count"], 2);
 }
+
+/// The widget ids whose values a new subscriber's snapshot carries.
+fn snapshot_widgets(engine: &Engine, dashboard: &str) -> Vec<uuid::Uuid> {
+    let sub = engine.subscribe(dashboard).unwrap();
+    let mut ids: Vec<uuid::Uuid> = updates(&drain(&sub))
+        .iter()
+        .flat_map(|f| f["items"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["widget"].as_str().unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn removed_redefined_and_deleted_widgets_leave_the_snapshot() {
+    let engine = engine();
+    let a = widget("ops", "req", Aggregation::Count, 60, 1.0, 0);
+    let b = widget("ops", "req", Aggregation::Sum, 60, 1.0, 1);
+    let (ia, ib) = (a.widget_id, b.widget_id);
+    engine
+        .dashboards()
+        .create(dashboard("ops", vec![a.clone(), b]))
+        .unwrap();
+    engine
+        .ingest_json_at(&batch(&[("req", 2.0, -100)]), t(0))
+        .unwrap();
+    engine.tick(t(0));
+    let mut both = vec![ia, ib];
+    both.sort_unstable();
+    assert_eq!(snapshot_widgets(&engine, "ops"), both);
+
+    // Removing b: its last value no longer reaches new subscribers.
+    engine.dashboards().remove_widget("ops", ib).unwrap();
+    engine.tick(t(100));
+    assert_eq!(snapshot_widgets(&engine, "ops"), vec![ia]);
+
+    // Redefining a (count -> max): the old definition's value goes at once,
+    // and the new one's comes with its first evaluation.
+    let mut a_max = a.clone();
+    a_max.aggregation = Aggregation::Max;
+    engine
+        .dashboards()
+        .put(dashboard("ops", vec![a_max]))
+        .unwrap();
+    engine.tick(t(100));
+    let sub = engine.subscribe("ops").unwrap();
+    let frames = drain(&sub);
+    let values: Vec<f64> = updates(&frames)
+        .iter()
+        .filter_map(|f| item(f, ia))
+        .filter_map(|i| i["value"].as_f64())
+        .collect();
+    assert_eq!(values, vec![2.0], "only the max, never the old count");
+
+    // Deleting the dashboard and creating another with the same id but a new
+    // widget: nothing of the old one shows.
+    engine.dashboards().delete("ops").unwrap();
+    engine.tick(t(200));
+    assert_eq!(
+        snapshot_widgets_after_delete(&engine),
+        Vec::<uuid::Uuid>::new()
+    );
+    let c = widget("ops", "other", Aggregation::Sum, 60, 1.0, 0);
+    let ic = c.widget_id;
+    engine
+        .dashboards()
+        .create(dashboard("ops", vec![c]))
+        .unwrap();
+    engine.tick(t(300));
+    assert_eq!(snapshot_widgets(&engine, "ops"), vec![ic]);
+}
+
+/// What the hub still caches for the deleted dashboard "ops".
+fn snapshot_widgets_after_delete(engine: &Engine) -> Vec<uuid::Uuid> {
+    let topic = engine.topic("ops");
+    engine
+        .hub()
+        .snapshot(&topic)
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str::<serde_json::Value>(m.msg.as_str()).unwrap())
+        .flat_map(|f| f["items"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["widget"].as_str().unwrap().parse().unwrap())
+        .collect()
+}

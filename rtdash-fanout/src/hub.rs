@@ -442,6 +442,22 @@ where
         }
     }
 
+    /// Forgets the cached last values of `topic` whose key fails `keep`; returns
+    /// how many keys were forgotten (0 for an unknown topic).
+    ///
+    /// For keys that no longer exist: a widget removed from a dashboard, or
+    /// every key of a deleted one (`|_| false`), so that a later subscriber's
+    /// snapshot does not show them. Current subscribers and the topic's
+    /// sequence numbers are unaffected; under
+    /// [`SlowConsumerPolicy::Conflate`] a forgotten key's queued messages may
+    /// be conflated away like superseded ones.
+    pub fn retain_cached(&self, topic: &T, keep: impl FnMut(&K) -> bool) -> usize {
+        let Some(t) = self.inner.topics.get(topic).map(|t| Arc::clone(t.value())) else {
+            return 0;
+        };
+        lock(&t.state).lvc.retain(keep)
+    }
+
     /// Hub-wide counters. Takes each topic's lock briefly (O(topics)); meant
     /// for metrics scrapes, not for a hot loop.
     pub fn stats(&self) -> HubStats {

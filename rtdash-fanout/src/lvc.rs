@@ -69,6 +69,23 @@ impl<K: Eq + Hash, M: Clone> Lvc<K, M> {
         }
     }
 
+    /// Forgets the keys for which `keep` returns false; a message left with no
+    /// key leaves the cache. Returns how many keys were forgotten.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) -> usize {
+        let mut released = Vec::new();
+        self.keys.retain(|k, seq| {
+            let kept = keep(k);
+            if !kept {
+                released.push(*seq);
+            }
+            kept
+        });
+        for &seq in &released {
+            self.release(seq);
+        }
+        released.len()
+    }
+
     /// Whether the message published as `seq` is still the newest for some key.
     pub(crate) fn is_current(&self, seq: u64) -> bool {
         self.entries.contains_key(&seq)
@@ -127,6 +144,23 @@ mod tests {
         assert!(l.insert([7, 7, 7], 2, &2));
         assert!(l.insert([7], 3, &3));
         assert_eq!(seqs(&l), vec![(3, 3)]);
+    }
+
+    #[test]
+    fn retain_forgets_keys_and_drops_messages_left_without_one() {
+        let mut l = Lvc::new();
+        l.insert([1, 2], 1, &10);
+        l.insert([3], 2, &20);
+        assert_eq!(l.retain(|k| *k != 1), 1);
+        // Message 1 still carries key 2.
+        assert_eq!(seqs(&l), vec![(1, 10), (2, 20)]);
+        assert_eq!(l.retain(|k| *k == 3), 1);
+        assert_eq!(seqs(&l), vec![(2, 20)]);
+        assert!(!l.is_current(1));
+        assert_eq!(l.retain(|_| false), 1);
+        assert_eq!(l.key_count(), 0);
+        assert_eq!(l.message_count(), 0);
+        assert_eq!(l.retain(|_| false), 0);
     }
 
     proptest! {
