@@ -25,7 +25,16 @@
 //! seconds of publishing (15), `--connect-concurrency N` (200),
 //! `--subs N` topics per client (1), `--server-threads N` (2),
 //! `--client-threads N` (2), `--aligned` (all
-//! topics publish at the same instant instead of spread over the period).
+//! topics publish at the same instant instead of spread over the period),
+//! `--baseline` (see below).
+//!
+//! `--baseline` runs the same load against a naive peer server instead of
+//! rtdash-transport: one `tokio::sync::broadcast` channel per topic and, per
+//! connection, a task that writes every frame with `send` (one flush each),
+//! the way a minimal Go or Node WebSocket fan-out is written. It has no
+//! protocol, auth, policies, heartbeats or limits; it sends the same frames,
+//! so the two runs show what rtdash costs over a bare fan-out on the same
+//! machine (and where the machine itself is the limit).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -39,8 +48,8 @@ use rtdash_transport::{
     FrameHub, Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig, WidgetValue,
     encode_update, serve, unix_millis,
 };
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const TOKEN: &str = "loadgen-token";
 const SHARDS: usize = 32;
@@ -58,6 +67,7 @@ struct Args {
     client_threads: usize,
     aligned: bool,
     subs: usize,
+    baseline: bool,
 }
 
 impl Args {
@@ -74,6 +84,7 @@ impl Args {
             client_threads: 2,
             aligned: false,
             subs: 1,
+            baseline: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -83,6 +94,10 @@ impl Args {
             }
             if flag == "--aligned" {
                 a.aligned = true;
+                continue;
+            }
+            if flag == "--baseline" {
+                a.baseline = true;
                 continue;
             }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -122,6 +137,7 @@ impl Args {
         ]
         .into_iter()
         .chain(self.aligned.then(|| "--aligned".to_owned()))
+        .chain(self.baseline.then(|| "--baseline".to_owned()))
         .collect()
     }
 }
@@ -144,7 +160,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if args.server {
+    if args.server && args.baseline {
+        rt.block_on(run_baseline_server(args));
+    } else if args.server {
         rt.block_on(run_server(args));
     } else {
         rt.block_on(run_driver(args));
@@ -164,11 +182,22 @@ async fn run_server(args: Args) {
     let config = TransportConfig::default().with_max_connections(max);
     let transport = Transport::new(FrameHub::<u32>::default(), auth, config);
     let topics: Vec<Topic> = (0..args.topics).map(|i| topic_name(i).into()).collect();
-    let widget_ids: Vec<String> = (0..args.widgets)
-        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
-        .collect();
+    let widget_ids = widget_ids(&args);
+    let keys: Vec<u32> = (0..widget_ids.len() as u32).collect();
+    let publish = |i: usize, round: u64| {
+        let topic = &topics[i];
+        let now = unix_millis(SystemTime::now());
+        let items = widget_values(&widget_ids, round, now);
+        transport
+            .hub()
+            .publish_with(topic, keys.iter().copied(), |seq| {
+                encode_update(topic, seq, now, &items)
+            });
+    };
     // One value per widget before clients connect, so snapshots are not empty.
-    publish_tick(&transport, &topics, &widget_ids, 0);
+    for i in 0..topics.len() {
+        publish(i, 0);
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -179,8 +208,142 @@ async fn run_server(args: Args) {
         let _ = stop_rx.await;
     }));
     println!("LISTENING {port}");
+    command_loop(&args, publish, || {
+        let stats = transport.stats();
+        format!(
+            "frames_sent={} active={}",
+            stats.frames_sent, stats.active_connections
+        )
+    })
+    .await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+}
 
-    // Commands on stdin: `start` publishes for `--duration` s; `quit` stops.
+/// The naive peer server of `--baseline`: a broadcast channel per topic, a
+/// writer task per connection, every frame sent (and flushed) on its own.
+async fn run_baseline_server(args: Args) {
+    let (senders, _): (Vec<_>, Vec<_>) = (0..args.topics)
+        .map(|_| tokio::sync::broadcast::channel::<Utf8Bytes>(1024))
+        .unzip();
+    let senders = Arc::new(senders);
+    let widget_ids = widget_ids(&args);
+    let seqs: Vec<AtomicU64> = (0..args.topics).map(|_| AtomicU64::new(0)).collect();
+    let sent = Arc::new(AtomicU64::new(0));
+    let active = Arc::new(AtomicU64::new(0));
+    let publish = |i: usize, round: u64| {
+        let now = unix_millis(SystemTime::now());
+        let items = widget_values(&widget_ids, round, now);
+        let seq = seqs[i].fetch_add(1, Ordering::Relaxed) + 1;
+        let frame = encode_update(&topic_name(i), seq, now, &items);
+        // No receiver yet is fine.
+        let _ = senders[i].send(Utf8Bytes::from(frame.as_str()));
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local addr").port();
+    println!("LISTENING {port}");
+    let accept = {
+        let senders = Arc::clone(&senders);
+        let (sent, active) = (Arc::clone(&sent), Arc::clone(&active));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let senders = Arc::clone(&senders);
+                let (sent, active) = (Arc::clone(&sent), Arc::clone(&active));
+                tokio::spawn(baseline_conn(stream, senders, sent, active));
+            }
+        })
+    };
+    command_loop(&args, publish, || {
+        format!(
+            "frames_sent={} active={}",
+            sent.load(Ordering::Relaxed),
+            active.load(Ordering::Relaxed)
+        )
+    })
+    .await;
+    accept.abort();
+}
+
+/// One connection of the baseline server: subscribe to the topics named in
+/// the URL's `topics=` parameter, send one frame per topic plus a greeting
+/// (what the load generator waits for), then forward every broadcast frame.
+async fn baseline_conn(
+    stream: tokio::net::TcpStream,
+    senders: Arc<Vec<tokio::sync::broadcast::Sender<Utf8Bytes>>>,
+    sent: Arc<AtomicU64>,
+    active: Arc<AtomicU64>,
+) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+
+    let mut wanted: Vec<usize> = Vec::new();
+    // The error type is tungstenite's (an HTTP response); never returned here.
+    #[allow(clippy::result_large_err)]
+    let callback = |req: &Request, resp: Response| {
+        let query = req.uri().query().unwrap_or_default();
+        // The load generator's own URLs: `topics=dash-0,dash-7`, unescaped.
+        for v in query.split('&').filter_map(|kv| kv.strip_prefix("topics=")) {
+            wanted.extend(
+                v.split(',')
+                    .filter_map(|t| t.strip_prefix("dash-")?.parse::<usize>().ok()),
+            );
+        }
+        Ok(resp)
+    };
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    else {
+        return;
+    };
+    let mut rxs: Vec<_> = wanted
+        .iter()
+        .filter_map(|&i| {
+            senders
+                .get(i)
+                .map(tokio::sync::broadcast::Sender::subscribe)
+        })
+        .collect();
+    for _ in 0..=rxs.len() {
+        if ws
+            .send(Message::text("{\"type\":\"hello\"}"))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    active.fetch_add(1, Ordering::Relaxed);
+    loop {
+        let frame = if let [rx] = rxs.as_mut_slice() {
+            rx.recv().await
+        } else {
+            let recvs = rxs.iter_mut().map(|rx| Box::pin(rx.recv()));
+            futures::future::select_all(recvs).await.0
+        };
+        match frame {
+            Ok(text) => {
+                if ws.send(Message::Text(text)).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    active.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Reads commands on stdin: `start` calls `publish(topic index, round)` for
+/// `--duration` s at `--rate` per topic, then prints `DONE published=N` and
+/// `done()`; `quit` returns.
+async fn command_loop(args: &Args, publish: impl Fn(usize, u64), done: impl Fn() -> String) {
     let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<String>(4);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -197,7 +360,7 @@ async fn run_server(args: Args) {
                 // publishes at phase i/topics of the period (`--aligned`:
                 // all topics at the same instant, the burstiest case).
                 let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-                let slots = if args.aligned { 1 } else { topics.len() as u32 };
+                let slots = if args.aligned { 1 } else { args.topics as u32 };
                 let mut tick = tokio::time::interval(period / slots);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let end = Instant::now() + Duration::from_secs(args.duration);
@@ -205,55 +368,47 @@ async fn run_server(args: Args) {
                 let mut published = 0u64;
                 while Instant::now() < end {
                     tick.tick().await;
-                    let round = n / u64::from(slots);
+                    let round = n / u64::from(slots) + 1;
                     if args.aligned {
-                        published += publish_tick(&transport, &topics, &widget_ids, round + 1);
+                        for i in 0..args.topics {
+                            publish(i, round);
+                        }
+                        published += args.topics as u64;
                     } else {
-                        let i = (n % u64::from(slots)) as usize;
-                        published +=
-                            publish_tick(&transport, &topics[i..=i], &widget_ids, round + 1);
+                        publish((n % u64::from(slots)) as usize, round);
+                        published += 1;
                     }
                     n += 1;
                 }
-                let stats = transport.stats();
-                println!(
-                    "DONE published={published} frames_sent={} active={}",
-                    stats.frames_sent, stats.active_connections
-                );
+                println!("DONE published={published} {}", done());
             }
             "quit" => break,
             _ => {}
         }
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
 }
 
-/// Publishes one update frame per topic; returns how many were published.
-fn publish_tick(transport: &Transport<u32>, topics: &[Topic], widgets: &[String], n: u64) -> u64 {
-    let now = unix_millis(SystemTime::now());
-    let keys: Vec<u32> = (0..widgets.len() as u32).collect();
-    for topic in topics {
-        let items: Vec<WidgetValue<'_>> = widgets
-            .iter()
-            .enumerate()
-            .map(|(i, w)| WidgetValue {
-                widget: w,
-                value: Some(n as f64 + i as f64 * 0.5),
-                window_end: now,
-                event_time: Some(now),
-                stale: false,
-                count: 1,
-                groups: None,
-            })
-            .collect();
-        transport
-            .hub()
-            .publish_with(topic, keys.iter().copied(), |seq| {
-                encode_update(topic, seq, now, &items)
-            });
-    }
-    topics.len() as u64
+fn widget_ids(args: &Args) -> Vec<String> {
+    (0..args.widgets)
+        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .collect()
+}
+
+/// The values of one update of round `n`.
+fn widget_values(widgets: &[String], n: u64, now: i64) -> Vec<WidgetValue<'_>> {
+    widgets
+        .iter()
+        .enumerate()
+        .map(|(i, w)| WidgetValue {
+            widget: w,
+            value: Some(n as f64 + i as f64 * 0.5),
+            window_end: now,
+            event_time: Some(now),
+            stale: false,
+            count: 1,
+            groups: None,
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- driver
@@ -495,7 +650,7 @@ async fn client(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let config = WebSocketConfig::default()
-        .read_buffer_size(16 * 1024)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
     let connected =
         tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await;
