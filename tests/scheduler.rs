@@ -179,17 +179,23 @@ fn group_by_widgets_carry_one_value_per_group() {
     assert_eq!(it["count"], 2);
 }
 
-/// The widget ids whose values a new subscriber's snapshot carries.
-fn snapshot_widgets(engine: &Engine, dashboard: &str) -> Vec<uuid::Uuid> {
-    let sub = engine.subscribe(dashboard).unwrap();
-    let mut ids: Vec<uuid::Uuid> = updates(&drain(&sub))
-        .iter()
-        .flat_map(|f| f["items"].as_array().cloned().unwrap_or_default())
+/// The widget ids of the items of `frames`' update frames, sorted, once each.
+fn widget_ids<'a>(frames: impl IntoIterator<Item = &'a serde_json::Value>) -> Vec<uuid::Uuid> {
+    let mut ids: Vec<uuid::Uuid> = frames
+        .into_iter()
+        .filter(|f| f["type"] == "update")
+        .flat_map(|f| f["items"].as_array().into_iter().flatten())
         .map(|i| i["widget"].as_str().unwrap().parse().unwrap())
         .collect();
     ids.sort_unstable();
     ids.dedup();
     ids
+}
+
+/// The widget ids whose values a new subscriber's snapshot carries.
+fn snapshot_widgets(engine: &Engine, dashboard: &str) -> Vec<uuid::Uuid> {
+    let sub = engine.subscribe(dashboard).unwrap();
+    widget_ids(&drain(&sub))
 }
 
 #[test]
@@ -254,13 +260,12 @@ fn removed_redefined_and_deleted_widgets_leave_the_snapshot() {
 /// What the hub still caches for the deleted dashboard "ops".
 fn snapshot_widgets_after_delete(engine: &Engine) -> Vec<uuid::Uuid> {
     let topic = engine.topic("ops");
-    engine
+    let frames: Vec<serde_json::Value> = engine
         .hub()
         .snapshot(&topic)
         .messages
         .iter()
-        .map(|m| serde_json::from_str::<serde_json::Value>(m.msg.as_str()).unwrap())
-        .flat_map(|f| f["items"].as_array().cloned().unwrap_or_default())
-        .map(|i| i["widget"].as_str().unwrap().parse().unwrap())
-        .collect()
+        .map(|m| serde_json::from_str(m.msg.as_str()).unwrap())
+        .collect();
+    widget_ids(&frames)
 }
