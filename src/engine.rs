@@ -438,6 +438,8 @@ impl Engine {
         config: TransportConfig,
     ) -> Transport<WidgetKey> {
         let t = Transport::new(self.inner.hub.clone(), authenticator, config);
+        let push_latency = self.inner.metrics.push_latency.clone();
+        t.observe_write_latency(move |d| push_latency.record(d.as_secs_f64()));
         self.inner
             .transports
             .lock()
@@ -621,8 +623,9 @@ impl Engine {
 
     /// The engine's metrics in the Prometheus text exposition format (version 0.0.4), as
     /// served by `GET /metrics`: ingest (`rtdash_ingest_events_total`, `…_rejected_total`,
-    /// `…_late_total`), aggregation time (`rtdash_aggregation_seconds`), push latency
-    /// (`rtdash_push_latency_seconds`), active connections, subscribers per dashboard,
+    /// `…_late_total`), aggregation time (`rtdash_aggregation_seconds`), push latency from
+    /// event to socket write (`rtdash_push_latency_seconds`) and to publish
+    /// (`rtdash_publish_latency_seconds`), active connections, subscribers per dashboard,
     /// conflated/dropped/evicted messages and more. Each engine has its own recorder; no
     /// global recorder is installed.
     #[must_use]

@@ -24,6 +24,7 @@ pub(crate) struct Metrics {
     pub(crate) aggregation: Histogram,
     pub(crate) tick: Histogram,
     pub(crate) push_latency: Histogram,
+    pub(crate) publish_latency: Histogram,
     pub(crate) widget_evaluations: Counter,
     pub(crate) query_evaluations: Counter,
     pub(crate) frames_published: Counter,
@@ -104,6 +105,12 @@ impl Metrics {
             ),
             push_latency: seconds(
                 "rtdash_push_latency_seconds",
+                "Event time of the newest fresh event in an update frame to the frame's write to \
+                 a client's socket (WebSocket and SSE sessions of Engine::transport and the \
+                 HTTP router), once per client.",
+            ),
+            publish_latency: seconds(
+                "rtdash_publish_latency_seconds",
                 "Event time of the newest event in a value to the value's frame being published \
                  to subscribers' queues.",
             ),

@@ -482,7 +482,7 @@ impl Scheduler {
                         .last_event_time
                         .and_then(|t| now.checked_duration_since(t))
                 {
-                    inner.metrics.push_latency.record(age.as_secs_f64());
+                    inner.metrics.publish_latency.record(age.as_secs_f64());
                 }
             }
             report.values_published += states.len();

@@ -144,6 +144,16 @@ async fn create_ingest_and_stream_over_websocket() {
         "{metrics}"
     );
     assert!(metrics.contains("rtdash_active_connections 2"), "{metrics}");
+    // One update frame was written to one client's socket; its latency was
+    // observed, as was its publish.
+    assert!(
+        metrics.contains("rtdash_push_latency_seconds_count 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rtdash_publish_latency_seconds_count 1\n"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("rtdash_dashboard_subscribers{dashboard=\"ops\"} 2"),
         "{metrics}"

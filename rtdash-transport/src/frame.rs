@@ -40,6 +40,8 @@ pub struct Frame {
     /// Whether the text contains `\n` or `\r` (SSE must then split it into
     /// several `data:` lines). Computed once.
     multiline: bool,
+    /// See [`Frame::event_time`].
+    event_time: Option<i64>,
 }
 
 impl Frame {
@@ -50,6 +52,7 @@ impl Frame {
         Self {
             text: text_from_string(text),
             multiline,
+            event_time: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl Frame {
         Self {
             multiline: has_line_break(text.as_bytes()),
             text: text_from_static(text),
+            event_time: None,
         }
     }
 
@@ -70,7 +74,11 @@ impl Frame {
     pub fn try_from_bytes(bytes: Bytes) -> Result<Self, TransportError> {
         let multiline = has_line_break(&bytes);
         let text = text_from_bytes_checked(bytes)?;
-        Ok(Self { text, multiline })
+        Ok(Self {
+            text,
+            multiline,
+            event_time: None,
+        })
     }
 
     /// The frame's text.
@@ -89,6 +97,25 @@ impl Frame {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
+    }
+
+    /// Tags the frame with the event time (ms since the Unix epoch) of the
+    /// newest event it reports, for latency accounting: after each socket
+    /// write the transport reports event → write time of tagged frames to the
+    /// observer set with
+    /// [`Transport::observe_write_latency`](crate::Transport::observe_write_latency).
+    /// Not part of the text. [`encode_update`](crate::encode_update) sets it.
+    #[must_use]
+    pub fn with_event_time(mut self, event_time: Option<i64>) -> Self {
+        self.event_time = event_time;
+        self
+    }
+
+    /// The event time the frame was tagged with (see
+    /// [`with_event_time`](Self::with_event_time)).
+    #[must_use]
+    pub fn event_time(&self) -> Option<i64> {
+        self.event_time
     }
 
     /// The text as `Bytes`, sharing the frame's buffer (no copy).

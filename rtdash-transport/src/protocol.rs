@@ -392,7 +392,13 @@ pub fn encode_update(topic: &str, seq: u64, sent_at: i64, items: &[WidgetValue<'
         out.push('}');
     }
     out.push_str("]}");
-    Frame::from_string(out)
+    // The newest event among the fresh values: what a client sees as "now".
+    let newest = items
+        .iter()
+        .filter(|i| !i.stale)
+        .filter_map(|i| i.event_time)
+        .max();
+    Frame::from_string(out).with_event_time(newest)
 }
 
 /// Encodes one alert frame: an alert rule started or stopped firing.

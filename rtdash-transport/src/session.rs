@@ -522,10 +522,18 @@ impl<K: Key> Session<'_, K> {
         let topics = &mut self.topics;
         let mut sent = 0u64;
         let mut evicted = false;
+        let observer = inner.write_latency.get();
+        // Event times of the batch's frames, kept only for an observer.
+        let mut event_times: Vec<i64> = Vec::new();
         let work = async {
             for ev in std::iter::once(first).chain(rest) {
                 match on_event(inner, topics, ev) {
                     Step::Send(frame, topic, seq) => {
+                        if observer.is_some()
+                            && let Some(t) = frame.event_time()
+                        {
+                            event_times.push(t);
+                        }
                         conn.feed(Outgoing::data(frame, &topic, seq)).await?;
                         sent += 1;
                     }
@@ -543,6 +551,13 @@ impl<K: Key> Session<'_, K> {
             .counters
             .frames_sent
             .fetch_add(sent, Ordering::Relaxed);
+        if let (Some(observe), WriteEnd::Done) = (observer, &w) {
+            let now = crate::unix_millis(SystemTime::now());
+            for t in event_times {
+                let ms = u64::try_from(now.saturating_sub(t)).unwrap_or(0);
+                observe(Duration::from_millis(ms));
+            }
+        }
         if evicted {
             return Some(self.slow_consumer("slow consumer evicted"));
         }

@@ -1,9 +1,9 @@
 //! [`Transport`]: the shared state every session of a server uses.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rtdash_fanout::{Hub, Key};
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,12 @@ pub(crate) struct Inner<K: Key> {
     pub(crate) epoch: u64,
     active: AtomicUsize,
     pub(crate) counters: Counters,
+    /// Set by [`Transport::observe_write_latency`].
+    pub(crate) write_latency: OnceLock<WriteLatencyObserver>,
 }
+
+/// What [`Transport::observe_write_latency`] calls.
+pub(crate) type WriteLatencyObserver = Box<dyn Fn(Duration) + Send + Sync>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -142,6 +147,7 @@ impl<K: Key> Transport<K> {
                 epoch,
                 active: AtomicUsize::new(0),
                 counters: Counters::default(),
+                write_latency: OnceLock::new(),
             }),
         }
     }
@@ -176,6 +182,20 @@ impl<K: Key> Transport<K> {
             slow_consumers: c.slow_consumers.load(Ordering::Relaxed),
             frames_sent: c.frames_sent.load(Ordering::Relaxed),
         }
+    }
+
+    /// Sets the function told, after each successful socket write, the time
+    /// from event to write of every data frame in it that carries an event
+    /// time ([`Frame::event_time`]): the push latency of the server's side,
+    /// up to the kernel's socket buffer. A frame whose event time lies in the
+    /// future counts as zero. Called on the session's task: keep it short
+    /// (record into a histogram). Returns `false`, and changes nothing, if an
+    /// observer was already set.
+    pub fn observe_write_latency(
+        &self,
+        observer: impl Fn(Duration) + Send + Sync + 'static,
+    ) -> bool {
+        self.inner.write_latency.set(Box::new(observer)).is_ok()
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
