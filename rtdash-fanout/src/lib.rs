@@ -27,7 +27,10 @@
 //!   `seq`, then every later message: live messages continue at
 //!   `snapshot.seq + 1`, with no gap and no duplicate, even while other
 //!   threads publish (the snapshot and the registration happen under the
-//!   topic's lock, the same lock that orders publishes).
+//!   topic's lock, the same lock that orders publishes). When keys stop
+//!   existing (a widget removed, a dashboard deleted),
+//!   [`Hub::retain_cached`] drops their cached values so later snapshots do
+//!   not show them.
 //!
 //! # Example
 //!
