@@ -1,7 +1,7 @@
 //! The refresh scheduler: which widgets are due, one computation per distinct query,
 //! change detection, stale marking, one frame per dashboard per tick, alert evaluation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -320,8 +320,14 @@ impl Scheduler {
         // A frame carries several widgets and stays cached while any of them
         // is current: re-evaluate every widget of a dashboard that lost one,
         // so this tick's frame supersedes the frames holding retired values.
+        // (Alert frames carry one key each: a retired rule needs nothing more.)
+        let lost_widget: HashSet<&str> = forget
+            .iter()
+            .filter(|(_, k)| matches!(k, WidgetKey::Widget(_)))
+            .map(|(d, _)| d.as_str())
+            .collect();
         for ((dash, _), rt) in &mut runtimes {
-            if forget.iter().any(|(d, _)| d == dash) {
+            if lost_widget.contains(dash.as_str()) {
                 rt.next_due = Timestamp::MIN;
                 rt.last = None;
             }
