@@ -37,12 +37,6 @@ pub(crate) type TopicRef<T, K, M> = Arc<Topic<T, K, M>>;
 /// topic's `Clone`, `Drop`, `PartialEq` and `byte_len`, and a waiter yields
 /// rather than burns its core if the holder was preempted.
 pub(crate) type QueueLock<X> = spin::mutex::SpinMutex<X, spin::relax::Yield>;
-
-/// Locks a subscriber's queue.
-#[inline]
-pub(crate) fn qlock<X>(m: &QueueLock<X>) -> spin::mutex::SpinMutexGuard<'_, X, spin::relax::Yield> {
-    m.lock()
-}
 pub(crate) type SubQueue<T, K, M> = Queue<T, M, TopicRef<T, K, M>>;
 
 #[derive(Debug)]
@@ -125,7 +119,7 @@ impl<T, K, M> SubShared<T, K, M> {
     /// Removes the subscriber from every topic it holds (taking each topic's
     /// lock in turn, never while holding the queue's lock).
     pub(crate) fn detach(self: &Arc<Self>) {
-        let topics = qlock(&self.queue).clear();
+        let topics = self.queue.lock().clear();
         for t in topics {
             lock(&t.state).remove_sub(self.id);
         }
@@ -218,7 +212,7 @@ impl<T: Key, K: Key, M: Message> Drop for HubInner<T, K, M> {
                 continue;
             };
             let wake = {
-                let mut q = qlock(&sub.queue);
+                let mut q = sub.queue.lock();
                 if q.status() == crate::queue::Status::Open {
                     q.set_status(crate::queue::Status::HubClosed);
                 }
@@ -362,7 +356,7 @@ where
             let mut dead = false;
             for e in st.subs.iter_mut() {
                 let (pushed, wake) = {
-                    let mut q = qlock(&e.sub.queue);
+                    let mut q = e.sub.queue.lock();
                     let pushed = q.push_msg(
                         &e.sub.policy,
                         e.slot,

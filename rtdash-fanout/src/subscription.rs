@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use crate::hub::{Counters, HubInner, SubEntry, SubShared, lock, qlock};
+use crate::hub::{Counters, HubInner, SubEntry, SubShared, lock};
 use crate::queue::{Effects, Item, Pushed, Status, snapshot_bytes};
 use crate::{
     Event, FanoutError, Key, Message, SlowConsumerPolicy, SubscriberId, SubscriberStats,
@@ -120,14 +120,14 @@ where
             Ok(true)
         };
         // Cheap checks first, without creating the topic.
-        if !check(&qlock(&self.shared.queue), &topic)? {
+        if !check(&self.shared.queue.lock(), &topic)? {
             return Ok(());
         }
         let t = hub.topic(&topic);
         let mut effects = Effects::default();
         let evicted = {
             let mut st = lock(&t.state);
-            let mut q = qlock(&self.shared.queue);
+            let mut q = self.shared.queue.lock();
             if !check(&q, &topic)? {
                 return Ok(());
             }
@@ -179,13 +179,13 @@ where
     /// Returns whether the topic was subscribed.
     pub fn unsubscribe(&self, topic: &T) -> bool {
         let Some(t) = ({
-            let q = qlock(&self.shared.queue);
+            let q = self.shared.queue.lock();
             q.find(topic).and_then(|slot| q.handle(slot).cloned())
         }) else {
             return false;
         };
         let mut st = lock(&t.state);
-        let mut q = qlock(&self.shared.queue);
+        let mut q = self.shared.queue.lock();
         let Some(slot) = q.find(topic) else {
             return false;
         };
@@ -196,12 +196,12 @@ where
 
     /// Whether `topic` is currently subscribed.
     pub fn is_subscribed(&self, topic: &T) -> bool {
-        qlock(&self.shared.queue).find(topic).is_some()
+        self.shared.queue.lock().find(topic).is_some()
     }
 
     /// The subscribed topics.
     pub fn topics(&self) -> Vec<T> {
-        qlock(&self.shared.queue).topic_list()
+        self.shared.queue.lock().topic_list()
     }
 
     /// Takes the next ready event without waiting.
@@ -214,7 +214,7 @@ where
     /// queue drained).
     #[inline(always)]
     pub fn try_recv(&self) -> Result<Event<T, M>, TryRecvError> {
-        qlock(&self.shared.queue).next_event()
+        self.shared.queue.lock().next_event()
     }
 
     /// Waits for the next event; `None` once the subscription is finished
@@ -238,7 +238,7 @@ where
     /// Returns `Pending` after registering `cx`'s waker when the queue is
     /// empty; the waker is woken when the next event is queued.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Event<T, M>>> {
-        let mut q = qlock(&self.shared.queue);
+        let mut q = self.shared.queue.lock();
         match q.next_event() {
             Ok(ev) => Poll::Ready(Some(ev)),
             Err(TryRecvError::Empty) => {
@@ -253,7 +253,7 @@ where
     /// many were moved. One lock for the whole batch: drain, write the batch
     /// to the socket, flush once.
     pub fn drain_into(&self, out: &mut Vec<Event<T, M>>, max: usize) -> usize {
-        let mut q = qlock(&self.shared.queue);
+        let mut q = self.shared.queue.lock();
         let mut n = 0;
         while n < max {
             match q.next_event() {
@@ -269,13 +269,13 @@ where
 
     /// This subscription's counters.
     pub fn stats(&self) -> SubscriberStats {
-        qlock(&self.shared.queue).stats()
+        self.shared.queue.lock().stats()
     }
 
     /// Whether the subscription was evicted by
     /// [`SlowConsumerPolicy::Disconnect`] (the event may still be unread).
     pub fn is_evicted(&self) -> bool {
-        matches!(qlock(&self.shared.queue).status(), Status::Evicted { .. })
+        matches!(self.shared.queue.lock().status(), Status::Evicted { .. })
     }
 }
 
@@ -308,7 +308,7 @@ impl<T: Key, K: Key, M: Message> Drop for Subscription<T, K, M> {
 /// Free of trait bounds so `Drop` can call it.
 fn drop_shared<T, K, M>(shared: &Arc<SubShared<T, K, M>>) {
     let topics = {
-        let mut q = qlock(&shared.queue);
+        let mut q = shared.queue.lock();
         q.set_status(Status::Dropped);
         q.clear()
     };
