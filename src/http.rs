@@ -17,6 +17,12 @@
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `GET /health` | `{"status": "ok"}` |
 //!
+//! The routes that change state (`POST`, `PUT`, `PATCH`, `DELETE`) are open unless the
+//! router is wrapped with [`require_writers`], which asks them for a bearer token of its
+//! own authenticator (`401`), and lets a token change only the dashboards its principal
+//! may see (`403`). Reads and the streams are not affected: the streams check their own
+//! tokens.
+//!
 //! Bodies are JSON (`Content-Type: application/json`, else `415`), at most
 //! [`EngineConfig::max_body_bytes`](crate::EngineConfig::max_body_bytes) (else `413`).
 //! Errors are `{"error": {"code": "…", "message": "…"}}` with the matching status: `400`
@@ -31,12 +37,12 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use rtdash_core::Uuid;
-use rtdash_transport::{Authenticator, Transport, TransportConfig};
+use rtdash_transport::{Authenticator, Principal, Transport, TransportConfig};
 use serde_json::{Value, json};
 
 use crate::{AlertRule, DashboardDoc, Engine, Error, WidgetKey, WidgetPatch};
@@ -107,6 +113,113 @@ pub fn router_with_transport(engine: Engine, transport: Transport<WidgetKey>) ->
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(api)
+}
+
+/// Guards the routes of `router` that change state (`POST`, `PUT`, `PATCH`, `DELETE`):
+/// each needs `Authorization: Bearer <token>` that `writers` accepts, else `401` with
+/// `WWW-Authenticate: Bearer` and nothing changes. The principal's topic access names the
+/// dashboards it may create, replace, delete or edit (else `403`); any writer may
+/// `POST /ingest`. `GET` requests and the streams pass untouched (the streams check the
+/// tokens of the router's own authenticator).
+///
+/// Give it an authenticator of writers only (e.g. `StaticTokens` of admin tokens, or a
+/// `JwtAuthenticator` with its own key), not the one viewers' tokens pass.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rtdash::transport::{Principal, StaticTokens, TopicAccess};
+/// use rtdash::{AllowAll, Engine, EngineConfig, MemoryStore, TransportConfig};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let writers =
+///     StaticTokens::new().with_token("admin-secret", Principal::new("admin", TopicAccess::all()));
+/// let app = rtdash::http::require_writers(
+///     rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default()),
+///     writers,
+/// );
+/// axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?, app).await?;
+/// # Ok(()) }
+/// ```
+pub fn require_writers(router: Router, writers: impl Authenticator) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        std::sync::Arc::new(writers),
+        writer_gate,
+    ))
+}
+
+/// The principal [`require_writers`] accepted for a request.
+#[derive(Clone)]
+struct Writer(Principal);
+
+/// `401` with the JSON error body and a `WWW-Authenticate` challenge.
+fn unauthorized(message: &str) -> Response {
+    let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", message, None);
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// `403`: the writer may not change dashboard `id`.
+fn forbidden(writer: &Writer, id: &str) -> Response {
+    error_response(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        &format!("`{}` may not change dashboard `{id}`", writer.0.subject()),
+        None,
+    )
+}
+
+async fn writer_gate<A: Authenticator>(
+    State(writers): State<std::sync::Arc<A>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let Some(auth) = req.headers().get(header::AUTHORIZATION) else {
+        return unauthorized("this route changes state: send `Authorization: Bearer <token>`");
+    };
+    let Some(token) = auth
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+    else {
+        return unauthorized("the Authorization header must be `Bearer <token>`");
+    };
+    let principal = match writers.authenticate(token).await {
+        Ok(p) => p,
+        Err(e) => return unauthorized(&format!("token refused: {e}")),
+    };
+    if principal
+        .expires_at()
+        .is_some_and(|at| at <= std::time::SystemTime::now())
+    {
+        return unauthorized("token expired");
+    }
+    let writer = Writer(principal);
+    // `/dashboards/{id}…`: the dashboard is in the path, checked as sent (ids need no
+    // escaping, so a percent-escaped one matches no grant and is refused). `POST
+    // /dashboards` names it in the body: `create_dashboard` checks it.
+    let path_id = req
+        .uri()
+        .path()
+        .strip_prefix("/dashboards/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    if let Some(id) = path_id
+        && !writer.0.may_see(&id)
+    {
+        return forbidden(&writer, &id);
+    }
+    req.extensions_mut().insert(writer);
+    next.run(req).await
 }
 
 #[derive(Clone)]
@@ -238,6 +351,7 @@ fn json_text(status: StatusCode, body: String) -> Response {
 
 async fn create_dashboard(
     State(api): State<Api>,
+    writer: Option<Extension<Writer>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -245,7 +359,16 @@ async fn create_dashboard(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let result = DashboardDoc::from_json(&body).and_then(|d| api.engine.dashboards().create(d));
+    let doc = match DashboardDoc::from_json(&body) {
+        Ok(d) => d,
+        Err(e) => return error(&e),
+    };
+    if let Some(Extension(w)) = &writer
+        && !w.0.may_see(doc.id())
+    {
+        return forbidden(w, doc.id());
+    }
+    let result = api.engine.dashboards().create(doc);
     match result {
         Ok(doc) => {
             let mut r = doc_response(StatusCode::CREATED, &doc);

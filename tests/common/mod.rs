@@ -97,7 +97,17 @@ pub(crate) const SECOND: Duration = Duration::from_secs(1);
 /// Serves `engine`'s HTTP API on 127.0.0.1:0 (any token is accepted); returns the base URL.
 #[cfg(feature = "http")]
 pub(crate) async fn serve(engine: rtdash::Engine) -> String {
-    let app = rtdash::http::router(engine, rtdash::AllowAll, rtdash::TransportConfig::default());
+    serve_app(rtdash::http::router(
+        engine,
+        rtdash::AllowAll,
+        rtdash::TransportConfig::default(),
+    ))
+    .await
+}
+
+/// Serves `app` on 127.0.0.1:0; returns the base URL.
+#[cfg(feature = "http")]
+pub(crate) async fn serve_app(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
