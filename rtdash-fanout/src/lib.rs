@@ -175,7 +175,7 @@
 //! gets its own policy, its own byte bound and eviction at publish time.
 //! Measured with the `fanout` bench of the `rtdash` package on a 2-core VM:
 //! one publish delivered to 10,000 subscribers and drained takes about
-//! 0.39 ms (1.28× broadcast), the publish call alone about 0.22 ms; with
+//! 0.39 ms (1.3× broadcast), the publish call alone about 0.22 ms; with
 //! 10,000 async receivers the publish→receive latency is below broadcast's.
 //! The README has the current table.
 //!
