@@ -196,10 +196,6 @@ pub(crate) struct Scheduler {
     runtimes: HashMap<(String, Uuid), Runtime>,
     rules: HashMap<(String, Uuid), RuleState>,
     last_upkeep: Option<Timestamp>,
-    /// Hub keys whose cached values went stale in the last rebuild (widget or
-    /// rule removed or redefined, dashboard deleted), per dashboard id:
-    /// forgotten before the tick publishes.
-    forget: HashMap<String, Vec<WidgetKey>>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -334,19 +330,17 @@ impl Scheduler {
         }
         self.runtimes = runtimes;
         self.rules = rules;
-        for (dash, key) in forget {
-            self.forget.entry(dash).or_default().push(key);
+        // The retired keys' cached values go before this tick publishes, so a new
+        // subscriber's snapshot does not show them.
+        let mut retired: HashMap<&str, Vec<WidgetKey>> = HashMap::new();
+        for (dash, key) in &forget {
+            retired.entry(dash.as_str()).or_default().push(*key);
         }
-        gone
-    }
-
-    /// Drops the hub's cached values of keys the last rebuild retired, so a
-    /// new subscriber's snapshot does not show them.
-    fn forget_retired(&mut self, inner: &Inner) {
-        for (dash, keys) in self.forget.drain() {
-            let topic = inner.registry.topic(&dash);
+        for (dash, keys) in retired {
+            let topic = inner.registry.topic(dash);
             inner.hub.retain_cached(&topic, |k| !keys.contains(k));
         }
+        gone
     }
 
     /// One scheduler step at time `now`.
@@ -357,7 +351,6 @@ impl Scheduler {
         if generation != self.generation {
             alerts = self.rebuild(inner, now);
             self.generation = generation;
-            self.forget_retired(inner);
         }
         // The resolutions of removed rules: sent, but not cached.
         let retired = alerts.len();
