@@ -13,10 +13,12 @@ use crate::series::Series;
 use crate::sketch::{Bins, BucketBins};
 use crate::store::{LateEvent, MAX_ABS_EVENT_TIME_MS, WindowStore};
 
-const FORMAT: &str = "rtdash-window/checkpoint/1";
+/// Version 2: buckets hold their own count and sum (version 1 held running prefixes) and
+/// lateness is per series (from each series' newest event time).
+const FORMAT: &str = "rtdash-window/checkpoint/2";
 
 /// A snapshot of a whole [`WindowStore`] (configuration, series keys and ids, buckets,
-/// watermark, late buffer and counters) together with a caller-supplied source offset, e.g.
+/// per-series newest event times and so watermarks, late buffer and counters) together with a caller-supplied source offset, e.g.
 /// the id of the last Redis Stream entry applied.
 ///
 /// Made by [`WindowStore::checkpoint`], turned back into a store by
@@ -113,9 +115,6 @@ struct SeriesRepr {
 #[serde(deny_unknown_fields)]
 struct RingRepr {
     head: i64,
-    base_count: u64,
-    base_sum: u64,
-    since_rebase: u32,
     buckets: Vec<BucketRepr>,
 }
 
@@ -123,8 +122,8 @@ struct RingRepr {
 #[serde(deny_unknown_fields)]
 struct BucketRepr {
     index: i64,
-    cum_count: u64,
-    cum_sum: u64,
+    count: u64,
+    sum: u64,
     min: u64,
     max: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -171,18 +170,14 @@ impl ConfigRepr {
 }
 
 fn ring_repr(ring: &Ring) -> RingRepr {
-    let (base_count, base_sum) = ring.base();
     RingRepr {
         head: ring.head(),
-        base_count,
-        base_sum: base_sum.to_bits(),
-        since_rebase: ring.since_rebase(),
         buckets: ring
             .non_empty()
             .map(|b| BucketRepr {
                 index: b.index,
-                cum_count: b.cum_count,
-                cum_sum: b.cum_sum.to_bits(),
+                count: b.count,
+                sum: b.sum.to_bits(),
                 min: b.min.to_bits(),
                 max: b.max.to_bits(),
                 bins: canonical_bins(&b.bins),
@@ -407,61 +402,41 @@ fn restore_series(layout: &Layout, s: SeriesRepr, max_seen: Option<i64>) -> Resu
 }
 
 fn restore_ring(layout: &Layout, n: usize, r: RingRepr) -> Result<Ring, String> {
-    if r.since_rebase as usize >= n {
-        return Err(format!(
-            "since_rebase: {} is not below the ring size {n}",
-            r.since_rebase
-        ));
-    }
-    let base_sum = f64::from_bits(r.base_sum);
-    if base_sum.is_nan() {
-        return Err("base_sum: NaN".into());
-    }
-    let oldest = r.head - (n as i64 - 1);
-    let mut prev_index = oldest - 1;
-    let mut prev_count = r.base_count;
+    let mut prev_index = r.head - (n as i64 - 1) - 1;
     let mut buckets = Vec::with_capacity(r.buckets.len());
     for (i, b) in r.buckets.into_iter().enumerate() {
         let at = |what: &str| format!("buckets[{i}]: {what}");
         if b.index <= prev_index || b.index > r.head {
             return Err(at("index out of order or outside the ring"));
         }
-        if b.cum_count <= prev_count {
-            return Err(at(
-                "cum_count does not grow (an empty bucket is not stored)",
-            ));
+        if b.count == 0 {
+            return Err(at("count is 0 (an empty bucket is not stored)"));
         }
-        let own = b.cum_count - prev_count;
-        let (cum_sum, min, max) = (
-            f64::from_bits(b.cum_sum),
+        let (sum, min, max) = (
+            f64::from_bits(b.sum),
             f64::from_bits(b.min),
             f64::from_bits(b.max),
         );
-        if cum_sum.is_nan() || !min.is_finite() || !max.is_finite() || min > max {
-            return Err(at(
-                "cum_sum is NaN, or min/max are not finite with min <= max",
-            ));
+        // A sum may be ±infinity (values near f64::MAX add up past it) or, in a roll-up
+        // bucket, NaN (fine buckets of +∞ and −∞ merged): it is kept as it is.
+        if !min.is_finite() || !max.is_finite() || min > max {
+            return Err(at("min/max are not finite with min <= max"));
         }
-        let bins = restore_bins(layout.bins, &b.bins, own).map_err(|e| at(&e))?;
+        if b.count == 1 && !(sum == min && min == max) {
+            return Err(at("a bucket of one value must have sum = min = max"));
+        }
+        let bins = restore_bins(layout.bins, &b.bins, b.count).map_err(|e| at(&e))?;
         buckets.push(BucketState {
             index: b.index,
-            cum_count: b.cum_count,
-            cum_sum,
+            count: b.count,
+            sum,
             min,
             max,
             bins,
         });
         prev_index = b.index;
-        prev_count = b.cum_count;
     }
-    Ok(Ring::restore(
-        n,
-        r.head,
-        (r.base_count, base_sum),
-        r.since_rebase,
-        layout.bins.is_some(),
-        buckets,
-    ))
+    Ok(Ring::restore(n, r.head, layout.bins.is_some(), buckets))
 }
 
 fn restore_bins(

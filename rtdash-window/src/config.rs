@@ -72,9 +72,9 @@ pub struct WindowConfig {
     /// Longest window that can be queried; data older than this (plus one roll-up bucket and
     /// the grace period) is dropped. A multiple of the bucket width. Default 1 h.
     pub retention: Duration,
-    /// How far behind the newest event time an event may be and still count: an event is
-    /// *late* iff `event_time < max_event_time_seen - grace`. Late events go to the side
-    /// channel ([`WindowStore::drain_late`](crate::WindowStore::drain_late)). Default 30 s;
+    /// How far behind its series' newest event time an event may be and still count: an
+    /// event is *late* iff `event_time < newest event time of its series - grace`. Late events
+    /// go to the side channel ([`WindowStore::drain_late`](crate::WindowStore::drain_late)). Default 30 s;
     /// at most the retention.
     pub grace: Duration,
     /// The roll-up tier for long windows, or `None` to keep fine buckets for the whole

@@ -1,10 +1,13 @@
 //! The window state of one series: a fine ring, an optional roll-up ring and a running
 //! histogram of everything retained.
 //!
+//! Lateness is per series: the series' watermark is its own newest event time minus the
+//! grace, so a producer with a fast clock moves only its own series' watermark.
+//!
 //! Invariants (with `H` the newest fine bucket of this series, `Nf` the fine ring size):
 //!
-//! - every accepted event lands in the fine ring: its bucket is at least the watermark's
-//!   bucket, which is at least `H - ceil(grace / width) - 1 > H - Nf`;
+//! - every accepted event lands in the fine ring: its bucket is at least the series'
+//!   watermark bucket, which is at least `H - ceil(grace / width) - 1 > H - Nf`;
 //! - a fine bucket leaves the ring only after it is sealed (no later event can reach it),
 //!   and then merges into the roll-up bucket holding it, so fine and roll-up rings partition
 //!   the retained data with no overlap: a roll-up bucket may hold only the older part of its
@@ -12,7 +15,7 @@
 //! - `total` is the sum of every bucket histogram in both rings.
 
 use crate::config::Layout;
-use crate::ring::{Expired, Ring};
+use crate::ring::{Agg, Expired, Ring};
 use crate::sketch::{BucketBins, DenseBins};
 
 /// Time range `[start, end)` of a query, in ms, and its bucket bounds.
@@ -34,6 +37,12 @@ pub(crate) struct Series {
     pub(crate) sealed_below: i64,
     /// Newest accepted event time.
     pub(crate) last_event: i64,
+    /// `last_event - grace`: events before it are late.
+    watermark: i64,
+    /// Fine bucket of `watermark`.
+    wm_bucket: i64,
+    /// Watermark at which `wm_bucket` next changes.
+    wm_next: i64,
 }
 
 /// Partial results of a query, accumulated over series.
@@ -44,6 +53,19 @@ pub(crate) struct Acc {
     pub(crate) min: f64,
     pub(crate) max: f64,
     pub(crate) last_event: Option<i64>,
+}
+
+impl Acc {
+    /// Adds a range's aggregate (min and max only when asked).
+    #[inline]
+    fn add(&mut self, r: Agg, min_max: bool) {
+        self.count += r.count;
+        self.sum += r.sum;
+        if min_max {
+            self.min = self.min.min(r.min);
+            self.max = self.max.max(r.max);
+        }
+    }
 }
 
 impl Default for Acc {
@@ -87,7 +109,15 @@ impl Series {
             head_end: (b + 1) * layout.wf,
             sealed_below: i64::MIN,
             last_event: i64::MIN,
+            watermark: i64::MIN,
+            wm_bucket: i64::MIN,
+            wm_next: i64::MIN,
         }
+    }
+
+    /// The watermark (`last_event - grace`): events before it are late.
+    pub(crate) fn watermark(&self) -> i64 {
+        self.watermark
     }
 
     /// Rebuilds a series from checkpointed rings; recomputes the running histogram.
@@ -117,8 +147,12 @@ impl Series {
             head_start: h * layout.wf,
             head_end: (h + 1) * layout.wf,
             sealed_below,
-            last_event,
+            last_event: i64::MIN,
+            watermark: i64::MIN,
+            wm_bucket: i64::MIN,
+            wm_next: i64::MIN,
         };
+        s.note_event_time(layout, last_event);
         let oldest = s.fine.oldest();
         s.fine.pack_range(oldest, sealed_below.saturating_sub(1));
         if let Some(c) = &mut s.coarse {
@@ -135,19 +169,15 @@ impl Series {
             + self.total.as_ref().map_or(0, DenseBins::heap_bytes)
     }
 
-    /// Records an accepted event: time `t` (ms), value `v`, histogram bin `bin` (when
-    /// histograms are on). `wm_bucket` is the fine bucket of the store's watermark. Returns
-    /// `false` (and changes nothing) if the bucket is no longer held, which the lateness rule
+    /// Records an event: time `t` (ms), value `v`, histogram bin `bin` (when histograms are
+    /// on). Returns `false` (and changes nothing) when the event is late for this series
+    /// (`t < last_event - grace`), or its bucket is no longer held, which the lateness rule
     /// makes impossible.
     #[inline]
-    pub(crate) fn record(
-        &mut self,
-        layout: &Layout,
-        t: i64,
-        v: f64,
-        bin: Option<u32>,
-        wm_bucket: i64,
-    ) -> bool {
+    pub(crate) fn record(&mut self, layout: &Layout, t: i64, v: f64, bin: Option<u32>) -> bool {
+        if t < self.watermark {
+            return false;
+        }
         let b = if t >= self.head_start && t < self.head_end {
             self.fine.head()
         } else {
@@ -167,12 +197,28 @@ impl Series {
             }
         }
         if t > self.last_event {
-            self.last_event = t;
+            self.note_event_time(layout, t);
         }
-        if wm_bucket > self.sealed_below {
-            self.seal(wm_bucket);
+        if self.wm_bucket > self.sealed_below {
+            self.seal(self.wm_bucket);
         }
         true
+    }
+
+    /// `t` is the newest event time: move the watermark.
+    #[inline]
+    fn note_event_time(&mut self, layout: &Layout, t: i64) {
+        self.last_event = t;
+        self.watermark = t.saturating_sub(layout.grace);
+        if self.watermark >= self.wm_next {
+            self.move_watermark_bucket(layout);
+        }
+    }
+
+    #[cold]
+    fn move_watermark_bucket(&mut self, layout: &Layout) {
+        self.wm_bucket = self.watermark.div_euclid(layout.wf);
+        self.wm_next = (self.wm_bucket + 1).saturating_mul(layout.wf);
     }
 
     #[cold]
@@ -183,14 +229,11 @@ impl Series {
             total,
             ..
         } = self;
-        let rebased_before = fine.since_rebase();
-        fine.advance(b, |e| roll_out(layout, coarse, total, e));
+        let turned = fine.advance(b, |e| roll_out(layout, coarse, total, e));
         self.head_start = b * layout.wf;
         self.head_end = (b + 1) * layout.wf;
         // Trim the running histogram's empty pages about once per ring turn.
-        if fine.since_rebase() < rebased_before
-            && let Some(t) = &mut self.total
-        {
+        if turned && let Some(t) = &mut self.total {
             t.trim();
         }
     }
@@ -216,9 +259,8 @@ impl Series {
         let fine_oldest = self.fine.oldest();
         let fa = span.start.div_euclid(layout.wf).max(fine_oldest);
         let fb = (span.end - 1).div_euclid(layout.wf);
-        let (c, s) = self.fine.range_count_sum(fa, fb);
-        acc.count += c;
-        acc.sum += s;
+        let f = self.fine.range(fa, fb);
+        acc.add(f, want_min_max);
         // Roll-up buckets touching the span; they hold only data older than the fine ring.
         let coarse = self
             .coarse
@@ -229,19 +271,7 @@ impl Series {
             (span.end - 1).div_euclid(layout.wc),
         );
         if let Some(ring) = coarse {
-            let (c, s) = ring.range_count_sum(ca, cb);
-            acc.count += c;
-            acc.sum += s;
-        }
-        if want_min_max {
-            let (lo, hi) = self.fine.range_min_max(fa, fb);
-            acc.min = acc.min.min(lo);
-            acc.max = acc.max.max(hi);
-            if let Some(ring) = coarse {
-                let (lo, hi) = ring.range_min_max(ca, cb);
-                acc.min = acc.min.min(lo);
-                acc.max = acc.max.max(hi);
-            }
+            acc.add(ring.range(ca, cb), want_min_max);
         }
         let (Some(terms), Some(total)) = (terms, &self.total) else {
             return;

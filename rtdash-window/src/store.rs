@@ -23,8 +23,8 @@ pub const MAX_ABS_EVENT_TIME_MS: i64 = 1 << 60;
 pub enum Recorded {
     /// The event was aggregated into its bucket.
     Accepted,
-    /// The event was late (`event_time < max_event_time_seen - grace`) and went to the late
-    /// buffer; see [`WindowStore::drain_late`].
+    /// The event was late (`event_time < newest event time of its series - grace`) and went
+    /// to the late buffer; see [`WindowStore::drain_late`].
     LateBuffered,
     /// The event was late and the late buffer was full: it was counted in
     /// [`WindowStats::late_dropped`] and discarded.
@@ -75,10 +75,9 @@ pub struct WindowStats {
     pub late_dropped: u64,
     /// Late events waiting in the buffer.
     pub late_buffered: usize,
-    /// Newest event time seen, `None` before the first accepted event.
+    /// Newest event time accepted in any series, `None` before the first accepted event.
+    /// Lateness is per series: see [`WindowStore::watermark`].
     pub max_event_time: Option<Timestamp>,
-    /// The watermark: events before it are late. `None` before the first accepted event.
-    pub watermark: Option<Timestamp>,
 }
 
 /// Sliding-window aggregates of many series, keyed by [`SeriesId`] / [`SeriesKey`].
@@ -115,7 +114,7 @@ pub struct WindowStats {
 /// let r = store.query("api.latency", &all, p99, minute, now)?;
 /// assert!((r.value.unwrap() - 107.0).abs() <= 107.0 * 0.004);
 ///
-/// // Events older than the newest minus the grace period (30 s) are late.
+/// // Events older than their series' newest minus the grace period (30 s) are late.
 /// let old = t0.saturating_sub(Duration::from_secs(60));
 /// assert_eq!(store.record(eu, old, 1.0)?, Recorded::LateBuffered);
 /// assert_eq!(store.drain_late().count(), 1);
@@ -128,14 +127,8 @@ pub struct WindowStore {
     interner: SeriesInterner,
     /// One entry per interned series; `None` until its first accepted event.
     series: Vec<Option<Series>>,
-    /// Newest event time seen, `i64::MIN` before any.
+    /// Newest event time accepted in any series, `i64::MIN` before any.
     max_seen: i64,
-    /// `max_seen - grace`: events before it are late.
-    watermark: i64,
-    /// Fine bucket of the watermark.
-    wm_bucket: i64,
-    /// Watermark at which `wm_bucket` next changes.
-    wm_next: i64,
     late: VecDeque<LateEvent>,
     late_total: u64,
     late_dropped: u64,
@@ -157,9 +150,6 @@ impl WindowStore {
             layout,
             series: Vec::new(),
             max_seen: i64::MIN,
-            watermark: i64::MIN,
-            wm_bucket: i64::MIN,
-            wm_next: i64::MIN,
             late: VecDeque::new(),
             late_total: 0,
             late_dropped: 0,
@@ -226,8 +216,9 @@ impl WindowStore {
     /// allocate once the series has received its first event (except for the first use of
     /// a histogram bin in a bucket).
     ///
-    /// The event is *late* iff `t < max_event_time_seen - grace` (the watermark, store-wide);
-    /// a late event changes no aggregate and goes to the late buffer
+    /// The event is *late* iff `t < newest event time of this series - grace` (the series'
+    /// [`watermark`](Self::watermark)); a producer whose clock runs fast thus moves only its
+    /// own series' watermark. A late event changes no aggregate and goes to the late buffer
     /// ([`drain_late`](Self::drain_late)), or is counted as dropped when the buffer is full.
     /// An event at or after the watermark updates its bucket in place, whatever its order.
     ///
@@ -255,16 +246,6 @@ impl WindowStore {
         if idx >= self.series.len() {
             return Err(WindowError::UnknownSeries { id });
         }
-        if t < self.watermark {
-            return Ok(self.push_late(id, t, value));
-        }
-        if t > self.max_seen {
-            self.max_seen = t;
-            self.watermark = t - self.layout.grace;
-            if self.watermark >= self.wm_next {
-                self.move_watermark_bucket();
-            }
-        }
         let layout = &self.layout;
         let bin = layout.bins.map(|b| b.index(value));
         let slot = &mut self.series[idx];
@@ -272,8 +253,11 @@ impl WindowStore {
             Some(s) => s,
             None => slot.insert(Series::new(layout, t.div_euclid(layout.wf))),
         };
-        if series.record(layout, t, value, bin, self.wm_bucket) {
+        if series.record(layout, t, value, bin) {
             self.accepted += 1;
+            if t > self.max_seen {
+                self.max_seen = t;
+            }
             Ok(Recorded::Accepted)
         } else {
             Ok(self.push_late(id, t, value))
@@ -298,12 +282,6 @@ impl WindowStore {
     }
 
     #[cold]
-    fn move_watermark_bucket(&mut self) {
-        self.wm_bucket = self.watermark.div_euclid(self.layout.wf);
-        self.wm_next = (self.wm_bucket + 1) * self.layout.wf;
-    }
-
-    #[cold]
     fn push_late(&mut self, series: SeriesId, t: i64, value: f64) -> Recorded {
         self.late_total += 1;
         if self.late.len() < self.layout.late_capacity {
@@ -324,14 +302,17 @@ impl WindowStore {
         self.late.drain(..)
     }
 
-    /// The watermark (`max_event_time_seen - grace`): events before it are late. `None`
-    /// before the first accepted event.
+    /// The watermark of series `id` (its newest accepted event time minus the grace): its
+    /// events before it are late. `None` for an unknown series or one with no accepted event.
     #[must_use]
-    pub fn watermark(&self) -> Option<Timestamp> {
-        (self.max_seen != i64::MIN).then(|| Timestamp::from_millis(self.watermark))
+    pub fn watermark(&self, id: SeriesId) -> Option<Timestamp> {
+        match self.series.get(id.index()) {
+            Some(Some(s)) => Some(Timestamp::from_millis(s.watermark())),
+            _ => None,
+        }
     }
 
-    /// Counters: series, accepted and late events, watermark.
+    /// Counters: series, accepted and late events, newest event time.
     #[must_use]
     pub fn stats(&self) -> WindowStats {
         WindowStats {
@@ -342,7 +323,6 @@ impl WindowStore {
             late_buffered: self.late.len(),
             max_event_time: (self.max_seen != i64::MIN)
                 .then(|| Timestamp::from_millis(self.max_seen)),
-            watermark: self.watermark(),
         }
     }
 
@@ -363,10 +343,15 @@ impl WindowStore {
     /// The time range a query of length `window` at `now` covers.
     ///
     /// It ends at the end of the bucket holding `now`: `end = (⌊now / w⌋ + 1)·w` for bucket
-    /// width `w`, and starts `⌈window / w⌉·w` before. With a roll-up tier, a window longer
-    /// than [`Rollup::fine_span`](crate::Rollup::fine_span) (or one reaching before the
-    /// fine buckets still held, which only happens when `now` is before the watermark)
-    /// starts instead at the previous multiple of the roll-up width.
+    /// width `w`, and starts `⌈window / w⌉·w` before: a window always covers whole buckets.
+    /// With a roll-up tier, a window longer than [`Rollup::fine_span`](crate::Rollup::fine_span)
+    /// starts instead at the previous multiple of the roll-up width; so does one reaching
+    /// before the fine buckets still held by a series in the query, which only happens when
+    /// that series holds events more than the grace period after `now`.
+    ///
+    /// This is the span of a query over every series of the store; a query over fewer series
+    /// (one metric, a filter) reports its own span in [`QueryResult`], which can only start
+    /// later (less often moved back to a roll-up boundary).
     ///
     /// # Errors
     ///
@@ -377,14 +362,31 @@ impl WindowStore {
         window: Duration,
         now: Timestamp,
     ) -> Result<(Timestamp, Timestamp), WindowError> {
-        let s = self.span(window, now)?;
+        let s = self.span(window, now, || self.zone_start(0..self.series.len()))?;
         Ok((
             Timestamp::from_millis(s.start),
             Timestamp::from_millis(s.end),
         ))
     }
 
-    fn span(&self, window: Duration, now: Timestamp) -> Result<Span, WindowError> {
+    /// Start (ms) of the newest fine ring among the given series: a window starting before it
+    /// must start on a roll-up boundary to be exact for every one of them.
+    fn zone_start(&self, series: impl Iterator<Item = usize>) -> i64 {
+        series
+            .filter_map(|i| self.series.get(i).and_then(Option::as_ref))
+            .map(|s| s.fine.oldest().saturating_mul(self.layout.wf))
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// The span of a query; `zone_start` gives [`zone_start`](Self::zone_start) of the
+    /// queried series, called only when the window is short enough to need it.
+    fn span(
+        &self,
+        window: Duration,
+        now: Timestamp,
+        zone_start: impl FnOnce() -> i64,
+    ) -> Result<Span, WindowError> {
         let l = &self.layout;
         let ms = window.as_nanos().div_ceil(1_000_000);
         if ms == 0 {
@@ -403,15 +405,8 @@ impl WindowStore {
             .clamp(-MAX_ABS_EVENT_TIME_MS, MAX_ABS_EVENT_TIME_MS);
         let end = (now.div_euclid(l.wf) + 1) * l.wf;
         let mut start = end - w;
-        if l.rollup {
-            let zone_start = if self.max_seen == i64::MIN {
-                i64::MIN
-            } else {
-                (self.max_seen.div_euclid(l.wf) - l.fine_slots as i64 + 1) * l.wf
-            };
-            if w > l.fine_span || start < zone_start {
-                start = start.div_euclid(l.wc) * l.wc;
-            }
+        if l.rollup && (w > l.fine_span || start < zone_start()) {
+            start = start.div_euclid(l.wc) * l.wc;
         }
         Ok(Span { start, end })
     }
@@ -420,8 +415,8 @@ impl WindowStore {
     /// length `window` ending at `now` (see [`window_span`](Self::window_span) for the exact
     /// range).
     ///
-    /// Count, sum and avg cost O(1) per matched series; min and max are bounded by the number
-    /// of buckets; a percentile merges histograms of the series (never averages
+    /// Count, sum, avg, min and max cost O(log buckets) per matched series, and a sum or avg
+    /// depends only on the values inside the window (see the crate docs); a percentile merges histograms of the series (never averages
     /// percentiles) and is bounded by the number of buckets and histogram bins, not events.
     ///
     /// Percentiles use the nearest-rank convention: the value of rank `⌈q·n⌉` among the `n`
@@ -440,12 +435,12 @@ impl WindowStore {
         window: Duration,
         now: Timestamp,
     ) -> Result<QueryResult, WindowError> {
-        let span = self.prepare(agg, window, now)?;
+        let span = self.prepare(agg, window, now, || {
+            self.zone_start(self.matched(metric, filter).map(SeriesId::index))
+        })?;
         let mut part = Partial::default();
-        for &id in self.interner.series_of_metric(metric) {
-            if self.interner.key(id).is_some_and(|k| filter.matches(k)) {
-                self.add_series(id, agg, span, &mut part);
-            }
+        for id in self.matched(metric, filter) {
+            self.add_series(id, agg, span, &mut part);
         }
         Ok(self.finish(agg, span, &part))
     }
@@ -465,7 +460,9 @@ impl WindowStore {
         if id.index() >= self.series.len() {
             return Err(WindowError::UnknownSeries { id });
         }
-        let span = self.prepare(agg, window, now)?;
+        let span = self.prepare(agg, window, now, || {
+            self.zone_start([id.index()].into_iter())
+        })?;
         let mut part = Partial::default();
         self.add_series(id, agg, span, &mut part);
         Ok(self.finish(agg, span, &part))
@@ -486,18 +483,18 @@ impl WindowStore {
         window: Duration,
         now: Timestamp,
     ) -> Result<Vec<(String, QueryResult)>, WindowError> {
-        let span = self.prepare(agg, window, now)?;
+        let grouped = || {
+            self.matched(metric, filter).filter_map(move |id| {
+                let value = self.interner.key(id)?.tag(tag_key)?;
+                Some((id, value))
+            })
+        };
+        let span = self.prepare(agg, window, now, || {
+            self.zone_start(grouped().map(|(id, _)| id.index()))
+        })?;
         let mut groups: BTreeMap<&str, Partial<'_>> = BTreeMap::new();
-        for &id in self.interner.series_of_metric(metric) {
-            let Some(key) = self.interner.key(id) else {
-                continue;
-            };
-            if !filter.matches(key) {
-                continue;
-            }
-            if let Some(value) = key.tag(tag_key) {
-                self.add_series(id, agg, span, groups.entry(value).or_default());
-            }
+        for (id, value) in grouped() {
+            self.add_series(id, agg, span, groups.entry(value).or_default());
         }
         Ok(groups
             .into_iter()
@@ -523,12 +520,12 @@ impl WindowStore {
             return Err(WindowError::PercentilesDisabled);
         };
         let agg = Aggregation::Percentile(rtdash_core::Percentile::P50);
-        let span = self.prepare(agg, window, now)?;
+        let span = self.prepare(agg, window, now, || {
+            self.zone_start(self.matched(metric, filter).map(SeriesId::index))
+        })?;
         let mut part = Partial::default();
-        for &id in self.interner.series_of_metric(metric) {
-            if self.interner.key(id).is_some_and(|k| filter.matches(k)) {
-                self.add_series(id, agg, span, &mut part);
-            }
+        for id in self.matched(metric, filter) {
+            self.add_series(id, agg, span, &mut part);
         }
         let mut dense = DenseBins::new(bins);
         materialize(&mut dense, &part.terms);
@@ -536,16 +533,30 @@ impl WindowStore {
         Ok(LogHistogram::from_dense(dense, part.acc.count))
     }
 
+    /// The series of `metric` that match `filter`.
+    fn matched<'a>(
+        &'a self,
+        metric: &str,
+        filter: &'a TagFilter,
+    ) -> impl Iterator<Item = SeriesId> + 'a {
+        self.interner
+            .series_of_metric(metric)
+            .iter()
+            .copied()
+            .filter(|&id| self.interner.key(id).is_some_and(|k| filter.matches(k)))
+    }
+
     fn prepare(
         &self,
         agg: Aggregation,
         window: Duration,
         now: Timestamp,
+        zone_start: impl FnOnce() -> i64,
     ) -> Result<Span, WindowError> {
         if agg.needs_histogram() && self.layout.bins.is_none() {
             return Err(WindowError::PercentilesDisabled);
         }
-        self.span(window, now)
+        self.span(window, now, zone_start)
     }
 
     fn add_series<'a>(
@@ -627,26 +638,17 @@ impl WindowStore {
         late: VecDeque<LateEvent>,
         counters: (u64, u64, u64),
     ) -> Self {
-        let mut store = Self {
+        Self {
             config,
             layout,
             interner,
             series,
-            max_seen: i64::MIN,
-            watermark: i64::MIN,
-            wm_bucket: i64::MIN,
-            wm_next: i64::MIN,
+            max_seen: max_seen.unwrap_or(i64::MIN),
             late,
             late_total: counters.0,
             late_dropped: counters.1,
             accepted: counters.2,
-        };
-        if let Some(m) = max_seen {
-            store.max_seen = m;
-            store.watermark = m - layout.grace;
-            store.move_watermark_bucket();
         }
-        store
     }
 }
 

@@ -198,7 +198,7 @@ fn late_events_overflowing_the_buffer_are_counted() {
         ),
         (2, 3, 1, 2)
     );
-    assert_eq!(stats.watermark, Some(t(95_000)));
+    assert_eq!(s.watermark(id), Some(t(95_000)));
     let late: Vec<_> = s.drain_late().map(|e| (e.event_time, e.value)).collect();
     assert_eq!(late, vec![(t(94_999), 3.0), (t(0), 4.0)]);
     // Late events changed nothing.

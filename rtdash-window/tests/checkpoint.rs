@@ -142,15 +142,11 @@ fn bad_checkpoints_are_rejected() {
         ),
         (edit(&format!("{s}/fine/head"), json!(7)), "fine.head"),
         (
-            edit(&format!("{s}/fine/since_rebase"), json!(100_000)),
-            "since_rebase",
-        ),
-        (
             edit(&format!("{s}/fine/buckets/1/index"), json!(0)),
             "fine.buckets[1]",
         ),
         (
-            edit(&format!("{s}/fine/buckets/1/cum_count"), json!(0)),
+            edit(&format!("{s}/fine/buckets/1/count"), json!(0)),
             "fine.buckets[1]",
         ),
         (

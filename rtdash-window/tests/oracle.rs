@@ -1,11 +1,17 @@
 //! The store against a naive oracle that keeps every raw event.
 //!
-//! Values are dyadic (multiples of 1/4 below 2^12 in magnitude), so every sum of a few
-//! hundred of them is exact in `f64` in any order: count, sum, min and max must be equal,
-//! avg within 1e-12 relative. Percentiles use the documented nearest-rank convention (rank
-//! `⌈q·n⌉`, 1-based, in the sorted window) and must be within `2^-(P+1)` relative error of
-//! the value at that rank. Late events must be exactly those with
-//! `event_time < max_event_time_seen - grace`.
+//! In the plain cases values are dyadic (multiples of 1/4 below 2^12 in magnitude), so every
+//! sum of a few hundred of them is exact in `f64` in any order: count, sum, min and max must
+//! be equal, avg within 1e-12 relative. In the adversarial cases some values are ±2^53,
+//! ±1e300, ±f64::MAX or subnormal: count, min and max must still be equal, and a window's
+//! sum must be within `2·n·ε·Σ|x|` of the oracle's, where `x` are the values inside that
+//! window only (so an outlier outside it may not move it). Percentiles use the documented
+//! nearest-rank convention (rank `⌈q·n⌉`, 1-based, in the sorted window) and must be within
+//! `2^-(P+1)` relative error of the value at that rank.
+//!
+//! Lateness is per series: late events must be exactly those with
+//! `event_time < newest event time of the same series - grace`. Series may have clocks
+//! far apart (offsets of many retentions), and queries are made at each series' own time.
 
 use std::time::Duration;
 
@@ -22,10 +28,29 @@ struct Case {
     precision: u8,
     late_capacity: usize,
     series: usize,
-    events: Vec<(usize, i64, i32)>,  // (series, time, value * 4)
-    queries: Vec<(usize, u64, u64)>, // (after event #, window ms, now offset)
+    events: Vec<(usize, i64, f64)>, // (series, time, value)
+    /// (after event #, window ms, now offset after the watermark)
+    queries: Vec<(usize, u64, u64)>,
     checkpoint_at: usize,
+    /// Whether values include huge, overflowing and subnormal magnitudes.
+    adversarial: bool,
 }
+
+/// Values that break running sums: outliers, overflows, subnormals.
+const ADVERSARIAL: [f64; 12] = [
+    9_007_199_254_740_992.0,
+    -9_007_199_254_740_992.0,
+    1e300,
+    -1e300,
+    f64::MAX,
+    -f64::MAX,
+    1.7e308,
+    5e-324,
+    -5e-324,
+    1e-310,
+    2.2250738585072014e-308,
+    1e9,
+];
 
 impl Case {
     fn config(&self) -> WindowConfig {
@@ -50,7 +75,7 @@ impl Case {
     }
 }
 
-fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
+fn case(out_of_order: bool, adversarial: bool) -> impl Strategy<Value = Case> {
     (
         prop_oneof![Just(1u64), Just(5), Just(10)],
         prop::option::of((2u64..6, 1u64..12)),
@@ -60,9 +85,24 @@ fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
         0usize..12,
         1usize..4,
         any::<bool>(),
+        // Per-series clock offsets: most agree, some are far ahead or behind.
+        prop::collection::vec(
+            prop_oneof![3 => Just(0i64), 1 => -5000i64..5000, 1 => Just(100_000i64)],
+            4,
+        ),
     )
         .prop_flat_map(
-            move |(wf, rollup, retention_units, grace, precision, late, series, few_values)| {
+            move |(
+                wf,
+                rollup,
+                retention_units,
+                grace,
+                precision,
+                late,
+                series,
+                few_values,
+                offsets,
+            )| {
                 let step = 0..(2 * wf as i64);
                 let back = if out_of_order {
                     -(grace as i64 * 2 + 20)..(wf as i64 * 2)
@@ -78,15 +118,17 @@ fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
                         if few_values {
                             // Few distinct values: a cheap running histogram, so queries take the
                             // "running total minus buckets outside the window" path.
-                            prop::sample::select(vec![4, 8, 12, -4]).boxed()
+                            prop::sample::select(vec![1.0, 2.0, 3.0, -1.0]).boxed()
                         } else {
                             prop_oneof![
-                                8 => -4000i32..4000,
-                                1 => Just(0),
-                                1 => prop::sample::select(vec![1, -1, 16383, -16383]),
+                                8 => (-4000i32..4000).prop_map(|v| f64::from(v) / 4.0),
+                                1 => Just(0.0),
+                                1 => prop::sample::select(vec![0.25, -0.25, 4095.75, -4095.75]),
                             ]
                             .boxed()
                         },
+                        prop::sample::select(ADVERSARIAL.to_vec()),
+                        0u32..8,
                     ),
                     0..500,
                 );
@@ -95,9 +137,10 @@ fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
                     let mut cursor = 1_000_000i64;
                     let events = evs
                         .into_iter()
-                        .map(|(s, step, back, jump, v)| {
+                        .map(|(s, step, back, jump, v, odd, pick)| {
                             cursor += step + jump;
-                            (s, cursor + back, v)
+                            let v = if adversarial && pick == 0 { odd } else { v };
+                            (s, cursor + back + offsets[s], v)
                         })
                         .collect();
                     Case {
@@ -111,6 +154,7 @@ fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
                         events,
                         queries,
                         checkpoint_at: cp,
+                        adversarial,
                     }
                 })
             },
@@ -122,12 +166,17 @@ fn case(out_of_order: bool) -> impl Strategy<Value = Case> {
 struct Oracle {
     accepted: Vec<(usize, i64, f64)>,
     late: Vec<(usize, i64, f64)>,
-    max_seen: Option<i64>,
+    /// Newest accepted event time of each series.
+    max_seen: Vec<Option<i64>>,
 }
 
 impl Oracle {
-    fn is_late(&self, t: i64, grace: i64) -> bool {
-        self.max_seen.is_some_and(|m| t < m - grace)
+    fn is_late(&self, s: usize, t: i64, grace: i64) -> bool {
+        self.max_seen[s].is_some_and(|m| t < m - grace)
+    }
+
+    fn newest(&self) -> Option<i64> {
+        self.max_seen.iter().flatten().copied().max()
     }
 }
 
@@ -135,66 +184,98 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
-/// The documented window rule for `now` at or after the watermark.
-fn oracle_span(cfg: &WindowConfig, window: i64, now: i64) -> (i64, i64) {
+/// The documented window rule: whole buckets ending with the one holding `now`; moved back
+/// to a roll-up boundary when longer than the fine span, or when it starts before the fine
+/// buckets held by one of the queried series (`newest`: their newest event times), which are
+/// the `⌈grace / w⌉ + fine_span / w + 2` buckets ending with the bucket of its newest event.
+fn oracle_span(cfg: &WindowConfig, window: i64, now: i64, newest: &[i64]) -> (i64, i64) {
     let wf = ms(cfg.bucket_width);
     let w = (window + wf - 1) / wf * wf;
     let end = (now.div_euclid(wf) + 1) * wf;
     let mut start = end - w;
-    if let Some(r) = cfg.rollup
-        && w > ms(r.fine_span)
-    {
-        let wc = ms(r.width);
-        start = start.div_euclid(wc) * wc;
+    if let Some(r) = cfg.rollup {
+        let fine_buckets = (ms(cfg.grace) + wf - 1) / wf + ms(r.fine_span) / wf + 2;
+        let zone = newest
+            .iter()
+            .map(|t| (t.div_euclid(wf) - fine_buckets + 1) * wf)
+            .max()
+            .unwrap_or(i64::MIN);
+        if w > ms(r.fine_span) || start < zone {
+            let wc = ms(r.width);
+            start = start.div_euclid(wc) * wc;
+        }
     }
     (start, end)
 }
 
 const RANKS: [f64; 6] = [1.0, 25.0, 50.0, 90.0, 99.0, 100.0];
 
+/// Checks a window's sum against the oracle's: equal for plain values (every order of
+/// summation is exact), else within `2·n·ε·Σ|x|` over the window's own values (vacuous only
+/// when `Σ|x|` itself overflows).
+fn check_sum(got: Option<f64>, vals: &[f64], adversarial: bool, ctx: &str) {
+    let n = vals.len();
+    let sum: f64 = vals.iter().sum();
+    if !adversarial {
+        assert_eq!(got, (n > 0).then_some(sum), "{ctx}");
+        return;
+    }
+    if n == 0 {
+        assert_eq!(got, None, "{ctx}");
+        return;
+    }
+    let got = got.unwrap_or_else(|| panic!("{ctx}: no sum"));
+    let abs: f64 = vals.iter().map(|v| v.abs()).sum();
+    if abs.is_finite() {
+        let bound = 2.0 * n as f64 * f64::EPSILON * abs + f64::from_bits(1) * n as f64;
+        assert!(
+            (got - sum).abs() <= bound,
+            "{ctx}: sum {got} vs {sum}, bound {bound}"
+        );
+    }
+}
+
 fn check_queries(
     store: &WindowStore,
     oracle: &Oracle,
     ids: &[SeriesId],
-    window: u64,
-    now_off: u64,
+    adversarial: bool,
+    (window, now_off): (u64, u64),
 ) {
     let cfg = store.config();
-    let Some(max_seen) = oracle.max_seen else {
-        return;
-    };
-    let watermark = max_seen - ms(cfg.grace);
-    let now = watermark + now_off as i64;
     let window = (window as i64).min(ms(cfg.retention));
-    let (start, end) = oracle_span(cfg, window, now);
     let dur = Duration::from_millis(window as u64);
-    let now_ts = Timestamp::from_millis(now);
-    let (s, e) = store.window_span(dur, now_ts).unwrap();
-    assert_eq!((s.as_millis(), e.as_millis()), (start, end), "span");
+    let all_newest: Vec<i64> = oracle.max_seen.iter().flatten().copied().collect();
+    if let Some(&newest) = all_newest.iter().max() {
+        let now = newest - ms(cfg.grace) + now_off as i64;
+        let (start, end) = oracle_span(cfg, window, now, &all_newest);
+        let (s, e) = store.window_span(dur, Timestamp::from_millis(now)).unwrap();
+        assert_eq!((s.as_millis(), e.as_millis()), (start, end), "span");
+    }
     let rel = 0.5 / f64::from(1u32 << cfg.percentile_precision);
 
-    // Per series, then all series together.
-    let mut selections: Vec<(Option<usize>, Vec<f64>)> = (0..ids.len())
-        .map(|i| {
-            let vals = oracle
-                .accepted
-                .iter()
-                .filter(|&&(s, t, _)| s == i && t >= start && t < end)
-                .map(|&(_, _, v)| v)
-                .collect();
-            (Some(i), vals)
-        })
-        .collect();
-    selections.push((
-        None,
-        oracle
+    // Per series, then all series together, each at or after its own watermark (series
+    // clocks may be far apart; a series keeps only the retention before its newest event).
+    let mut selections: Vec<Option<usize>> = (0..ids.len()).map(Some).collect();
+    selections.push(None);
+    for sel in selections {
+        let in_sel = |s: usize| sel.is_none_or(|i| i == s);
+        let newest: Vec<i64> = (0..ids.len())
+            .filter(|&s| in_sel(s))
+            .filter_map(|s| oracle.max_seen[s])
+            .collect();
+        let Some(&anchor) = newest.iter().max() else {
+            continue;
+        };
+        let now = anchor - ms(cfg.grace) + now_off as i64;
+        let now_ts = Timestamp::from_millis(now);
+        let (start, end) = oracle_span(cfg, window, now, &newest);
+        let mut vals: Vec<f64> = oracle
             .accepted
             .iter()
-            .filter(|&&(_, t, _)| t >= start && t < end)
+            .filter(|&&(s, t, _)| in_sel(s) && t >= start && t < end)
             .map(|&(_, _, v)| v)
-            .collect(),
-    ));
-    for (sel, mut vals) in selections {
+            .collect();
         vals.sort_by(f64::total_cmp);
         let n = vals.len();
         let run = |agg: Aggregation| match sel {
@@ -205,20 +286,34 @@ fn check_queries(
         };
         let ctx = format!("sel={sel:?} window=[{start},{end}) n={n}");
         let count = run(Aggregation::Count);
+        assert_eq!(
+            (count.window_start.as_millis(), count.window_end.as_millis()),
+            (start, end),
+            "{ctx} span"
+        );
         assert_eq!(count.count, n as u64, "{ctx}");
         assert_eq!(count.value, Some(n as f64), "{ctx}");
-        let sum: f64 = vals.iter().sum();
-        let got_sum = run(Aggregation::Sum).value;
-        assert_eq!(got_sum, (n > 0).then_some(sum), "{ctx}");
+        let sum = run(Aggregation::Sum).value;
+        check_sum(sum, &vals, adversarial, &ctx);
         let avg = run(Aggregation::Avg).value;
         match avg {
             None => assert_eq!(n, 0, "{ctx}"),
             Some(a) => {
-                let want = sum / n as f64;
-                assert!(
-                    (a - want).abs() <= 1e-12 * want.abs().max(1.0),
-                    "{ctx} avg {a} vs {want}"
-                );
+                let want = vals.iter().sum::<f64>() / n as f64;
+                if adversarial {
+                    let abs: f64 = vals.iter().map(|v| v.abs()).sum();
+                    if abs.is_finite() {
+                        // The sum's bound divided by n, plus the division's own rounding.
+                        let bound = (2.0 * f64::EPSILON * abs + f64::from_bits(1))
+                            + f64::EPSILON * want.abs();
+                        assert!((a - want).abs() <= bound, "{ctx} avg {a} vs {want}");
+                    }
+                } else {
+                    assert!(
+                        (a - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "{ctx} avg {a} vs {want}"
+                    );
+                }
             }
         }
         assert_eq!(run(Aggregation::Min).value, vals.first().copied(), "{ctx}");
@@ -233,8 +328,9 @@ fn check_queries(
             let r = ((p.quantile() * n as f64).ceil() as usize).clamp(1, n);
             let want = vals[r - 1];
             let got = got.unwrap();
+            // Subnormals are binned linearly: an absolute error below the smallest normal.
             assert!(
-                (got - want).abs() <= rel * want.abs(),
+                (got - want).abs() <= rel * want.abs() + f64::MIN_POSITIVE,
                 "{ctx} p{rank}: got {got}, value at rank {r} is {want}, rel error bound {rel}"
             );
         }
@@ -278,9 +374,12 @@ fn run_case(c: &Case) {
                 .unwrap()
         })
         .collect();
-    let mut oracle = Oracle::default();
+    let mut oracle = Oracle {
+        max_seen: vec![None; c.series],
+        ..Oracle::default()
+    };
     let mut restored: Option<WindowStore> = None;
-    for (i, &(s, t, v4)) in c.events.iter().enumerate() {
+    for (i, &(s, t, v)) in c.events.iter().enumerate() {
         if i == c.checkpoint_at {
             let json = serde_json::to_string(&store.checkpoint(i as u64)).unwrap();
             let cp: Checkpoint<u64> = serde_json::from_str(&json).unwrap();
@@ -288,8 +387,7 @@ fn run_case(c: &Case) {
             assert_eq!(offset, i as u64);
             restored = Some(r);
         }
-        let v = f64::from(v4) / 4.0;
-        let late = oracle.is_late(t, grace);
+        let late = oracle.is_late(s, t, grace);
         let got = store.record(ids[s], Timestamp::from_millis(t), v).unwrap();
         if let Some(r) = &mut restored {
             assert_eq!(r.record(ids[s], Timestamp::from_millis(t), v).unwrap(), got);
@@ -309,14 +407,14 @@ fn run_case(c: &Case) {
                 "event {i} at {t} should be accepted"
             );
             oracle.accepted.push((s, t, v));
-            oracle.max_seen = oracle.max_seen.max(Some(t));
+            oracle.max_seen[s] = oracle.max_seen[s].max(Some(t));
         }
         for &(_, window, now_off) in c.queries.iter().filter(|q| q.0 == i) {
-            check_queries(&store, &oracle, &ids, window, now_off);
+            check_queries(&store, &oracle, &ids, c.adversarial, (window, now_off));
         }
     }
     for &(_, window, now_off) in &c.queries {
-        check_queries(&store, &oracle, &ids, window, now_off);
+        check_queries(&store, &oracle, &ids, c.adversarial, (window, now_off));
     }
     // The side channel holds exactly the first `capacity` late events; the rest are counted.
     let stats = store.stats();
@@ -335,7 +433,7 @@ fn run_case(c: &Case) {
 
     // Checkpoint -> JSON -> restore answers identically, and so does a store restored
     // mid-stream and fed the rest of the events.
-    let now = oracle.max_seen.unwrap_or(0);
+    let now = oracle.newest().unwrap_or(0);
     let json = serde_json::to_string(&store.checkpoint("end")).unwrap();
     let (back, offset) =
         WindowStore::restore(serde_json::from_str::<Checkpoint>(&json).unwrap()).unwrap();
@@ -352,12 +450,17 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn in_order_streams_match_the_oracle(c in case(false)) {
+    fn in_order_streams_match_the_oracle(c in case(false, false)) {
         run_case(&c);
     }
 
     #[test]
-    fn out_of_order_streams_match_the_oracle(c in case(true)) {
+    fn out_of_order_streams_match_the_oracle(c in case(true, false)) {
+        run_case(&c);
+    }
+
+    #[test]
+    fn adversarial_magnitudes_match_the_oracle(c in case(true, true)) {
         run_case(&c);
     }
 }
