@@ -259,6 +259,9 @@ fn read_1h(c: &mut Criterion) {
     g.bench_function("ours_sum_by_id", |b| {
         b.iter(|| store.query_series(black_box(id), Aggregation::Sum, hour, now_ts));
     });
+    g.bench_function("ours_max_by_id", |b| {
+        b.iter(|| store.query_series(black_box(id), Aggregation::Max, hour, now_ts));
+    });
     g.bench_function("ours_avg_by_metric", |b| {
         b.iter(|| {
             store.query(
