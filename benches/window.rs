@@ -92,7 +92,8 @@ impl Naive {
         if vals.is_empty() {
             return None;
         }
-        let rank = ((0.99 * vals.len() as f64).ceil() as usize).clamp(1, vals.len());
+        // The same exact nearest rank as the store's (`vals` is not empty, so it is >= 1).
+        let rank = Percentile::P99.nearest_rank(vals.len() as u64) as usize;
         let (_, v, _) = vals.select_nth_unstable_by(rank - 1, f64::total_cmp);
         Some(*v)
     }

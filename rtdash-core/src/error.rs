@@ -39,9 +39,10 @@ pub enum CoreError {
         /// The series that was refused, as `metric{key="value",...}`.
         series: String,
     },
-    /// A percentile rank outside (0, 100] or not a number.
+    /// A percentile rank outside (0, 100], not a number, or with more than 6 decimal places.
     #[error(
-        "percentile rank {rank} is out of range: it must be a number in (0, 100], e.g. 50, 99 or 99.9"
+        "percentile rank {rank} is not accepted: it must be a number in (0, 100] with at most \
+         6 decimal places, e.g. 50, 99, 99.9 or 99.999"
     )]
     InvalidPercentile {
         /// The rank that was given.

@@ -727,7 +727,8 @@ impl Dashboard {
     ///   not overlapping another widget.
     ///
     /// Rules that a type already enforces are checked when the JSON is decoded: dashboard id
-    /// charset, colours (`#rrggbb`), aggregation names and percentile ranks in (0, 100].
+    /// charset, colours (`#rrggbb`), aggregation names and percentile ranks in (0, 100] with at
+    /// most 6 decimal places.
     ///
     /// # Errors
     ///

@@ -39,9 +39,8 @@ fn aggregation() -> impl Strategy<Value = Aggregation> {
         Just(Aggregation::Avg),
         Just(Aggregation::Min),
         Just(Aggregation::Max),
-        (0.0f64..=100.0)
-            .prop_filter("rank > 0", |r| *r > 0.0)
-            .prop_map(|r| Aggregation::Percentile(Percentile::new(r).unwrap())),
+        (1u32..=100_000_000)
+            .prop_map(|m| Aggregation::Percentile(Percentile::from_millionths(m).unwrap())),
         Just(Aggregation::Percentile(Percentile::P999)),
     ]
 }

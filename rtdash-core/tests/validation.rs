@@ -694,7 +694,9 @@ fn typed_rules_checked_on_decode() {
         );
     }
     let m = decode_err(&widget_json("p0", "#ffaa00", "ops", "line"));
-    assert!(m.contains("percentile rank 0 is out of range"), "{m}");
+    assert!(m.contains("percentile rank 0 is not accepted"), "{m}");
+    let m = decode_err(&widget_json("p99.9999999", "#ffaa00", "ops", "line"));
+    assert!(m.contains("at most 6 decimal places"), "{m}");
     let m = decode_err(&widget_json("average", "#ffaa00", "ops", "line"));
     assert!(m.contains("unknown aggregation `average`"), "{m}");
     for color in ["red", "#fff", "#ggg000", "ffaa00", "#ffaa001"] {
@@ -728,7 +730,13 @@ fn unknown_and_missing_fields_rejected_on_decode() {
 fn percentile_and_colour_constructors() {
     assert_eq!(
         Percentile::new(0.0).unwrap_err().to_string(),
-        "percentile rank 0 is out of range: it must be a number in (0, 100], e.g. 50, 99 or 99.9"
+        "percentile rank 0 is not accepted: it must be a number in (0, 100] with at most \
+         6 decimal places, e.g. 50, 99, 99.9 or 99.999"
+    );
+    assert_eq!(
+        Percentile::new(99.99999999).unwrap_err().to_string(),
+        "percentile rank 99.99999999 is not accepted: it must be a number in (0, 100] with at \
+         most 6 decimal places, e.g. 50, 99, 99.9 or 99.999"
     );
     assert!(Percentile::new(100.0).is_ok());
     assert!(Percentile::new(f64::NAN).is_err());

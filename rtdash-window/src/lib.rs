@@ -85,7 +85,9 @@
 //! Values go into a log-linear histogram ([`LogHistogram`]): each binade `[2^e, 2^(e+1))` is
 //! split into `2^P` bins, `P` = [`WindowConfig::percentile_precision`] (default 7). A
 //! percentile uses the nearest-rank convention — the value of rank `⌈q·n⌉` among the `n`
-//! values of the window — and is reported as the midpoint of its bin, clamped to the exact
+//! values of the window, computed exactly in integers by
+//! [`Percentile::nearest_rank`](rtdash_core::Percentile::nearest_rank) (p99.9 of 1000 values
+//! is the 999th) — and is reported as the midpoint of its bin, clamped to the exact
 //! min and max of the window. The relative error is at most `2^-(P+1)`: **±0.39 %** at
 //! `P = 7` (for normal floats; zero is exact). Negative values, zero, tiny and huge values
 //! are all handled. Percentiles over several series merge their histograms (exactly: counts

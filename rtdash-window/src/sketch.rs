@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+use rtdash_core::Percentile;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::WindowError;
@@ -540,23 +541,11 @@ impl DenseBins {
     }
 }
 
-/// The nearest-rank convention used for every percentile: the value of rank
-/// `⌈q·n⌉` (1-based, `q·n` evaluated in `f64`), clamped to `1..=n`.
-pub(crate) fn nearest_rank(q: f64, n: u64) -> u64 {
-    let r = (q * n as f64).ceil();
-    if r.is_nan() || r < 1.0 {
-        1
-    } else if r >= n as f64 {
-        n
-    } else {
-        r as u64
-    }
-}
-
 /// A mergeable log-linear histogram of `f64` values with a bounded relative error.
 ///
 /// Each binade `[2^e, 2^(e+1))` is split into `2^P` equal bins (`P` is the *precision*);
-/// a quantile is reported as the midpoint of the bin holding the value of that rank, which is
+/// a percentile is reported as the midpoint of the bin holding the value of its rank
+/// ([`Percentile::nearest_rank`], computed exactly in integers), which is
 /// within [`relative_error`](Self::relative_error) `= 2^-(P+1)` of the true value (for
 /// `|x| >= f64::MIN_POSITIVE`; zero is exact; subnormals are bucketed linearly). With the
 /// default `P = 7` that is ±0.39 %.
@@ -573,20 +562,22 @@ pub(crate) fn nearest_rank(q: f64, n: u64) -> u64 {
 /// # Examples
 ///
 /// ```
+/// use rtdash_core::Percentile;
 /// use rtdash_window::LogHistogram;
 ///
 /// let mut h = LogHistogram::new(7)?;
 /// for v in 1..=1000 {
 ///     h.record(f64::from(v))?;
 /// }
-/// let p99 = h.quantile(0.99).unwrap();
+/// let p99 = h.percentile(Percentile::P99).unwrap(); // rank 990 of 1000
 /// assert!((p99 - 990.0).abs() <= 990.0 * h.relative_error());
 ///
 /// let mut other = LogHistogram::new(7)?;
 /// other.record(-5.0)?;
 /// h.merge(&other)?;
 /// assert_eq!(h.count(), 1001);
-/// assert_eq!(h.quantile(0.0001), Some(-5.015625)); // bin midpoint, within 0.39 %
+/// let p0_01 = Percentile::new(0.01).expect("a valid rank"); // rank ⌈0.0001 · 1001⌉ = 1
+/// assert_eq!(h.percentile(p0_01), Some(-5.015625)); // bin midpoint, within 0.39 %
 /// # Ok::<(), rtdash_window::WindowError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -723,15 +714,33 @@ impl LogHistogram {
         }
     }
 
-    /// The value at quantile `q` (clamped to `[0, 1]`) under the nearest-rank convention: the
-    /// value of rank `⌈q·n⌉` (1-based, at least 1) among the `n` recorded values, reported as
-    /// its bin's midpoint. `None` when empty or `q` is NaN.
+    /// The value of percentile `p` under the nearest-rank convention: the value of rank
+    /// [`p.nearest_rank(n)`](Percentile::nearest_rank) — `⌈q·n⌉` computed exactly, 1-based —
+    /// among the `n` recorded values, reported as its bin's midpoint (within
+    /// [`relative_error`](Self::relative_error) of the value). `None` when empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash_core::Percentile;
+    /// use rtdash_window::LogHistogram;
+    ///
+    /// let mut h = LogHistogram::new(7)?;
+    /// h.record_n(1.0, 999)?;
+    /// h.record(1000.0)?;
+    /// // p99.9 of 1000 values is the 999th value, exactly.
+    /// assert_eq!(h.percentile(Percentile::P999), Some(1.0 + 1.0 / 256.0)); // bin midpoint
+    /// let p100 = Percentile::new(100.0).expect("a valid rank");
+    /// assert_eq!(h.percentile(p100), Some(1002.0)); // the midpoint of [1000, 1004)
+    /// assert_eq!(LogHistogram::new(7)?.percentile(Percentile::P50), None);
+    /// # Ok::<(), rtdash_window::WindowError>(())
+    /// ```
     #[must_use]
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.count == 0 || q.is_nan() {
+    pub fn percentile(&self, p: Percentile) -> Option<f64> {
+        if self.count == 0 {
             return None;
         }
-        let rank = nearest_rank(q.clamp(0.0, 1.0), self.count);
+        let rank = p.nearest_rank(self.count);
         self.dense
             .bin_of_rank(rank)
             .map(|bin| self.dense.bins.value(bin))
@@ -919,7 +928,8 @@ mod tests {
         let mut c = a.clone();
         c.subtract(&b).unwrap();
         assert_eq!(c.count(), 90);
-        assert_eq!(c.quantile(0.0), Some(11.0 + 1.0 / 32.0));
+        let lowest = Percentile::from_millionths(1).unwrap();
+        assert_eq!(c.percentile(lowest), Some(11.0 + 1.0 / 32.0));
         c.merge(&b).unwrap();
         assert_eq!(c.count(), 100);
         assert_eq!(
@@ -962,11 +972,23 @@ mod tests {
     }
 
     #[test]
-    fn nearest_rank_convention() {
-        assert_eq!(nearest_rank(0.99, 100), 99);
-        assert_eq!(nearest_rank(0.5, 3), 2);
-        assert_eq!(nearest_rank(0.0, 3), 1);
-        assert_eq!(nearest_rank(1.0, 3), 3);
-        assert_eq!(nearest_rank(0.999, 1), 1);
+    fn histogram_percentile_uses_the_exact_rank() {
+        let mut h = LogHistogram::new(7).unwrap();
+        h.record_n(1.0, 999).unwrap();
+        h.record(1000.0).unwrap();
+        // ⌈999/1000 · 1000⌉ = 999: the last 1.0 (its bin's midpoint), not 1000.
+        assert_eq!(h.percentile(Percentile::P999), Some(1.0 + 1.0 / 256.0));
+        h.record(1000.0).unwrap();
+        // ⌈999/1000 · 1001⌉ = 1000: the first 1000.0.
+        assert!(h.percentile(Percentile::P999).unwrap() > 990.0);
+        let mut h = LogHistogram::new(7).unwrap();
+        for v in 1..=3 {
+            h.record(f64::from(v)).unwrap();
+        }
+        assert_eq!(h.percentile(Percentile::P50), Some(2.0 + 1.0 / 128.0));
+        let top = Percentile::new(100.0).unwrap();
+        assert_eq!(h.percentile(top), Some(3.0 + 1.0 / 128.0));
+        let bottom = Percentile::from_millionths(1).unwrap();
+        assert_eq!(h.percentile(bottom), Some(1.0 + 1.0 / 256.0));
     }
 }

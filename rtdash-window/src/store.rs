@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Layout, WindowConfig};
 use crate::error::WindowError;
 use crate::series::{Acc, Series, Span, Term};
-use crate::sketch::{DenseBins, LogHistogram, nearest_rank};
+use crate::sketch::{DenseBins, LogHistogram};
 
 /// Event times (and query times) must be within `±2^60` ms of the epoch (±36 million years),
 /// so bucket arithmetic never overflows.
@@ -587,7 +587,7 @@ impl WindowStore {
             Aggregation::Avg => Some(acc.sum / n as f64),
             Aggregation::Min => Some(acc.min),
             Aggregation::Max => Some(acc.max),
-            Aggregation::Percentile(p) => self.percentile(p.quantile(), n, acc, &part.terms),
+            Aggregation::Percentile(p) => self.percentile(p, n, acc, &part.terms),
         };
         QueryResult {
             value,
@@ -599,9 +599,15 @@ impl WindowStore {
         }
     }
 
-    fn percentile(&self, q: f64, n: u64, acc: &Acc, terms: &[Term<'_>]) -> Option<f64> {
+    fn percentile(
+        &self,
+        p: rtdash_core::Percentile,
+        n: u64,
+        acc: &Acc,
+        terms: &[Term<'_>],
+    ) -> Option<f64> {
         let bins = self.layout.bins?;
-        let rank = nearest_rank(q, n);
+        let rank = p.nearest_rank(n);
         let bin = match terms {
             [Term::AddDense(total)] => total.bin_of_rank(rank),
             _ => {
