@@ -615,7 +615,7 @@ impl Engine {
         }
     }
 
-    /// The window store's counters (series, accepted and late events, watermark).
+    /// The window store's counters (series, accepted and late events, newest event time).
     #[must_use]
     pub fn window_stats(&self) -> WindowStats {
         self.inner.read_store().stats()
