@@ -14,7 +14,7 @@ use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, Transpo
 use rtdash_window::{Recorded, WindowStats, WindowStore};
 
 use crate::metrics::{Metrics, Scrape};
-use crate::scheduler::{QuerySpec, Scheduler, StateInput, state_of};
+use crate::scheduler::{QuerySpec, Scheduler, StateInput, stale_limit, state_of};
 use crate::{
     AlertEvent, AlertState, DashboardStore, EngineConfig, EngineStats, Error, IngestError,
     IngestOutcome, IngestReport, LateEvent, Registry, TickReport, WidgetKey, WidgetState,
@@ -529,8 +529,11 @@ impl Engine {
         let input = StateInput {
             dashboard,
             widget,
-            refresh: w.refresh_interval().unwrap_or_default(),
-            stale_intervals: self.inner.config.stale_after_intervals.get(),
+            stale_after: stale_limit(
+                &w,
+                w.refresh_interval().unwrap_or_default(),
+                self.inner.config.stale_after_intervals.get(),
+            ),
             unhealthy: self.inner.health.is_unhealthy(&w.metric_name),
             now,
         };

@@ -43,8 +43,10 @@ pub struct WidgetState {
     #[serde(rename = "event_time")]
     pub last_event_time: Option<Timestamp>,
     /// Whether the value must not be shown as fresh: the series had no data for longer
-    /// than [`stale_after_intervals`](crate::EngineConfig::stale_after_intervals) refresh
-    /// intervals, there was never any data, or the source is marked unhealthy
+    /// than the widget's [`stale_after_seconds`](crate::Widget::stale_after_seconds), or,
+    /// when it sets none, than
+    /// [`stale_after_intervals`](crate::EngineConfig::stale_after_intervals) refresh
+    /// intervals; there was never any data; or the source is marked unhealthy
     /// ([`Engine::set_source_health`](crate::Engine::set_source_health)). For `group_by`
     /// widgets: when every group is stale.
     pub stale: bool,
