@@ -168,11 +168,20 @@ fn tag_value_length() {
 #[test]
 fn event_time_future_skew() {
     let mut e = event();
-    e.event_time = NOW.saturating_add(Duration::from_secs(300));
+    assert_eq!(
+        ValidationLimits::default().max_future_skew,
+        Duration::from_secs(30)
+    );
+    e.event_time = NOW.saturating_add(Duration::from_secs(30));
     assert!(e.validate(&ValidationLimits::default(), NOW).is_ok());
-    e.event_time = NOW.saturating_add(Duration::from_millis(300_001));
-    assert_event_err(&e, "event_time", "is 300001 ms ahead of now");
-    assert_event_err(&e, "event_time", "the limit (max_future_skew) is 300000 ms");
+    e.event_time = NOW.saturating_add(Duration::from_millis(30_001));
+    assert_event_err(&e, "event_time", "is 30001 ms ahead of now");
+    assert_event_err(&e, "event_time", "the limit (max_future_skew) is 30000 ms");
+    // A clock 4 minutes fast was accepted under the old default of 5 minutes; not now.
+    e.event_time = NOW.saturating_add(Duration::from_secs(240));
+    assert_event_err(&e, "event_time", "is 240000 ms ahead of now");
+    let limits = ValidationLimits::default().with_max_future_skew(Duration::from_secs(300));
+    assert!(e.validate(&limits, NOW).is_ok());
 
     // Seconds sent where milliseconds are expected look like 1970: fine for the skew rule,
     // caught by max_age.
