@@ -35,9 +35,12 @@ pub struct WidgetState {
     pub value: Option<f64>,
     /// Events in the window.
     pub count: u64,
-    /// Start of the window (inclusive).
+    /// Start of the window (inclusive): `window_seconds` before `window_end`, rounded up to
+    /// whole buckets; for windows longer than the window store's fine span (5 min by
+    /// default), moved back to a roll-up boundary (1 min by default).
     pub window_start: Timestamp,
-    /// End of the window (exclusive).
+    /// End of the window (exclusive): the end of the time bucket holding `evaluated_at`
+    /// (up to one bucket, 1 s by default, after it).
     pub window_end: Timestamp,
     /// Newest event time of any matching series (`None`: no data at all).
     #[serde(rename = "event_time")]
