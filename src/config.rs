@@ -52,7 +52,9 @@ pub struct EngineConfig {
     /// keeps. Default 256.
     pub alert_history: usize,
     /// A widget value is *stale* when its series had no data for longer than this many
-    /// refresh intervals. Default 2.
+    /// refresh intervals. Default 2. A widget that sets
+    /// [`stale_after_seconds`](rtdash_core::Widget::stale_after_seconds) uses that instead
+    /// (e.g. for a metric sent less often than the widget refreshes).
     pub stale_after_intervals: NonZeroU32,
     /// How many recent event ids are remembered to drop replayed events (events carrying an
     /// `id` seen before). 0 turns de-duplication off. Default 100,000.

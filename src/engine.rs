@@ -13,8 +13,8 @@ use rtdash_fanout::Subscription;
 use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, TransportConfig};
 use rtdash_window::{Recorded, WindowStats, WindowStore};
 
-use crate::metrics::{Metrics, Scrape};
-use crate::scheduler::{QuerySpec, Scheduler, StateInput, state_of};
+use crate::metrics::{Metrics, RejectReason, Scrape};
+use crate::scheduler::{QuerySpec, Scheduler, StateInput, stale_limit, state_of};
 use crate::{
     AlertEvent, AlertState, DashboardStore, EngineConfig, EngineStats, Error, IngestError,
     IngestOutcome, IngestReport, LateEvent, Registry, TickReport, WidgetKey, WidgetState,
@@ -178,6 +178,9 @@ impl Inner {
         m.rejected.increment(report.rejected as u64);
         m.late.increment(report.late as u64);
         m.duplicates.increment(report.duplicates as u64);
+        for e in &report.errors {
+            m.reject(RejectReason::of(&e.field, &e.message));
+        }
     }
 
     /// Records the valid events of `batch` in order under one lock of the window store,
@@ -307,9 +310,19 @@ impl Engine {
     pub fn ingest_at(&self, event: MetricEvent, now: Timestamp) -> Result<IngestOutcome, Error> {
         let mut report = IngestReport::default();
         if let Err(e) = event.validate(&self.inner.config.validation, now) {
+            let e = Error::from_core(e, "event");
+            let (field, message) = match &e {
+                Error::InvalidEvent { field, reason } => (field.clone(), reason.clone()),
+                other => ("event".to_owned(), other.to_string()),
+            };
             report.rejected = 1;
+            report.errors.push(IngestError {
+                index: 0,
+                field,
+                message,
+            });
             self.inner.count(&report);
-            return Err(Error::from_core(e, "event"));
+            return Err(e);
         }
         let late_before = self.inner.read_store().stats().late_dropped;
         let batch = Batch {
@@ -529,8 +542,11 @@ impl Engine {
         let input = StateInput {
             dashboard,
             widget,
-            refresh: w.refresh_interval().unwrap_or_default(),
-            stale_intervals: self.inner.config.stale_after_intervals.get(),
+            stale_after: stale_limit(
+                &w,
+                w.refresh_interval().unwrap_or_default(),
+                self.inner.config.stale_after_intervals.get(),
+            ),
             unhealthy: self.inner.health.is_unhealthy(&w.metric_name),
             now,
         };
@@ -623,7 +639,9 @@ impl Engine {
 
     /// The engine's metrics in the Prometheus text exposition format (version 0.0.4), as
     /// served by `GET /metrics`: ingest (`rtdash_ingest_events_total`, `…_rejected_total`,
-    /// `…_late_total`), aggregation time (`rtdash_aggregation_seconds`), push latency from
+    /// `…_late_total`), refused events by reason (`rtdash_events_rejected_total{reason}`:
+    /// `future`, `too_old`, `event_time`, `metric_name`, `value`, `tags`, `id`, `series`,
+    /// `malformed`), aggregation time (`rtdash_aggregation_seconds`), push latency from
     /// event to socket write (`rtdash_push_latency_seconds`) and to publish
     /// (`rtdash_publish_latency_seconds`), active connections, subscribers per dashboard,
     /// conflated/dropped/evicted messages and more. Each engine has its own recorder; no

@@ -27,8 +27,9 @@
 //!   of one dashboard in one tick go out as **one** update frame, encoded once and shared
 //!   by every subscriber.
 //! - **Stale marking.** A value whose series had no data for longer than
-//!   [`stale_after_intervals`](EngineConfig::stale_after_intervals) (2) refresh intervals,
-//!   that never had data, or whose source is marked unhealthy
+//!   [`stale_after_intervals`](EngineConfig::stale_after_intervals) (2) refresh intervals
+//!   — or than the widget's own [`stale_after_seconds`](Widget::stale_after_seconds) when
+//!   it sets one —, that never had data, or whose source is marked unhealthy
 //!   ([`Engine::set_source_health`]) is sent with `"stale": true`, never as if fresh.
 //! - **Alerts.** [`AlertRule`]s (above/below a threshold, for a duration) live in the
 //!   dashboard document and are evaluated on the live values; [`AlertEvent`]s (firing,
@@ -98,6 +99,7 @@
 //!     refresh_interval_seconds: 1.0,
 //!     tag_filter: Default::default(),
 //!     group_by: None,
+//!     stale_after_seconds: None,
 //!     display: DisplayConfig::new(ChartType::Stat, GridPos::new(0, 0, 4, 2)),
 //! });
 //! engine.dashboards().create(dashboard)?;

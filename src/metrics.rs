@@ -13,11 +13,86 @@ const BUCKETS: &[f64] = &[
     0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
+/// Why an event was refused: the `reason` label of `rtdash_events_rejected_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RejectReason {
+    /// `event_time` more than `max_future_skew` ahead of the server's clock.
+    Future,
+    /// `event_time` more than `max_age` behind the server's clock.
+    TooOld,
+    /// `event_time` missing, of the wrong type, or out of range.
+    EventTime,
+    /// `metric_name` missing or invalid.
+    MetricName,
+    /// `value` missing, not a number, or not finite.
+    Value,
+    /// Too many tags, or a bad tag key or value.
+    Tags,
+    /// A bad event `id`.
+    Id,
+    /// The window store refused the series (e.g. its series limit).
+    Series,
+    /// The element is not an event object (or has an unknown or repeated field).
+    Malformed,
+}
+
+impl RejectReason {
+    /// Every reason, in declaration order (the order the counters are registered).
+    const ALL: [Self; 9] = [
+        Self::Future,
+        Self::TooOld,
+        Self::EventTime,
+        Self::MetricName,
+        Self::Value,
+        Self::Tags,
+        Self::Id,
+        Self::Series,
+        Self::Malformed,
+    ];
+
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Future => "future",
+            Self::TooOld => "too_old",
+            Self::EventTime => "event_time",
+            Self::MetricName => "metric_name",
+            Self::Value => "value",
+            Self::Tags => "tags",
+            Self::Id => "id",
+            Self::Series => "series",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    /// The reason of a refusal reported as `field: message` (an [`IngestError`]).
+    ///
+    /// The two time limits share the field `event_time`; rtdash-core's messages name the
+    /// limit broken, `(max_future_skew)` or `(max_age)` (a unit test below pins this).
+    ///
+    /// [`IngestError`]: crate::IngestError
+    pub(crate) fn of(field: &str, message: &str) -> Self {
+        match field {
+            "event_time" if message.contains("(max_future_skew)") => Self::Future,
+            "event_time" if message.contains("(max_age)") => Self::TooOld,
+            "event_time" => Self::EventTime,
+            "metric_name" => Self::MetricName,
+            "value" => Self::Value,
+            "id" => Self::Id,
+            "series" => Self::Series,
+            f if f == "tags" || f.starts_with("tags[") => Self::Tags,
+            _ => Self::Malformed,
+        }
+    }
+}
+
 pub(crate) struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     pub(crate) accepted: Counter,
     pub(crate) rejected: Counter,
+    /// `rtdash_events_rejected_total{reason}`, in the order of [`RejectReason::ALL`].
+    rejected_by: Vec<Counter>,
     pub(crate) late: Counter,
     pub(crate) duplicates: Counter,
     pub(crate) batches: Counter,
@@ -77,14 +152,33 @@ impl Metrics {
             r.describe_histogram(name.into(), Some(Unit::Seconds), help.into());
             r.register_histogram(&Key::from_static_name(name), &META)
         };
+        const REJECTED_BY: &str = "rtdash_events_rejected_total";
+        r.describe_counter(
+            REJECTED_BY.into(),
+            None,
+            "Events refused, by reason: future (event_time more than max_future_skew ahead of \
+             the server's clock), too_old (more than max_age behind), event_time (missing or \
+             not a valid time), metric_name, value, tags, id, series (refused by the window \
+             store, e.g. its series limit), malformed (not an event object)."
+                .into(),
+        );
+        let rejected_by = RejectReason::ALL
+            .iter()
+            .map(|reason| {
+                let key = Key::from_parts(REJECTED_BY, vec![Label::new("reason", reason.as_str())]);
+                r.register_counter(&key, &META)
+            })
+            .collect();
         Self {
+            rejected_by,
             accepted: counter(
                 "rtdash_ingest_events_total",
                 "Events accepted into the window store (the ingest rate is its rate()).",
             ),
             rejected: counter(
                 "rtdash_ingest_rejected_total",
-                "Events refused by validation (each named in the ingest response).",
+                "Events refused by validation (each named in the ingest response); by reason in \
+                 rtdash_events_rejected_total.",
             ),
             late: counter(
                 "rtdash_ingest_late_total",
@@ -130,6 +224,14 @@ impl Metrics {
             alerts_resolved: counter("rtdash_alerts_resolved_total", "Alerts that resolved."),
             recorder,
             handle,
+        }
+    }
+
+    /// Counts one event refused for `reason`.
+    pub(crate) fn reject(&self, reason: RejectReason) {
+        // `ALL` lists the variants in declaration order.
+        if let Some(c) = self.rejected_by.get(reason as usize) {
+            c.increment(1);
         }
     }
 
@@ -249,5 +351,82 @@ impl Metrics {
             s.auth_failures,
         );
         self.handle.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rtdash_core::{CoreError, MetricEvent, Timestamp, ValidationLimits, decode_batch};
+
+    use super::RejectReason;
+
+    /// The reason of rtdash-core's own error for `event`.
+    fn reason(event: &MetricEvent, limits: &ValidationLimits, now: Timestamp) -> RejectReason {
+        match event.validate(limits, now) {
+            Err(CoreError::InvalidEvent { field, reason }) => RejectReason::of(&field, &reason),
+            other => panic!("expected an invalid event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reasons_follow_the_core_messages() {
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let limits = ValidationLimits::default().with_max_age(Some(Duration::from_secs(60)));
+        let at = |ms: i64| Timestamp::from_millis(now.as_millis() + ms);
+        assert_eq!(
+            reason(&MetricEvent::new("a", 1.0, at(3_600_000)), &limits, now),
+            RejectReason::Future
+        );
+        assert_eq!(
+            reason(&MetricEvent::new("a", 1.0, at(-3_600_000)), &limits, now),
+            RejectReason::TooOld
+        );
+        assert_eq!(
+            reason(&MetricEvent::new("a", f64::NAN, now), &limits, now),
+            RejectReason::Value
+        );
+        assert_eq!(
+            reason(&MetricEvent::new("a b", 1.0, now), &limits, now),
+            RejectReason::MetricName
+        );
+        assert_eq!(
+            reason(
+                &MetricEvent::new("a", 1.0, now).with_tag("b c", "d"),
+                &limits,
+                now
+            ),
+            RejectReason::Tags
+        );
+        // Elements of a batch the decoder refuses.
+        let body = br#"[7, {"metric_name": "a", "value": 1, "event_time": "yesterday"},
+            {"metric_name": "a", "value": 1, "event_time": 1700000000000, "id": ""},
+            {"metric_name": "a", "value": 1, "event_time": 1700000000000, "extra": 1}]"#;
+        let batch = decode_batch(body, &limits, now).unwrap();
+        let reasons: Vec<_> = batch
+            .rejected
+            .iter()
+            .map(|r| match &r.error {
+                CoreError::InvalidEvent { field, reason } => RejectReason::of(field, reason),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                RejectReason::Malformed,
+                RejectReason::EventTime,
+                RejectReason::Id,
+                RejectReason::Malformed
+            ]
+        );
+        assert_eq!(
+            RejectReason::of("series", "too many series"),
+            RejectReason::Series
+        );
+        for (i, r) in RejectReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "ALL is in declaration order");
+        }
     }
 }

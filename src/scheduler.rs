@@ -67,10 +67,19 @@ pub(crate) enum Answer {
 pub(crate) struct StateInput<'a> {
     pub(crate) dashboard: &'a str,
     pub(crate) widget: Uuid,
-    pub(crate) refresh: Duration,
-    pub(crate) stale_intervals: u32,
+    /// How long without data makes the value stale (see [`stale_limit`]).
+    pub(crate) stale_after: Duration,
     pub(crate) unhealthy: bool,
     pub(crate) now: Timestamp,
+}
+
+/// How long a widget may go without data before its value is stale: its own
+/// `stale_after_seconds` when set, else `intervals` (`EngineConfig::stale_after_intervals`)
+/// refresh intervals.
+pub(crate) fn stale_limit(widget: &Widget, refresh: Duration, intervals: u32) -> Duration {
+    widget
+        .stale_after()
+        .unwrap_or_else(|| refresh.saturating_mul(intervals))
 }
 
 fn is_stale(last: Option<Timestamp>, limit: Duration, now: Timestamp) -> bool {
@@ -83,7 +92,7 @@ fn is_stale(last: Option<Timestamp>, limit: Duration, now: Timestamp) -> bool {
 /// Builds the widget's state from a query answer (`None`: the query failed → no value,
 /// stale).
 pub(crate) fn state_of(input: &StateInput<'_>, answer: Option<&Answer>) -> WidgetState {
-    let limit = input.refresh.saturating_mul(input.stale_intervals);
+    let limit = input.stale_after;
     let now = input.now;
     let mut s = WidgetState {
         dashboard_id: input.dashboard.to_owned(),
@@ -164,6 +173,7 @@ struct WidgetPlan {
     title: String,
     query: usize,
     refresh: Duration,
+    stale_after: Duration,
     metric: String,
     rules: Vec<AlertRule>,
 }
@@ -275,6 +285,7 @@ impl Scheduler {
                     title: w.title.clone(),
                     query: q,
                     refresh,
+                    stale_after: stale_limit(w, refresh, inner.config.stale_after_intervals.get()),
                     metric: w.metric_name.clone(),
                     rules: widget_rules,
                 });
@@ -396,7 +407,6 @@ impl Scheduler {
         }
 
         // Widget states, change detection, alert rules.
-        let stale_intervals = inner.config.stale_after_intervals.get();
         let mut changed: Vec<Vec<WidgetState>> = vec![Vec::new(); self.dashboards.len()];
         for &(d, w) in &due {
             let dash = &self.dashboards[d];
@@ -404,8 +414,7 @@ impl Scheduler {
             let input = StateInput {
                 dashboard: &dash.id,
                 widget: wp.id,
-                refresh: wp.refresh,
-                stale_intervals,
+                stale_after: wp.stale_after,
                 unhealthy: inner.health.is_unhealthy(&wp.metric),
                 now,
             };
@@ -560,6 +569,65 @@ mod tests {
         assert_eq!(next_due(Timestamp::MIN, r, t(1000)), t(1500));
         assert_eq!(next_due(t(1500), r, t(1510)), t(2000));
         assert_eq!(next_due(t(1500), r, t(4000)), t(4500));
+    }
+
+    fn widget(refresh: f64, stale_after: Option<f64>) -> Widget {
+        Widget {
+            widget_id: Uuid::from_u128(1),
+            dashboard_id: rtdash_core::DashboardId::new("ops").unwrap(),
+            title: "w".into(),
+            metric_name: "m".into(),
+            aggregation: Aggregation::Count,
+            window_seconds: 60,
+            refresh_interval_seconds: refresh,
+            tag_filter: TagFilter::new(),
+            group_by: None,
+            stale_after_seconds: stale_after,
+            display: rtdash_core::DisplayConfig::new(
+                rtdash_core::ChartType::Stat,
+                rtdash_core::GridPos::new(0, 0, 1, 1),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_widget_stale_limit_replaces_the_interval_rule() {
+        let second = Duration::from_secs(1);
+        // The default rule: `intervals` refresh intervals.
+        assert_eq!(stale_limit(&widget(1.0, None), second, 2), 2 * second);
+        assert_eq!(
+            stale_limit(&widget(0.5, None), Duration::from_millis(500), 3),
+            Duration::from_millis(1500)
+        );
+        // The widget's own limit, shorter or longer, whatever the interval and the count.
+        assert_eq!(stale_limit(&widget(1.0, Some(5.0)), second, 2), 5 * second);
+        assert_eq!(
+            stale_limit(&widget(10.0, Some(2.5)), 10 * second, 2),
+            Duration::from_millis(2500)
+        );
+        // Fed every 2 s, refreshed every second: the default limit (2 s) is exceeded just
+        // before each event arrives; a limit of 5 s is not.
+        let (last, now) = (Some(t(0)), t(2_100));
+        assert!(is_stale(
+            last,
+            stale_limit(&widget(1.0, None), second, 2),
+            now
+        ));
+        assert!(!is_stale(
+            last,
+            stale_limit(&widget(1.0, Some(5.0)), second, 2),
+            now
+        ));
+        assert!(is_stale(
+            last,
+            stale_limit(&widget(1.0, Some(5.0)), second, 2),
+            t(5_001)
+        ));
+        // A value the schema refuses falls back to the default rule.
+        assert_eq!(
+            stale_limit(&widget(1.0, Some(f64::NAN)), second, 2),
+            2 * second
+        );
     }
 
     #[test]

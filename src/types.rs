@@ -35,16 +35,21 @@ pub struct WidgetState {
     pub value: Option<f64>,
     /// Events in the window.
     pub count: u64,
-    /// Start of the window (inclusive).
+    /// Start of the window (inclusive): `window_seconds` before `window_end`, rounded up to
+    /// whole buckets; for windows longer than the window store's fine span (5 min by
+    /// default), moved back to a roll-up boundary (1 min by default).
     pub window_start: Timestamp,
-    /// End of the window (exclusive).
+    /// End of the window (exclusive): the end of the time bucket holding `evaluated_at`
+    /// (up to one bucket, 1 s by default, after it).
     pub window_end: Timestamp,
     /// Newest event time of any matching series (`None`: no data at all).
     #[serde(rename = "event_time")]
     pub last_event_time: Option<Timestamp>,
     /// Whether the value must not be shown as fresh: the series had no data for longer
-    /// than [`stale_after_intervals`](crate::EngineConfig::stale_after_intervals) refresh
-    /// intervals, there was never any data, or the source is marked unhealthy
+    /// than the widget's [`stale_after_seconds`](crate::Widget::stale_after_seconds), or,
+    /// when it sets none, than
+    /// [`stale_after_intervals`](crate::EngineConfig::stale_after_intervals) refresh
+    /// intervals; there was never any data; or the source is marked unhealthy
     /// ([`Engine::set_source_health`](crate::Engine::set_source_health)). For `group_by`
     /// widgets: when every group is stale.
     pub stale: bool,

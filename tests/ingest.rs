@@ -122,6 +122,16 @@ fn single_events_are_validated() {
     let future = MetricEvent::new("a", 1.0, t(3_600_000));
     let e = engine.ingest_at(future, t(0)).unwrap_err();
     assert!(matches!(e, Error::InvalidEvent { ref field, .. } if field == "event_time"));
+    assert!(e.to_string().contains("max_future_skew"), "{e}");
+    // Both refusals are counted, by reason.
+    let text = engine.render_metrics();
+    for needle in [
+        "rtdash_ingest_rejected_total 2",
+        "rtdash_events_rejected_total{reason=\"value\"} 1",
+        "rtdash_events_rejected_total{reason=\"future\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
     assert_eq!(
         engine
             .ingest_at(MetricEvent::new("a", 1.0, t(0)), t(0))

@@ -310,7 +310,17 @@ pub struct ValidationLimits {
     pub max_tag_key_len: usize,
     /// Longest tag value, in bytes. Default 256.
     pub max_tag_value_len: usize,
-    /// How far an event time may be ahead of `now` (producer clocks drift). Default 5 minutes.
+    /// How far an event time may be ahead of `now` (producer clocks drift). Default 30 s.
+    ///
+    /// Why so little: with lateness judged per series, a producer whose clock runs fast
+    /// harms only its own series — but it does harm it. An event from the future holds that
+    /// series' watermark (its newest event time minus the grace period) ahead of real time,
+    /// and the series' later events with correct times (once the clock is fixed, or from
+    /// another producer of the same series) count as late until real time catches up. The
+    /// default equals the window store's default grace period (30 s), so an accepted event
+    /// moves its series' watermark at most up to the server's clock: events stamped with
+    /// the current time are never late because of it. Raise it only together with the grace
+    /// period.
     pub max_future_skew: Duration,
     /// How far an event time may be behind `now`; `None` (the default) accepts any age. Events
     /// older than the window store's retention are better routed to its late side channel
@@ -325,7 +335,7 @@ impl Default for ValidationLimits {
             max_tags: 32,
             max_tag_key_len: 128,
             max_tag_value_len: 256,
-            max_future_skew: Duration::from_secs(300),
+            max_future_skew: Duration::from_secs(30),
             max_age: None,
         }
     }

@@ -297,12 +297,14 @@ impl DisplayConfig {
 
 /// One widget: a metric aggregated over a sliding window, pushed at a refresh interval.
 ///
-/// JSON form (`tag_filter` and `group_by` may be omitted; unknown fields are rejected):
+/// JSON form (`tag_filter`, `group_by` and `stale_after_seconds` may be omitted; unknown
+/// fields are rejected):
 ///
 /// ```json
 /// {"widget_id": "6f1c…", "dashboard_id": "ops", "title": "p99 latency",
 ///  "metric_name": "api.request.latency", "aggregation": "p99", "window_seconds": 300,
 ///  "refresh_interval_seconds": 1.0, "tag_filter": {"region": "eu"}, "group_by": "host",
+///  "stale_after_seconds": 5,
 ///  "display_config": {"chart": "line", "unit": "ms", "position": {"x": 0, "y": 0, "w": 6, "h": 4}}}
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -331,12 +333,23 @@ pub struct Widget {
     /// and heatmaps; `None` aggregates all matching series into one value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
+    /// After how many seconds without data the widget's value is marked *stale*; fractions
+    /// are allowed. `None` (the default, omitted in JSON) keeps the server's rule: stale after
+    /// a number of refresh intervals (twice the interval by default). Set it for a metric that
+    /// is sent less often than the widget refreshes — a metric sent every 2 s on a widget
+    /// refreshed every second would otherwise flicker stale — to, say, 2.5 × the sending
+    /// period. Positive, finite, at most [`Widget::MAX_STALE_AFTER_SECONDS`] (one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_after_seconds: Option<f64>,
     /// How the widget is drawn. JSON key: `display_config`.
     #[serde(rename = "display_config", alias = "display")]
     pub display: DisplayConfig,
 }
 
 impl Widget {
+    /// The largest [`stale_after_seconds`](Self::stale_after_seconds) accepted: one day.
+    pub const MAX_STALE_AFTER_SECONDS: f64 = 86_400.0;
+
     /// The window length as a `Duration`.
     #[must_use]
     pub fn window(&self) -> Duration {
@@ -349,6 +362,41 @@ impl Widget {
     pub fn refresh_interval(&self) -> Option<Duration> {
         Duration::try_from_secs_f64(self.refresh_interval_seconds)
             .ok()
+            .filter(|d| !d.is_zero())
+    }
+
+    /// The widget's own stale limit ([`stale_after_seconds`](Self::stale_after_seconds)) as
+    /// a `Duration`; `None` when it is not set (the server's default rule applies), or not a
+    /// positive finite number of seconds (which [`validate`](Self::validate) reports).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rtdash_core::*;
+    /// # let mut w = Widget {
+    /// #     widget_id: Uuid::from_u128(1),
+    /// #     dashboard_id: DashboardId::new("ops")?,
+    /// #     title: "Queue depth".into(),
+    /// #     metric_name: "queue.depth".into(),
+    /// #     aggregation: Aggregation::Max,
+    /// #     window_seconds: 60,
+    /// #     refresh_interval_seconds: 1.0,
+    /// #     tag_filter: TagFilter::new(),
+    /// #     group_by: None,
+    /// #     stale_after_seconds: None,
+    /// #     display: DisplayConfig::new(ChartType::Stat, GridPos::new(0, 0, 2, 2)),
+    /// # };
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(w.stale_after(), None);
+    /// w.stale_after_seconds = Some(2.5);
+    /// assert_eq!(w.stale_after(), Some(Duration::from_millis(2500)));
+    /// # Ok::<(), rtdash_core::CoreError>(())
+    /// ```
+    #[must_use]
+    pub fn stale_after(&self) -> Option<Duration> {
+        self.stale_after_seconds
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .filter(|d| !d.is_zero())
     }
 
@@ -440,6 +488,23 @@ impl Widget {
                 at("group_by"),
                 format!("{reason} (it must be a tag key)"),
             ));
+        }
+        if let Some(s) = self.stale_after_seconds {
+            let max = Self::MAX_STALE_AFTER_SECONDS;
+            if !s.is_finite() || s <= 0.0 {
+                out.push(SchemaViolation::new(
+                    at("stale_after_seconds"),
+                    format!(
+                        "is {s}; it must be a positive number of seconds, e.g. 5, or omitted \
+                         for the server's default rule"
+                    ),
+                ));
+            } else if s > max {
+                out.push(SchemaViolation::new(
+                    at("stale_after_seconds"),
+                    format!("is {s} s, longer than the limit of {max} s (one day)"),
+                ));
+            }
         }
         self.check_display(limits, &at("display_config."), out);
     }
@@ -721,6 +786,8 @@ impl Dashboard {
     ///   [`SchemaLimits::min_refresh_interval`];
     /// - `widgets[i].tag_filter`, `widgets[i].group_by`: valid tag keys ([`check_tag_key`])
     ///   and value lengths;
+    /// - `widgets[i].stale_after_seconds`: when set, finite, positive, at most
+    ///   [`Widget::MAX_STALE_AFTER_SECONDS`];
     /// - `widgets[i].display_config`: labels at most [`SchemaLimits::max_label_len`] bytes;
     ///   thresholds finite and strictly ascending; `min`/`max` finite with `min < max`;
     ///   `position` at least 1×1, inside the grid's columns and [`SchemaLimits::max_rows`],

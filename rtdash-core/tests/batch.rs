@@ -378,6 +378,10 @@ mod fast_path_oracle {
         ValidationLimits::default().with_max_tags(4)
     }
 
+    fn skew_ms() -> i64 {
+        i64::try_from(limits().max_future_skew.as_millis()).unwrap()
+    }
+
     /// `decode_batch_borrowed`, borrowed events turned into owned ones.
     fn fast(body: &[u8]) -> Verdicts {
         let b = decode_batch_borrowed(body, &limits(), Timestamp::from_millis(NOW)).unwrap();
@@ -468,8 +472,9 @@ mod fast_path_oracle {
                {{"metric_name":"a","value":1,"event_time":{NOW},"extra":1}},
                {{"metric_name":"a","value":1.5e300,"event_time":1e12}},
                [], null, "x"]"#,
-            NOW + 300_000,
-            NOW + 300_001,
+            // The skew limit's edge: the last time accepted, the first refused.
+            NOW + skew_ms(),
+            NOW + skew_ms() + 1,
         );
         check(&body);
     }

@@ -88,6 +88,7 @@ prop_compose! {
         refresh in finite(),
         filter in prop::collection::btree_map("[a-z]{1,4}", "\\PC{0,6}", 0..3),
         group_by in prop::option::of("[a-z]{1,6}"),
+        stale_after_seconds in prop::option::of(finite()),
         display in display(),
     ) -> Widget {
         Widget {
@@ -100,6 +101,7 @@ prop_compose! {
             refresh_interval_seconds: refresh,
             tag_filter: TagFilter::from(filter),
             group_by,
+            stale_after_seconds,
             display,
         }
     }
@@ -209,6 +211,7 @@ fn documented_forms() {
         refresh_interval_seconds: 0.5,
         tag_filter: TagFilter::new(),
         group_by: None,
+        stale_after_seconds: None,
         display,
     });
     assert_eq!(
@@ -223,4 +226,15 @@ fn documented_forms() {
     // `display` is accepted as an alias of `display_config` on input.
     let alias = d.to_json().replace("display_config", "display");
     assert_eq!(Dashboard::from_json(alias.as_bytes()).unwrap(), d);
+
+    // `stale_after_seconds` is omitted when unset and written when set.
+    d.widgets[0].stale_after_seconds = Some(5.0);
+    let json = d.to_json();
+    assert!(
+        json.contains(
+            r#""refresh_interval_seconds":0.5,"stale_after_seconds":5.0,"display_config""#
+        ),
+        "{json}"
+    );
+    assert_eq!(Dashboard::from_json(json.as_bytes()).unwrap(), d);
 }

@@ -168,11 +168,20 @@ fn tag_value_length() {
 #[test]
 fn event_time_future_skew() {
     let mut e = event();
-    e.event_time = NOW.saturating_add(Duration::from_secs(300));
+    assert_eq!(
+        ValidationLimits::default().max_future_skew,
+        Duration::from_secs(30)
+    );
+    e.event_time = NOW.saturating_add(Duration::from_secs(30));
     assert!(e.validate(&ValidationLimits::default(), NOW).is_ok());
-    e.event_time = NOW.saturating_add(Duration::from_millis(300_001));
-    assert_event_err(&e, "event_time", "is 300001 ms ahead of now");
-    assert_event_err(&e, "event_time", "the limit (max_future_skew) is 300000 ms");
+    e.event_time = NOW.saturating_add(Duration::from_millis(30_001));
+    assert_event_err(&e, "event_time", "is 30001 ms ahead of now");
+    assert_event_err(&e, "event_time", "the limit (max_future_skew) is 30000 ms");
+    // A clock 4 minutes fast was accepted under the old default of 5 minutes; not now.
+    e.event_time = NOW.saturating_add(Duration::from_secs(240));
+    assert_event_err(&e, "event_time", "is 240000 ms ahead of now");
+    let limits = ValidationLimits::default().with_max_future_skew(Duration::from_secs(300));
+    assert!(e.validate(&limits, NOW).is_ok());
 
     // Seconds sent where milliseconds are expected look like 1970: fine for the skew rule,
     // caught by max_age.
@@ -264,6 +273,7 @@ fn widget(n: u128, x: u32) -> Widget {
         refresh_interval_seconds: 1.0,
         tag_filter: TagFilter::new().with("region", "eu"),
         group_by: Some("host".into()),
+        stale_after_seconds: None,
         display,
     }
 }
@@ -450,6 +460,57 @@ fn refresh_interval_rules() {
     );
     d.widgets[0].refresh_interval_seconds = f64::NAN;
     assert_eq!(d.widgets[0].refresh_interval(), None);
+}
+
+#[test]
+fn stale_after_rules() {
+    for bad in [0.0, -0.0, -5.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        expect_one(
+            |d| d.widgets[1].stale_after_seconds = Some(bad),
+            "widgets[1].stale_after_seconds",
+            "it must be a positive number of seconds",
+        );
+    }
+    for huge in [86_400.001, 1e9, f64::MAX] {
+        expect_one(
+            |d| d.widgets[1].stale_after_seconds = Some(huge),
+            "widgets[1].stale_after_seconds",
+            "longer than the limit of 86400 s (one day)",
+        );
+    }
+    let mut d = dashboard();
+    assert_eq!(d.widgets[1].stale_after(), None);
+    for ok in [0.001, 2.5, 5.0, 86_400.0] {
+        d.widgets[1].stale_after_seconds = Some(ok);
+        assert!(d.validate(&SchemaLimits::default()).is_ok(), "{ok}");
+    }
+    d.widgets[1].stale_after_seconds = Some(2.5);
+    assert_eq!(
+        d.widgets[1].stale_after(),
+        Some(Duration::from_millis(2500))
+    );
+    d.widgets[1].stale_after_seconds = Some(f64::NAN);
+    assert_eq!(d.widgets[1].stale_after(), None);
+
+    // From JSON: the path names the widget, and a single widget reports it unprefixed.
+    let json = dashboard().to_json().replacen(
+        r#""refresh_interval_seconds":1.0"#,
+        r#""refresh_interval_seconds":1.0,"stale_after_seconds":-1"#,
+        1,
+    );
+    let parsed = Dashboard::from_json(json.as_bytes()).unwrap();
+    assert_eq!(parsed.widgets[0].stale_after_seconds, Some(-1.0));
+    let v = violations(&parsed);
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].0, "widgets[0].stale_after_seconds");
+    let err = parsed.widgets[0]
+        .validate(&SchemaLimits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("stale_after_seconds: is -1; it must be a positive number of seconds"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -40,6 +40,7 @@ pub(crate) fn widget(
         refresh_interval_seconds: refresh_seconds,
         tag_filter: TagFilter::new(),
         group_by: None,
+        stale_after_seconds: None,
         display: DisplayConfig::new(ChartType::Stat, GridPos::new(x, 0, 1, 1)),
     }
 }
@@ -114,4 +115,160 @@ pub(crate) async fn serve_app(app: axum::Router) -> String {
         axum::serve(listener, app).await.unwrap();
     });
     format!("http://{addr}")
+}
+
+/// A widget as the HTTP API takes it: `aggregation` as on the wire (`"sum"`, `"p99.9"`),
+/// `extra` merged in (e.g. `{"tag_filter": {…}}` or `{"stale_after_seconds": 5}`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn widget_json(
+    dash: &str,
+    id: Uuid,
+    metric: &str,
+    aggregation: &str,
+    window_seconds: u32,
+    refresh_seconds: f64,
+    x: u32,
+    extra: Value,
+) -> Value {
+    let mut w = serde_json::json!({
+        "widget_id": id, "dashboard_id": dash, "title": format!("{metric} {aggregation}"),
+        "metric_name": metric, "aggregation": aggregation, "window_seconds": window_seconds,
+        "refresh_interval_seconds": refresh_seconds,
+        "display_config": {"chart": "stat", "position": {"x": x, "y": 0, "w": 1, "h": 1}},
+    });
+    if let (Value::Object(w), Value::Object(extra)) = (&mut w, extra) {
+        w.extend(extra);
+    }
+    w
+}
+
+/// The value of the Prometheus sample `series` (name with its labels, as rendered) in the
+/// text exposition `text`.
+pub(crate) fn prometheus_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// A client of a server started by [`Http::start`]: JSON requests, `/metrics`, WebSocket.
+#[cfg(feature = "http")]
+pub(crate) struct Http {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+}
+
+/// A WebSocket client of `/stream/{id}`.
+#[cfg(feature = "http")]
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[cfg(feature = "http")]
+impl Http {
+    /// Serves `engine`'s HTTP API on 127.0.0.1:0 (see [`serve`]).
+    pub(crate) async fn start(engine: rtdash::Engine) -> Self {
+        Self {
+            base: serve(engine).await,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `method path` with a JSON body; the status and the JSON answer (`null` when empty).
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, v)
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `GET path`.
+    pub(crate) async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates a dashboard (`POST /dashboards`), asserting `201`.
+    pub(crate) async fn create_dashboard(&self, id: &str, widgets: Vec<Value>) {
+        let doc =
+            serde_json::json!({"id": id, "name": format!("Dashboard {id}"), "widgets": widgets});
+        let (status, body) = self.post("/dashboards", &doc).await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    }
+
+    /// `POST /ingest` of `events`, asserting `200`; the ingest report.
+    pub(crate) async fn ingest(&self, events: &Value) -> Value {
+        let (status, report) = self.post("/ingest", events).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{report}");
+        report
+    }
+
+    /// The widget's current state from `GET /dashboards/{dash}/widgets/{id}/snapshot`.
+    pub(crate) async fn snapshot(&self, dash: &str, id: Uuid) -> Value {
+        let (status, v) = self
+            .get(&format!("/dashboards/{dash}/widgets/{id}/snapshot"))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{v}");
+        v
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A WebSocket session on dashboard `dash`, past its `welcome` and `snapshot` frames.
+    pub(crate) async fn ws(&self, dash: &str) -> Ws {
+        let url = format!(
+            "{}/stream/{dash}?token=test",
+            self.base.replace("http://", "ws://")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        assert_eq!(next_frame(&mut ws).await["type"], "welcome");
+        assert_eq!(next_frame(&mut ws).await["type"], "snapshot");
+        ws
+    }
+}
+
+/// The next JSON frame of a WebSocket session (10 s at most).
+#[cfg(feature = "http")]
+pub(crate) async fn next_frame(ws: &mut Ws) -> Value {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("stream open")
+            .expect("no error");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
 }
