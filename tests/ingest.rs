@@ -85,10 +85,16 @@ fn late_events_go_to_the_side_channel_and_are_counted() {
         .ingest_json_at(&batch(&[("a", 2.0, 0), ("a", 3.0, 1)]), t(60_000))
         .unwrap();
     assert_eq!((r.accepted, r.late), (0, 2));
-    let one = MetricEvent::new("a", 4.0, t(2)).with_tag("k", "v");
+    let one = MetricEvent::new("a", 4.0, t(2));
     assert_eq!(
         engine.ingest_at(one, t(60_000)).unwrap(),
         IngestOutcome::LateDropped
+    );
+    // Lateness is per series: another series of the same metric has its own watermark.
+    let other = MetricEvent::new("a", 5.0, t(2)).with_tag("k", "v");
+    assert_eq!(
+        engine.ingest_at(other, t(60_000)).unwrap(),
+        IngestOutcome::Accepted
     );
     let late = engine.drain_late();
     assert_eq!(late.len(), 1);
