@@ -116,7 +116,7 @@ mod transport;
 #[cfg(feature = "ws")]
 mod ws;
 
-pub use auth::{Authenticator, Principal, StaticTokens, TopicAccess};
+pub use auth::{Authenticator, Principal, StaticTokens, TopicAccess, bearer_token};
 pub use config::TransportConfig;
 pub use connection::{Connection, Incoming, Outgoing};
 pub use error::{AuthError, TransportError};

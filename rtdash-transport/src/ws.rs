@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClos
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::session::{Credentials, SessionStart, clip};
-use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError};
+use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token};
 
 /// A WebSocket connection as a session drives it.
 ///
@@ -98,7 +98,11 @@ impl RequestParams {
     ) -> Self {
         let q = crate::query::parse(query);
         let token = q.token.or_else(|| {
-            crate::query::bearer(headers.get("authorization").and_then(|v| v.to_str().ok()))
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer_token)
+                .map(str::to_owned)
         });
         Self {
             token,

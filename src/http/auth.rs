@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rtdash_transport::{Authenticator, Principal};
+use rtdash_transport::{Authenticator, Principal, bearer_token};
 
 use super::error::ApiError;
 
@@ -82,14 +82,7 @@ async fn writer_gate<A: Authenticator>(
     let Some(auth) = req.headers().get(header::AUTHORIZATION) else {
         return unauthorized("this route changes state: send `Authorization: Bearer <token>`");
     };
-    let Some(token) = auth
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty())
-    else {
+    let Some(token) = auth.to_str().ok().and_then(bearer_token) else {
         return unauthorized("the Authorization header must be `Bearer <token>`");
     };
     let principal = match writers.authenticate(token).await {
