@@ -141,9 +141,9 @@ mod alerts;
 mod auth;
 mod config;
 mod doc;
-mod encode;
 mod engine;
 mod error;
+mod frames;
 #[cfg(feature = "http")]
 pub mod http;
 mod metrics;
@@ -158,6 +158,7 @@ pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
 pub use engine::Engine;
 pub use error::Error;
+pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
 pub use registry::Registry;
 pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore};
 pub use types::{
