@@ -26,6 +26,30 @@ use crate::{
 /// Subscribers of a dashboard's topic receive a `{"type":"dashboard","event":"updated"}`
 /// (or `"deleted"`) frame after each change, so clients can reload the layout; the
 /// refresh scheduler picks the change up at its next tick.
+///
+/// # Blocking
+///
+/// The methods that change dashboards (`create`, `put`, `delete`, the widget and alert
+/// rule edits) block the calling thread until the store has written the change (a
+/// [`FileStore`](crate::FileStore) writes, `fsync`s and renames a file), and a second change
+/// waits for the first. Reads never block on a write. From async code, make changes on
+/// tokio's blocking thread pool, as the HTTP API does, so a slow store holds up no worker:
+///
+/// ```
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?;
+/// let created = tokio::task::spawn_blocking({
+///     let engine = engine.clone();
+///     move || engine.dashboards().create(doc)
+/// })
+/// .await??;
+/// assert_eq!(created.id(), "ops");
+/// # Ok(()) }
+/// ```
 pub struct Registry {
     store: Box<dyn DashboardStore>,
     limits: SchemaLimits,

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::auth::Writer;
 use super::error::ApiError;
 use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
-use crate::{AlertRule, DashboardDoc, Engine, Error, WidgetKey, WidgetPatch};
+use crate::{AlertRule, DashboardDoc, Engine, Error, Registry, WidgetKey, WidgetPatch};
 
 /// The state every handler shares.
 #[derive(Clone, Debug)]
@@ -26,6 +26,29 @@ impl Api {
     /// one.
     fn dashboard(&self, id: &str) -> Result<Arc<DashboardDoc>, ApiError> {
         Ok(self.engine.dashboards().get(id)?)
+    }
+
+    /// Makes `change` to the dashboards on tokio's blocking thread pool: the registry
+    /// writes it to the store (a [`FileStore`](crate::FileStore) waits for `fsync`) under
+    /// its write lock, which must not hold up an async worker. The registry's lock keeps the
+    /// writes in the order the changes become visible.
+    ///
+    /// The change is made even if the client goes away (the future is dropped) meanwhile.
+    async fn change<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&Registry) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || change(engine.dashboards())).await {
+            Ok(result) => Ok(result?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down; retry the change on another node",
+            )),
+        }
     }
 }
 
@@ -49,7 +72,7 @@ pub(crate) async fn create_dashboard(
     if let Some(Extension(w)) = &writer {
         w.check(doc.id())?;
     }
-    let doc = api.engine.dashboards().create(doc)?;
+    let doc = api.change(|dashboards| dashboards.create(doc)).await?;
     let mut r = doc_response(StatusCode::CREATED, &doc);
     if let Ok(loc) = HeaderValue::from_str(&format!("/dashboards/{}", doc.id())) {
         r.headers_mut().insert(header::LOCATION, loc);
@@ -91,7 +114,7 @@ pub(crate) async fn put_dashboard(
         )
         .into());
     }
-    let (doc, created) = api.engine.dashboards().put(doc)?;
+    let (doc, created) = api.change(|dashboards| dashboards.put(doc)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -101,7 +124,7 @@ pub(crate) async fn put_dashboard(
 }
 
 pub(crate) async fn delete_dashboard(State(api): State<Api>, Path(id): Path<String>) -> Answer {
-    api.engine.dashboards().delete(&id)?;
+    api.change(move |dashboards| dashboards.delete(&id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -112,7 +135,9 @@ pub(crate) async fn patch_widgets(
 ) -> Answer {
     api.dashboard(&id)?;
     let patch = WidgetPatch::from_json(&body)?;
-    let doc = api.engine.dashboards().patch_widgets(&id, &patch)?;
+    let doc = api
+        .change(move |dashboards| dashboards.patch_widgets(&id, &patch))
+        .await?;
     Ok(doc_response(StatusCode::OK, &doc))
 }
 
@@ -183,7 +208,9 @@ pub(crate) async fn put_alert_rules(
     };
     let rules: Vec<AlertRule> = serde_json::from_value(list)
         .map_err(|e| Error::invalid("alert rule", "alert_rules", e.to_string()))?;
-    let doc = api.engine.dashboards().set_alert_rules(&id, rules)?;
+    let doc = api
+        .change(move |dashboards| dashboards.set_alert_rules(&id, rules))
+        .await?;
     Ok(alert_rules_response(&doc))
 }
 

@@ -30,6 +30,12 @@
 //! `422` invalid dashboard/widget/alert rule (with `"violations": [{"path", "message"}]`
 //! naming each field) or invalid single event. The frames on the streams are described in
 //! the crate documentation.
+//!
+//! Changes to dashboards are made on tokio's blocking thread pool (the registry writes
+//! them to its [`DashboardStore`](crate::DashboardStore), and a
+//! [`FileStore`](crate::FileStore) waits for `fsync`), so a slow store holds up none of the
+//! runtime's workers: other requests, the streams and the refresh scheduler go on. A
+//! change whose client goes away meanwhile is still made.
 
 mod auth;
 mod error;
