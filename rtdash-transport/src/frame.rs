@@ -144,13 +144,9 @@ impl std::fmt::Debug for Frame {
         if s.len() <= SHOWN {
             f.debug_tuple("Frame").field(&s).finish()
         } else {
-            let mut end = SHOWN;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
             f.debug_struct("Frame")
                 .field("len", &s.len())
-                .field("start", &&s[..end])
+                .field("start", &&s[..s.floor_char_boundary(SHOWN)])
                 .finish()
         }
     }

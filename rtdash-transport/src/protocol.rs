@@ -406,24 +406,13 @@ pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
             let b: PingBody = serde_json::from_str(text).map_err(bad)?;
             Ok(ClientMessage::Ping { t: b.t })
         }
-        other => Err(ParseError::UnknownType(truncate(other, 64).to_owned())),
+        other => Err(ParseError::UnknownType(crate::session::clip(other, 64))),
     }
 }
 
 /// Whether a topic name is acceptable from a client.
 pub(crate) fn valid_topic(t: &str) -> bool {
     !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !t.chars().any(char::is_control)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -279,14 +279,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
 pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    s[..s.floor_char_boundary(max)].to_owned()
 }
 
 /// What to do with one hub event.

@@ -345,11 +345,7 @@ fn invalid(reason: String) -> WindowError {
 }
 
 fn clip(s: &str) -> &str {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(64)]
 }
 
 fn in_range(ms: i64) -> bool {
