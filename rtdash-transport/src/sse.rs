@@ -14,7 +14,7 @@ use rtdash_fanout::Key;
 use tokio::sync::mpsc;
 
 use crate::protocol::{push_json_str, valid_topic};
-use crate::session::{Credentials, SessionStart, clip};
+use crate::session::{SessionStart, clip};
 use crate::{
     AuthError, CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token,
 };
@@ -153,12 +153,7 @@ impl<K: Key> Transport<K> {
             epoch,
             buf: BytesMut::new(),
         };
-        let start = Box::new(SessionStart {
-            credentials: Credentials::Principal(principal),
-            topics,
-            resume,
-            accepted_at,
-        });
+        let start = SessionStart::authenticated(principal, topics, resume, accepted_at);
         let inner = std::sync::Arc::clone(&self.inner);
         self.inner
             .tracker
