@@ -59,7 +59,8 @@
 //! # Frames
 //!
 //! On a dashboard's topic (after the transport's `welcome` and `snapshot` frames; a
-//! snapshot embeds the newest update and alert frames in `frames`):
+//! snapshot embeds the newest update and alert frames in `frames`), encoded once per
+//! publish by [`encode_update`], [`encode_alert`] and [`encode_dashboard_event`]:
 //!
 //! ```json
 //! {"type":"update","topic":"ops","seq":42,"sent_at":1700000000120,"items":[
