@@ -44,9 +44,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use hdrhistogram::Histogram;
+use rtdash::{Timestamp, Uuid, WidgetState, encode_update};
 use rtdash_transport::{
-    FrameHub, Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig, WidgetValue,
-    encode_update, serve, unix_millis,
+    FrameHub, Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig, serve,
+    unix_millis,
 };
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -388,25 +389,29 @@ async fn command_loop(args: &Args, publish: impl Fn(usize, u64), done: impl Fn()
     }
 }
 
-fn widget_ids(args: &Args) -> Vec<String> {
+fn widget_ids(args: &Args) -> Vec<Uuid> {
     (0..args.widgets)
-        .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+        .map(|i| Uuid::parse_str(&format!("00000000-0000-4000-8000-{i:012}")).expect("a UUID"))
         .collect()
 }
 
 /// The values of one update of round `n`.
-fn widget_values(widgets: &[String], n: u64, now: i64) -> Vec<WidgetValue<'_>> {
+fn widget_values(widgets: &[Uuid], n: u64, now: i64) -> Vec<WidgetState> {
+    let now = Timestamp::from_millis(now);
     widgets
         .iter()
         .enumerate()
-        .map(|(i, w)| WidgetValue {
-            widget: w,
+        .map(|(i, &widget_id)| WidgetState {
+            dashboard_id: String::new(),
+            widget_id,
             value: Some(n as f64 + i as f64 * 0.5),
-            window_end: now,
-            event_time: Some(now),
-            stale: false,
             count: 1,
+            window_start: now,
+            window_end: now,
+            last_event_time: Some(now),
+            stale: false,
             groups: None,
+            evaluated_at: now,
         })
         .collect()
 }

@@ -26,7 +26,9 @@ impl AlertCondition {
         }
     }
 
-    fn word(self) -> &'static str {
+    /// Its name in JSON, alert messages and alert frames: `"above"` or `"below"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Above => "above",
             Self::Below => "below",
@@ -182,12 +184,12 @@ impl AlertRule {
         match value {
             Some(v) => format!(
                 "{name}{group}: {v} is {} {}",
-                self.condition.word(),
+                self.condition.as_str(),
                 self.threshold
             ),
             None => format!(
                 "{name}{group}: back within {} {}",
-                self.condition.word(),
+                self.condition.as_str(),
                 self.threshold
             ),
         }
@@ -202,6 +204,17 @@ pub enum AlertState {
     Firing,
     /// The condition no longer holds.
     Resolved,
+}
+
+impl AlertState {
+    /// Its name in JSON and alert frames: `"firing"` or `"resolved"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+        }
+    }
 }
 
 /// An alert firing or resolving, as pushed to subscribers (frame `{"type":"alert", ...}`)

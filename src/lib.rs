@@ -60,7 +60,8 @@
 //! # Frames
 //!
 //! On a dashboard's topic (after the transport's `welcome` and `snapshot` frames; a
-//! snapshot embeds the newest update and alert frames in `frames`):
+//! snapshot embeds the newest update and alert frames in `frames`), encoded once per
+//! publish by [`encode_update`], [`encode_alert`] and [`encode_dashboard_event`]:
 //!
 //! ```json
 //! {"type":"update","topic":"ops","seq":42,"sent_at":1700000000120,"items":[
@@ -143,9 +144,9 @@ mod alerts;
 mod auth;
 mod config;
 mod doc;
-mod encode;
 mod engine;
 mod error;
+mod frames;
 #[cfg(feature = "http")]
 pub mod http;
 mod metrics;
@@ -160,6 +161,7 @@ pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
 pub use engine::Engine;
 pub use error::Error;
+pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
 pub use registry::Registry;
 pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore};
 pub use types::{

@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
-use rtdash_transport::{DashboardEvent, FrameHub, encode_dashboard_event};
+use rtdash_transport::FrameHub;
 
-use crate::{AlertRule, DashboardDoc, DashboardStore, Error, LoadProblem, WidgetKey, WidgetPatch};
+use crate::{
+    AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, WidgetKey,
+    WidgetPatch, encode_dashboard_event,
+};
 
 /// The dashboards of an [`Engine`](crate::Engine): create, read, update and delete
 /// dashboards, their widgets and their alert rules.
@@ -23,6 +26,30 @@ use crate::{AlertRule, DashboardDoc, DashboardStore, Error, LoadProblem, WidgetK
 /// Subscribers of a dashboard's topic receive a `{"type":"dashboard","event":"updated"}`
 /// (or `"deleted"`) frame after each change, so clients can reload the layout; the
 /// refresh scheduler picks the change up at its next tick.
+///
+/// # Blocking
+///
+/// The methods that change dashboards (`create`, `put`, `delete`, the widget and alert
+/// rule edits) block the calling thread until the store has written the change (a
+/// [`FileStore`](crate::FileStore) writes, `fsync`s and renames a file), and a second change
+/// waits for the first. Reads never block on a write. From async code, make changes on
+/// tokio's blocking thread pool, as the HTTP API does, so a slow store holds up no worker:
+///
+/// ```
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?;
+/// let created = tokio::task::spawn_blocking({
+///     let engine = engine.clone();
+///     move || engine.dashboards().create(doc)
+/// })
+/// .await??;
+/// assert_eq!(created.id(), "ops");
+/// # Ok(()) }
+/// ```
 pub struct Registry {
     store: Box<dyn DashboardStore>,
     limits: SchemaLimits,
@@ -160,7 +187,7 @@ impl Registry {
     pub fn create(&self, doc: impl Into<DashboardDoc>) -> Result<Arc<DashboardDoc>, Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, "dashboard", "created", |cur| match cur {
+        self.commit(&id, "dashboard", DashboardEvent::Created, |cur| match cur {
             Some(_) => Err(Error::DashboardExists { id: id.clone() }),
             None => Ok(Some(doc)),
         })
@@ -175,7 +202,7 @@ impl Registry {
     pub fn put(&self, doc: impl Into<DashboardDoc>) -> Result<(Arc<DashboardDoc>, bool), Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, "dashboard", "updated", |_| Ok(Some(doc)))
+        self.commit(&id, "dashboard", DashboardEvent::Updated, |_| Ok(Some(doc)))
     }
 
     /// Deletes a dashboard; returns what it was.
@@ -185,7 +212,7 @@ impl Registry {
     /// [`Error::UnknownDashboard`]; [`Error::Store`].
     pub fn delete(&self, id: &str) -> Result<Arc<DashboardDoc>, Error> {
         let old = self.get(id)?;
-        self.commit(id, "dashboard", "deleted", |cur| match cur {
+        self.commit(id, "dashboard", DashboardEvent::Deleted, |cur| match cur {
             Some(_) => Ok(None),
             None => Err(Error::UnknownDashboard { id: id.to_owned() }),
         })?;
@@ -296,7 +323,7 @@ impl Registry {
         what: &'static str,
         change: impl FnOnce(&mut DashboardDoc) -> Result<(), Error>,
     ) -> Result<Arc<DashboardDoc>, Error> {
-        self.commit(id, what, "updated", |cur| {
+        self.commit(id, what, DashboardEvent::Updated, |cur| {
             let Some(cur) = cur else {
                 return Err(Error::UnknownDashboard { id: id.to_owned() });
             };
@@ -312,7 +339,7 @@ impl Registry {
         &self,
         id: &str,
         what: &'static str,
-        event: &'static str,
+        event: DashboardEvent,
         decide: impl FnOnce(Option<&DashboardDoc>) -> Result<Option<DashboardDoc>, Error>,
     ) -> Result<(Arc<DashboardDoc>, bool), Error> {
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
@@ -348,20 +375,19 @@ impl Registry {
             }
         };
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let event = if created { "created" } else { event };
+        let event = if created {
+            DashboardEvent::Created
+        } else {
+            event
+        };
         self.notify(id, event);
         Ok(result)
     }
 
     /// Publishes a keyless `dashboard` notice frame on the dashboard's topic.
-    fn notify(&self, id: &str, event: &str) {
+    fn notify(&self, id: &str, event: DashboardEvent) {
         let topic = self.topic(id);
         let sent_at = Timestamp::now().as_millis();
-        let event = match event {
-            "created" => DashboardEvent::Created,
-            "deleted" => DashboardEvent::Deleted,
-            _ => DashboardEvent::Updated,
-        };
         self.hub.publish_with(&topic, std::iter::empty(), |seq| {
             encode_dashboard_event(id, seq, sent_at, event)
         });

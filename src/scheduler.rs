@@ -482,7 +482,7 @@ impl Scheduler {
                 .map(|s| WidgetKey::Widget(s.widget_id))
                 .collect();
             inner.hub.publish_with(&dash.topic, keys, |seq| {
-                crate::encode::update(&dash.topic, seq, sent_at, states)
+                crate::encode_update(&dash.topic, seq, sent_at, states)
             });
             for s in states {
                 if !s.stale
@@ -502,7 +502,7 @@ impl Scheduler {
             let topic = inner.registry.topic(&a.dashboard_id);
             let key = (i >= retired).then_some(WidgetKey::Alert(a.rule_id));
             inner.hub.publish_with(&topic, key, |seq| {
-                crate::encode::alert(&topic, seq, sent_at, a)
+                crate::encode_alert(&topic, seq, sent_at, a)
             });
             match a.state {
                 AlertState::Firing => inner.metrics.alerts_firing.increment(1),

@@ -17,8 +17,12 @@ use crate::{DashboardDoc, Error};
 /// The [`Registry`](crate::Registry) calls it synchronously: [`load_all`](Self::load_all)
 /// once when the engine starts, then [`put`](Self::put) or [`delete`](Self::delete) for
 /// every change, *before* the change becomes visible; if the store fails, the change is
-/// refused with its error. Calls are serialised by the registry (never concurrent).
-/// Documents handed to `put` are already validated.
+/// refused with its error. Calls are serialised by the registry (never concurrent), in the
+/// order the changes become visible. Documents handed to `put` are already validated.
+///
+/// The methods may block (disk `fsync`, a database round trip): the HTTP API makes its
+/// changes on tokio's blocking thread pool, never on an async worker (see
+/// [`Registry`'s blocking notes](crate::Registry#blocking)).
 ///
 /// Implement it to keep dashboards in a database; use [`MemoryStore`] for tests and
 /// [`FileStore`] for a directory of JSON files.

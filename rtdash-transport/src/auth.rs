@@ -285,10 +285,46 @@ impl Authenticator for StaticTokens {
     }
 }
 
+/// The token of an `Authorization` header value `Bearer <token>`: the scheme in any
+/// case, spaces around the token ignored. `None` for another scheme or an empty token.
+///
+/// The transport takes a session's token from this header when the URL has none; a host
+/// checking its own routes with an [`Authenticator`] can read the header the same way.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_transport::bearer_token;
+///
+/// assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+/// assert_eq!(bearer_token(" bearer  abc "), Some("abc"));
+/// assert_eq!(bearer_token("Basic abc"), None);
+/// assert_eq!(bearer_token("Bearer "), None);
+/// ```
+#[must_use]
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    (!token.is_empty()).then_some(token)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn parses_bearer() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token(""), None);
+    }
 
     #[test]
     fn access_rules() {

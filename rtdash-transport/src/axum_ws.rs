@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use rtdash_fanout::Key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use crate::session::{Credentials, SessionStart};
+use crate::session::SessionStart;
 use crate::{RequestParams, Transport, WsConnection};
 
 impl<K: Key> Transport<K> {
@@ -69,12 +69,7 @@ impl<K: Key> Transport<K> {
                 return;
             };
             let conn = WsConnection::from_upgraded(TokioIo::new(upgraded), &transport).await;
-            let start = Box::new(SessionStart {
-                credentials: params.token.map_or(Credentials::Hello, Credentials::Token),
-                topics: params.topics,
-                resume: None,
-                accepted_at,
-            });
+            let start = SessionStart::new(params.token, params.topics, accepted_at);
             crate::session::run(std::sync::Arc::clone(&transport.inner), conn, start, permit).await;
         });
         let Ok(accept) = HeaderValue::from_str(&accept) else {

@@ -17,12 +17,12 @@ type Text = Bytes;
 /// the text before the socket write. It is the message type the transport
 /// puts in the [`Hub`](rtdash_fanout::Hub).
 ///
-/// Build server frames with [`encode_update`](crate::encode_update),
-/// [`encode_alert`](crate::encode_alert) and
-/// [`encode_dashboard_event`](crate::encode_dashboard_event). Frames
-/// built from arbitrary text with [`Frame::from_string`] must hold one JSON
-/// object with a `"type"` field, so clients can dispatch on it (see
-/// `docs/PROTOCOL.md`).
+/// The publisher encodes what a frame carries (the `rtdash` facade encodes
+/// the dashboard frames, `update`, `alert` and `dashboard`); the transport
+/// never looks inside. A frame must hold one JSON object with a string
+/// `"type"` field, so clients can dispatch on it, and a `"topic"` and
+/// `"seq"` when it is published on a topic (see `docs/PROTOCOL.md`);
+/// [`push_json_str`](crate::push_json_str) writes escaped strings.
 ///
 /// # Examples
 ///
@@ -104,7 +104,7 @@ impl Frame {
     /// write the transport reports event → write time of tagged frames to the
     /// observer set with
     /// [`Transport::observe_write_latency`](crate::Transport::observe_write_latency).
-    /// Not part of the text. [`encode_update`](crate::encode_update) sets it.
+    /// Not part of the text. The `rtdash` facade's `encode_update` sets it.
     #[must_use]
     pub fn with_event_time(mut self, event_time: Option<i64>) -> Self {
         self.event_time = event_time;
@@ -144,13 +144,9 @@ impl std::fmt::Debug for Frame {
         if s.len() <= SHOWN {
             f.debug_tuple("Frame").field(&s).finish()
         } else {
-            let mut end = SHOWN;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
             f.debug_struct("Frame")
                 .field("len", &s.len())
-                .field("start", &&s[..end])
+                .field("start", &&s[..s.floor_char_boundary(SHOWN)])
                 .finish()
         }
     }

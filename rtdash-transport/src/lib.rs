@@ -12,11 +12,14 @@
 //!   or `Authorization` header), subscribes the topics the [`Principal`] may
 //!   see, sends a snapshot of each, streams updates, sends heartbeats, and
 //!   closes with a documented [`CloseCode`].
-//! - A [`Frame`] is one encoded server frame (UTF-8 JSON). Publishers build
-//!   an update frame **once** with [`encode_update`] and publish it to the
-//!   hub; every subscriber gets a reference-counted clone, written to its
-//!   socket without re-encoding. Writes are batched: a session drains what
-//!   is queued, feeds each frame and flushes once.
+//! - A [`Frame`] is one encoded server frame (UTF-8 JSON). The transport
+//!   is generic over what a published frame carries: publishers encode each
+//!   frame **once** (the `rtdash` facade encodes dashboards' `update`,
+//!   `alert` and `dashboard` frames; any JSON object with a string `type`
+//!   will do, [`push_json_str`] helps write one) and publish it to the hub;
+//!   every subscriber gets a reference-counted clone, written to its socket
+//!   without re-encoding. Writes are batched: a session drains what is
+//!   queued, feeds each frame and flushes once.
 //! - Slow clients never delay the others: each session's backlog is bounded
 //!   by the hub's [`SlowConsumerPolicy`]; a socket that stays blocked for
 //!   `write_timeout` is closed with 4008.
@@ -35,8 +38,8 @@
 //! # async fn main() {
 //! use futures::{SinkExt, StreamExt};
 //! use rtdash_transport::{
-//!     FrameHub, Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig,
-//!     WidgetValue, encode_update, serve,
+//!     Frame, FrameHub, Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig,
+//!     serve,
 //! };
 //! use tokio_tungstenite::tungstenite::Message;
 //!
@@ -61,10 +64,9 @@
 //! // The publisher encodes each update once, with the hub's sequence number.
 //! let topic: Topic = "ops".into();
 //! transport.hub().publish_with(&topic, [7], |seq| {
-//!     encode_update("ops", seq, 1_700_000_000_050, &[WidgetValue {
-//!         widget: "cpu", value: Some(0.42), window_end: 1_700_000_000_000,
-//!         event_time: Some(1_700_000_000_040), stale: false, count: 3, groups: None,
-//!     }])
+//!     Frame::from_string(format!(
+//!         r#"{{"type":"update","topic":"ops","seq":{seq},"items":[{{"widget":"cpu","value":0.42}}]}}"#
+//!     ))
 //! });
 //! let update = next().await;
 //! assert_eq!((update["type"].as_str(), update["seq"].as_u64()), (Some("update"), Some(1)));
@@ -116,17 +118,14 @@ mod transport;
 #[cfg(feature = "ws")]
 mod ws;
 
-pub use auth::{Authenticator, Principal, StaticTokens, TopicAccess};
+pub use auth::{Authenticator, Principal, StaticTokens, TopicAccess, bearer_token};
 pub use config::TransportConfig;
 pub use connection::{Connection, Incoming, Outgoing};
 pub use error::{AuthError, TransportError};
 pub use frame::Frame;
 #[cfg(feature = "jwt")]
 pub use jwt::JwtAuthenticator;
-pub use protocol::{
-    AlertCondition, AlertState, AlertValue, CloseCode, DashboardEvent, ErrorCode, GroupValue,
-    WidgetValue, encode_alert, encode_dashboard_event, encode_update, unix_millis,
-};
+pub use protocol::{CloseCode, ErrorCode, push_json_str, unix_millis};
 pub use rtdash_fanout::SlowConsumerPolicy;
 pub use transport::{FrameHub, Topic, Transport, TransportStats};
 #[cfg(feature = "ws")]

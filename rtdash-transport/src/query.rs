@@ -33,17 +33,6 @@ pub(crate) fn parse(query: Option<&str>) -> Query {
     out
 }
 
-/// The token of an `Authorization: Bearer <token>` header value.
-pub(crate) fn bearer(value: Option<&str>) -> Option<String> {
-    let v = value?.trim();
-    let (scheme, rest) = v.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = rest.trim();
-    (!token.is_empty()).then(|| token.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,15 +48,5 @@ mod tests {
             parse(Some("last_event_id=1%3A2")).last_event_id.as_deref(),
             Some("1:2")
         );
-    }
-
-    #[test]
-    fn parses_bearer() {
-        assert_eq!(bearer(Some("Bearer abc")).as_deref(), Some("abc"));
-        assert_eq!(bearer(Some("bearer  abc ")).as_deref(), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-        assert_eq!(bearer(Some("Bearer")), None);
-        assert_eq!(bearer(None), None);
     }
 }

@@ -22,7 +22,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the session learns who the client is.
 #[derive(Debug)]
-pub(crate) enum Credentials {
+enum Credentials {
     /// Wait for the client's `hello`.
     Hello,
     /// A token from the URL or a header.
@@ -35,13 +35,47 @@ pub(crate) enum Credentials {
 /// Where a session starts.
 #[derive(Debug)]
 pub(crate) struct SessionStart {
-    pub(crate) credentials: Credentials,
+    credentials: Credentials,
     /// Topics to subscribe at once (from the URL).
-    pub(crate) topics: Vec<String>,
+    topics: Vec<String>,
     /// SSE resume: for each of `topics`, the last seq the client saw.
-    pub(crate) resume: Option<Vec<u64>>,
+    resume: Option<Vec<u64>>,
     /// When the connection was accepted; `hello_timeout` counts from here.
-    pub(crate) accepted_at: Instant,
+    accepted_at: Instant,
+}
+
+impl SessionStart {
+    /// A session that authenticates with `token` (from the URL or a header) if there is
+    /// one, else with the client's `hello`, then subscribes `topics`.
+    pub(crate) fn new(
+        token: Option<String>,
+        topics: Vec<String>,
+        accepted_at: Instant,
+    ) -> Box<Self> {
+        Box::new(Self {
+            credentials: token.map_or(Credentials::Hello, Credentials::Token),
+            topics,
+            resume: None,
+            accepted_at,
+        })
+    }
+
+    /// A session whose client was authenticated before it started (SSE answers the
+    /// request only after checking its token), resuming after `resume` if given.
+    #[cfg(feature = "sse")]
+    pub(crate) fn authenticated(
+        principal: Principal,
+        topics: Vec<String>,
+        resume: Option<Vec<u64>>,
+        accepted_at: Instant,
+    ) -> Box<Self> {
+        Box::new(Self {
+            credentials: Credentials::Principal(principal),
+            topics,
+            resume,
+            accepted_at,
+        })
+    }
 }
 
 /// How a session ends.
@@ -279,14 +313,7 @@ fn millis(d: Duration) -> u64 {
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
 pub(crate) fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    s[..s.floor_char_boundary(max)].to_owned()
 }
 
 /// What to do with one hub event.
@@ -755,12 +782,7 @@ mod tests {
     #[test]
     fn session_task_is_small() {
         fn size_of_session<C: Connection>(t: &Transport<u32>, conn: C) -> usize {
-            let start = Box::new(SessionStart {
-                credentials: Credentials::Hello,
-                topics: Vec::new(),
-                resume: None,
-                accepted_at: Instant::now(),
-            });
+            let start = SessionStart::new(None, Vec::new(), Instant::now());
             let fut = run(Arc::clone(&t.inner), conn, start, None);
             std::mem::size_of_val(&fut)
         }

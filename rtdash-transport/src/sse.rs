@@ -14,8 +14,10 @@ use rtdash_fanout::Key;
 use tokio::sync::mpsc;
 
 use crate::protocol::{push_json_str, valid_topic};
-use crate::session::{Credentials, SessionStart, clip};
-use crate::{AuthError, CloseCode, Connection, Incoming, Outgoing, Transport, TransportError};
+use crate::session::{SessionStart, clip};
+use crate::{
+    AuthError, CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token,
+};
 
 /// Batches buffered between the session and the HTTP body. Small: a client
 /// that does not read holds back the session (bounded by `write_timeout`),
@@ -60,11 +62,11 @@ impl<K: Key> Transport<K> {
         let accepted_at = tokio::time::Instant::now();
         let q = crate::query::parse(req.uri().query());
         let token = q.token.clone().or_else(|| {
-            crate::query::bearer(
-                req.headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok()),
-            )
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer_token)
+                .map(str::to_owned)
         });
         let last_event_id = req
             .headers()
@@ -151,12 +153,7 @@ impl<K: Key> Transport<K> {
             epoch,
             buf: BytesMut::new(),
         };
-        let start = Box::new(SessionStart {
-            credentials: Credentials::Principal(principal),
-            topics,
-            resume,
-            accepted_at,
-        });
+        let start = SessionStart::authenticated(principal, topics, resume, accepted_at);
         let inner = std::sync::Arc::clone(&self.inner);
         self.inner
             .tracker

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::DynAuthenticator;
-use crate::session::{self, Credentials, SessionStart};
+use crate::session::{self, SessionStart};
 use crate::{Authenticator, Connection, Frame, TransportConfig};
 
 /// A topic name as the transport's hub carries it: a dashboard id or a raw
@@ -217,12 +217,7 @@ impl<K: Key> Transport<K> {
     /// Dropping the future drops the session (and the connection) without a
     /// close frame.
     pub async fn run<C: Connection>(&self, conn: C, token: Option<String>) {
-        let start = Box::new(SessionStart {
-            credentials: token.map_or(Credentials::Hello, Credentials::Token),
-            topics: Vec::new(),
-            resume: None,
-            accepted_at: tokio::time::Instant::now(),
-        });
+        let start = SessionStart::new(token, Vec::new(), tokio::time::Instant::now());
         let permit = self.try_acquire();
         self.inner
             .tracker

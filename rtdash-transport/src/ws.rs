@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
-use crate::session::{Credentials, SessionStart, clip};
-use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError};
+use crate::session::{SessionStart, clip};
+use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token};
 
 /// A WebSocket connection as a session drives it.
 ///
@@ -98,7 +98,11 @@ impl RequestParams {
     ) -> Self {
         let q = crate::query::parse(query);
         let token = q.token.or_else(|| {
-            crate::query::bearer(headers.get("authorization").and_then(|v| v.to_str().ok()))
+            headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer_token)
+                .map(str::to_owned)
         });
         Self {
             token,
@@ -233,11 +237,6 @@ async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
     let Ok(Ok((conn, params))) = handshake else {
         return;
     };
-    let start = Box::new(SessionStart {
-        credentials: params.token.map_or(Credentials::Hello, Credentials::Token),
-        topics: params.topics,
-        resume: None,
-        accepted_at,
-    });
+    let start = SessionStart::new(params.token, params.topics, accepted_at);
     crate::session::run(std::sync::Arc::clone(&transport.inner), conn, start, permit).await;
 }

@@ -4,9 +4,8 @@
 use std::time::SystemTime;
 
 use rtdash_transport::{
-    CloseCode, Connection, FrameHub, Incoming, Outgoing, Principal, StaticTokens, Topic,
-    TopicAccess, Transport, TransportConfig, TransportError, WidgetValue, encode_update,
-    unix_millis,
+    CloseCode, Connection, Frame, FrameHub, Incoming, Outgoing, Principal, StaticTokens, Topic,
+    TopicAccess, Transport, TransportConfig, TransportError, unix_millis,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -85,31 +84,10 @@ async fn a_custom_connection_runs_a_full_session() {
     let topic: Topic = "d".into();
     let now = unix_millis(SystemTime::now());
     transport.hub().publish_with(&topic, [1u8, 2], |seq| {
-        encode_update(
-            "d",
-            seq,
-            now,
-            &[
-                WidgetValue {
-                    widget: "a",
-                    value: Some(1.0),
-                    window_end: now,
-                    event_time: Some(now),
-                    stale: false,
-                    count: 1,
-                    groups: None,
-                },
-                WidgetValue {
-                    widget: "b",
-                    value: None,
-                    window_end: now,
-                    event_time: Some(now),
-                    stale: false,
-                    count: 1,
-                    groups: None,
-                },
-            ],
-        )
+        let items = json!([{"widget": "a", "value": 1.0}, {"widget": "b", "value": null}]);
+        let update = json!({"type": "update", "topic": "d", "seq": seq, "sent_at": now,
+                            "items": items});
+        Frame::from_string(update.to_string())
     });
     let up = client_rx.recv().await.unwrap();
     assert_eq!(up["items"].as_array().map(Vec::len), Some(2));

@@ -7,29 +7,14 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use rtdash_transport::{
-    FrameHub, SlowConsumerPolicy, Topic, TransportConfig, WidgetValue, encode_update, unix_millis,
-};
+use rtdash_transport::{FrameHub, SlowConsumerPolicy, Topic, TransportConfig, unix_millis};
 
 /// Publishes one ~8 KiB update (a long widget id makes it big).
 fn publish_big(hub: &FrameHub<u32>, topic: &Topic, key: u32) -> u64 {
     let widget = format!("{key}-{}", "x".repeat(8 * 1024));
     let now = unix_millis(SystemTime::now());
     hub.publish_with(topic, [key], |seq| {
-        encode_update(
-            topic,
-            seq,
-            now,
-            &[WidgetValue {
-                widget: &widget,
-                value: Some(f64::from(key)),
-                window_end: now,
-                event_time: Some(now),
-                stale: false,
-                count: 1,
-                groups: None,
-            }],
-        )
+        update_frame(topic, seq, now, &[(&widget, Some(f64::from(key)))])
     })
 }
 

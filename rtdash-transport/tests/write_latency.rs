@@ -8,51 +8,23 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use rtdash_transport::{
-    AlertCondition, AlertState, AlertValue, Frame, TransportConfig, WidgetValue, encode_alert,
-    encode_update, unix_millis,
-};
+use rtdash_transport::{Frame, TransportConfig, unix_millis};
+use serde_json::json;
 
-/// One update of `topic` whose value's event happened `age` ago.
+/// One update of `topic` whose value's event happened `age` ago; a stale value's frame
+/// is not tagged with its event time (as the rtdash facade encodes them).
 fn update_aged(server: &TestServer, topic: &str, age: Duration, stale: bool) {
     let now = unix_millis(SystemTime::now());
     let event = now - i64::try_from(age.as_millis()).unwrap();
     let topic_arc: rtdash_transport::Topic = topic.into();
     server.transport.hub().publish_with(&topic_arc, [1], |seq| {
-        encode_update(
-            topic,
-            seq,
-            now,
-            &[WidgetValue {
-                widget: "w1",
-                value: Some(1.0),
-                window_end: now,
-                event_time: Some(event),
-                stale,
-                count: 1,
-                groups: None,
-            }],
-        )
+        let frame = update_frame(topic, seq, event, &[("w1", Some(1.0))]);
+        frame.with_event_time((!stale).then_some(event))
     });
 }
 
 #[test]
-fn update_frames_carry_the_newest_fresh_event_time() {
-    let item = |event_time, stale| WidgetValue {
-        widget: "w",
-        value: Some(1.0),
-        window_end: 0,
-        event_time,
-        stale,
-        count: 1,
-        groups: None,
-    };
-    let f = encode_update("t", 1, 0, &[item(Some(5), false), item(Some(9), false)]);
-    assert_eq!(f.event_time(), Some(9));
-    // A stale value's old event does not count; nor does a value without one.
-    let f = encode_update("t", 1, 0, &[item(Some(9), true), item(None, false)]);
-    assert_eq!(f.event_time(), None);
-    // The tag is not part of the text.
+fn the_event_time_tag_is_not_part_of_the_text() {
     let tagged = Frame::from_static("{}").with_event_time(Some(3));
     assert_eq!(tagged.as_str(), "{}");
     assert_eq!(tagged.event_time(), Some(3));
@@ -83,22 +55,8 @@ async fn observer_hears_event_to_write_time_of_update_frames() {
     update_aged(&server, "dash", Duration::from_secs(60), true);
     let topic: rtdash_transport::Topic = "dash".into();
     server.transport.hub().publish_with(&topic, [], |seq| {
-        encode_alert(
-            "dash",
-            seq,
-            0,
-            &AlertValue {
-                rule_id: "r",
-                widget: "w1",
-                state: AlertState::Firing,
-                value: Some(1.0),
-                condition: AlertCondition::Above,
-                threshold: 0.0,
-                group: None,
-                at: 0,
-                message: "m",
-            },
-        )
+        let alert = json!({"type": "alert", "topic": "dash", "seq": seq, "state": "firing"});
+        Frame::from_string(alert.to_string())
     });
     for _ in 0..3 {
         next_json(&mut ws).await;

@@ -11,7 +11,7 @@ use crate::error::WindowError;
 use crate::ring::{BucketState, Ring};
 use crate::series::Series;
 use crate::sketch::{Bins, BucketBins};
-use crate::store::{LateEvent, MAX_ABS_EVENT_TIME_MS, WindowStore};
+use crate::store::{LateSample, MAX_ABS_EVENT_TIME_MS, WindowStore};
 
 /// Version 2: buckets hold their own count and sum (version 1 held running prefixes) and
 /// lateness is per series (from each series' newest event time).
@@ -310,7 +310,7 @@ impl WindowStore {
                     "late[{i}]: unknown series, non-finite value or time out of range"
                 )));
             }
-            late.push_back(LateEvent {
+            late.push_back(LateSample {
                 series: e.series,
                 event_time: Timestamp::from_millis(e.event_time),
                 value,
@@ -345,11 +345,7 @@ fn invalid(reason: String) -> WindowError {
 }
 
 fn clip(s: &str) -> &str {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(64)]
 }
 
 fn in_range(ms: i64) -> bool {

@@ -179,5 +179,5 @@ pub use config::{MAX_BUCKETS_PER_SERIES, Rollup, WindowConfig};
 pub use error::WindowError;
 pub use sketch::LogHistogram;
 pub use store::{
-    LateEvent, MAX_ABS_EVENT_TIME_MS, QueryResult, Recorded, WindowStats, WindowStore,
+    LateSample, MAX_ABS_EVENT_TIME_MS, QueryResult, Recorded, WindowStats, WindowStore,
 };

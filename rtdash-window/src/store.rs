@@ -31,9 +31,11 @@ pub enum Recorded {
     LateDropped,
 }
 
-/// An event that arrived after the grace period, as held in the late buffer.
+/// An event that arrived after the grace period, as held in the late buffer: its series
+/// id, time and value (a host resolves the series with [`WindowStore::series_key`]; the
+/// `rtdash` facade hands out `rtdash::LateEvent`s with the metric name and tags).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LateEvent {
+pub struct LateSample {
     /// Its series (see [`WindowStore::series_key`]).
     pub series: SeriesId,
     /// Its event time.
@@ -129,7 +131,7 @@ pub struct WindowStore {
     series: Vec<Option<Series>>,
     /// Newest event time accepted in any series, `i64::MIN` before any.
     max_seen: i64,
-    late: VecDeque<LateEvent>,
+    late: VecDeque<LateSample>,
     late_total: u64,
     late_dropped: u64,
     accepted: u64,
@@ -285,7 +287,7 @@ impl WindowStore {
     fn push_late(&mut self, series: SeriesId, t: i64, value: f64) -> Recorded {
         self.late_total += 1;
         if self.late.len() < self.layout.late_capacity {
-            self.late.push_back(LateEvent {
+            self.late.push_back(LateSample {
                 series,
                 event_time: Timestamp::from_millis(t),
                 value,
@@ -298,7 +300,7 @@ impl WindowStore {
     }
 
     /// Removes and returns the buffered late events, oldest arrival first.
-    pub fn drain_late(&mut self) -> impl Iterator<Item = LateEvent> + '_ {
+    pub fn drain_late(&mut self) -> impl Iterator<Item = LateSample> + '_ {
         self.late.drain(..)
     }
 
@@ -337,7 +339,7 @@ impl WindowStore {
                 .flatten()
                 .map(Series::heap_bytes)
                 .sum::<usize>()
-            + self.late.capacity() * size_of::<LateEvent>()
+            + self.late.capacity() * size_of::<LateSample>()
     }
 
     /// The time range a query of length `window` at `now` covers.
@@ -641,7 +643,7 @@ impl WindowStore {
         interner: SeriesInterner,
         series: Vec<Option<Series>>,
         max_seen: Option<i64>,
-        late: VecDeque<LateEvent>,
+        late: VecDeque<LateSample>,
         counters: (u64, u64, u64),
     ) -> Self {
         Self {
@@ -663,7 +665,7 @@ pub(crate) struct StoreParts<'a> {
     pub(crate) interner: &'a SeriesInterner,
     pub(crate) series: &'a [Option<Series>],
     pub(crate) max_seen: Option<i64>,
-    pub(crate) late: &'a VecDeque<LateEvent>,
+    pub(crate) late: &'a VecDeque<LateSample>,
     pub(crate) late_total: u64,
     pub(crate) late_dropped: u64,
     pub(crate) accepted: u64,

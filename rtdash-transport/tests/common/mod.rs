@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use futures::{SinkExt, StreamExt};
 use rtdash_transport::{
-    Authenticator, FrameHub, Principal, StaticTokens, TopicAccess, Transport, TransportConfig,
-    WidgetValue, encode_update, serve, unix_millis,
+    Authenticator, Frame, FrameHub, Principal, StaticTokens, TopicAccess, Transport,
+    TransportConfig, serve, unix_millis,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -54,21 +54,29 @@ pub fn publish(hub: &FrameHub<u32>, topic: &str, key: u32, value: f64) -> u64 {
     let now = unix_millis(SystemTime::now());
     let topic_arc: rtdash_transport::Topic = topic.into();
     hub.publish_with(&topic_arc, [key], |seq| {
-        encode_update(
-            topic,
-            seq,
-            now,
-            &[WidgetValue {
-                widget: &widget,
-                value: Some(value),
-                window_end: now,
-                event_time: Some(now),
-                stale: false,
-                count: 1,
-                groups: None,
-            }],
-        )
+        update_frame(topic, seq, now, &[(&widget, Some(value))])
     })
+}
+
+/// An `update` frame of `(widget, value)` items, every value's event at `event_time`, in
+/// the shape of `docs/PROTOCOL.md` (the transport does not look inside; the rtdash facade
+/// encodes the real ones), tagged with `event_time` for the write-latency observer.
+pub fn update_frame(
+    topic: &str,
+    seq: u64,
+    event_time: i64,
+    items: &[(&str, Option<f64>)],
+) -> Frame {
+    let items: Vec<Value> = items
+        .iter()
+        .map(|(widget, value)| {
+            json!({"widget": widget, "value": value, "window_end": event_time,
+                   "event_time": event_time, "stale": false, "count": 1})
+        })
+        .collect();
+    let frame = json!({"type": "update", "topic": topic, "seq": seq, "sent_at": event_time,
+                       "items": items});
+    Frame::from_string(frame.to_string()).with_event_time(Some(event_time))
 }
 
 /// Tokens: `good` (all topics), `limited` (`allowed`, `team.*`),

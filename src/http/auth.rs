@@ -1,0 +1,113 @@
+//! Writer authentication: [`require_writers`] guards the routes that change state.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rtdash_transport::{Authenticator, Principal, bearer_token};
+
+use super::error::ApiError;
+
+/// Guards the routes of `router` that change state (`POST`, `PUT`, `PATCH`, `DELETE`):
+/// each needs `Authorization: Bearer <token>` that `writers` accepts, else `401` with
+/// `WWW-Authenticate: Bearer` and nothing changes. The principal's topic access names the
+/// dashboards it may create, replace, delete or edit (else `403`); any writer may
+/// `POST /ingest`. `GET` requests and the streams pass untouched (the streams check the
+/// tokens of the router's own authenticator).
+///
+/// Give it an authenticator of writers only (e.g. `StaticTokens` of admin tokens, or a
+/// `JwtAuthenticator` with its own key), not the one viewers' tokens pass.
+///
+/// # Examples
+///
+/// ```no_run
+/// use rtdash::transport::{Principal, StaticTokens, TopicAccess};
+/// use rtdash::{AllowAll, Engine, EngineConfig, MemoryStore, TransportConfig};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let writers =
+///     StaticTokens::new().with_token("admin-secret", Principal::new("admin", TopicAccess::all()));
+/// let app = rtdash::http::require_writers(
+///     rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default()),
+///     writers,
+/// );
+/// axum::serve(tokio::net::TcpListener::bind("127.0.0.1:8080").await?, app).await?;
+/// # Ok(()) }
+/// ```
+pub fn require_writers(router: Router, writers: impl Authenticator) -> Router {
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(writers),
+        writer_gate,
+    ))
+}
+
+/// The principal [`require_writers`] accepted for a request (a request extension).
+#[derive(Clone, Debug)]
+pub(crate) struct Writer(Principal);
+
+impl Writer {
+    /// `Ok` if the writer may change dashboard `id`, else the `403`.
+    pub(crate) fn check(&self, id: &str) -> Result<(), ApiError> {
+        if self.0.may_see(id) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("`{}` may not change dashboard `{id}`", self.0.subject()),
+        ))
+    }
+}
+
+/// `401` with the JSON error body and a `WWW-Authenticate` challenge.
+fn unauthorized(message: &str) -> Response {
+    let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn writer_gate<A: Authenticator>(
+    State(writers): State<Arc<A>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let Some(auth) = req.headers().get(header::AUTHORIZATION) else {
+        return unauthorized("this route changes state: send `Authorization: Bearer <token>`");
+    };
+    let Some(token) = auth.to_str().ok().and_then(bearer_token) else {
+        return unauthorized("the Authorization header must be `Bearer <token>`");
+    };
+    let principal = match writers.authenticate(token).await {
+        Ok(p) => p,
+        Err(e) => return unauthorized(&format!("token refused: {e}")),
+    };
+    if principal
+        .expires_at()
+        .is_some_and(|at| at <= std::time::SystemTime::now())
+    {
+        return unauthorized("token expired");
+    }
+    let writer = Writer(principal);
+    // `/dashboards/{id}…`: the dashboard is in the path, checked as sent (ids need no
+    // escaping, so a percent-escaped one matches no grant and is refused). `POST
+    // /dashboards` names it in the body: `create_dashboard` checks it.
+    let path_id = req
+        .uri()
+        .path()
+        .strip_prefix("/dashboards/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty());
+    if let Some(Err(e)) = path_id.map(|id| writer.check(id)) {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(writer);
+    next.run(req).await
+}
