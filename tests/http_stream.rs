@@ -6,11 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use common::next_frame;
 use reqwest::{Client, StatusCode};
 use rtdash::{Engine, EngineConfig, MemoryStore, Timestamp};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const WIDGET: &str = "0b6e2a36-52a4-4c49-9b8e-3f1d1f0a7c01";
 
@@ -21,22 +20,6 @@ fn dashboard_json() -> Value {
         "refresh_interval_seconds": 0.5,
         "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 3, "h": 2}}}],
       "alert_rules": [{"widget_id": WIDGET, "condition": "above", "threshold": 1, "name": "busy"}]})
-}
-
-async fn next_json<S>(ws: &mut S) -> Value
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("stream open")
-            .expect("no error");
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
 }
 
 #[tokio::test]
@@ -66,9 +49,9 @@ async fn create_ingest_and_stream_over_websocket() {
 
     let ws_url = format!("{}/stream/ops?token=demo", base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-    let welcome = next_json(&mut ws).await;
+    let welcome = next_frame(&mut ws).await;
     assert_eq!(welcome["type"], "welcome");
-    let snapshot = next_json(&mut ws).await;
+    let snapshot = next_frame(&mut ws).await;
     assert_eq!(snapshot["type"], "snapshot");
     assert_eq!(snapshot["topic"], "ops");
 
@@ -89,13 +72,13 @@ async fn create_ingest_and_stream_over_websocket() {
     assert_eq!(report["accepted"], 2);
 
     engine.tick(Timestamp::now());
-    let update = next_json(&mut ws).await;
+    let update = next_frame(&mut ws).await;
     assert_eq!(update["type"], "update");
     assert_eq!(update["topic"], "ops");
     assert_eq!(update["items"][0]["widget"], WIDGET);
     assert_eq!(update["items"][0]["value"], 2.0);
     assert_eq!(update["items"][0]["stale"], false);
-    let alert = next_json(&mut ws).await;
+    let alert = next_frame(&mut ws).await;
     assert_eq!(alert["type"], "alert");
     assert_eq!(alert["state"], "firing");
 
@@ -122,8 +105,8 @@ async fn create_ingest_and_stream_over_websocket() {
     // A second client gets the current value in its snapshot at once.
     let ws_url = format!("{}/stream/ops?token=demo", base.replace("http://", "ws://"));
     let (mut ws2, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
-    assert_eq!(next_json(&mut ws2).await["type"], "welcome");
-    let snap2 = next_json(&mut ws2).await;
+    assert_eq!(next_frame(&mut ws2).await["type"], "welcome");
+    let snap2 = next_frame(&mut ws2).await;
     let frames = snap2["frames"].as_array().unwrap();
     assert!(
         frames
@@ -166,7 +149,7 @@ async fn create_ingest_and_stream_over_websocket() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let notice = next_json(&mut ws).await;
+    let notice = next_frame(&mut ws).await;
     assert_eq!(notice["type"], "dashboard");
     assert_eq!(notice["event"], "deleted");
     engine.close_sessions().await;
