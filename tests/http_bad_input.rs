@@ -48,15 +48,7 @@ impl Api {
         if let Some(ct) = ct {
             req = req.header("content-type", ct);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, v)
+        common::read_json(req.send().await.unwrap()).await
     }
 
     async fn json(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {

@@ -161,6 +161,20 @@ pub(crate) struct Http {
     pub(crate) client: reqwest::Client,
 }
 
+/// The status and JSON body of a response (`Null` for an empty body); panics on a body that
+/// is not JSON.
+#[cfg(feature = "http")]
+pub(crate) async fn read_json(resp: reqwest::Response) -> (reqwest::StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    let v = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    };
+    (status, v)
+}
+
 /// A WebSocket client of `/stream/{id}`.
 #[cfg(feature = "http")]
 pub(crate) type Ws =
@@ -187,15 +201,7 @@ impl Http {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, v)
+        read_json(req.send().await.unwrap()).await
     }
 
     /// `POST path` with a JSON body.
