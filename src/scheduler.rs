@@ -42,7 +42,12 @@ impl QuerySpec {
             Some(key) => store
                 .group_by(&self.metric, &self.filter, key, self.agg, self.window, now)
                 .map(|groups| {
-                    let span = store.window_span(self.window, now).ok();
+                    // Every group of one query covers the same span; with no group, the span
+                    // a query over the whole store would cover.
+                    let span = match groups.first() {
+                        Some((_, r)) => Some((r.window_start, r.window_end)),
+                        None => store.window_span(self.window, now).ok(),
+                    };
                     Answer::Groups(groups, span)
                 }),
         };
