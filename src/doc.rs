@@ -4,7 +4,7 @@ use rtdash_core::{Dashboard, SchemaLimits, SchemaViolation, Uuid, Widget};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{AlertRule, Error};
+use crate::{AlertRule, Error, Subject};
 
 /// A dashboard document: the rtdash-core [`Dashboard`] (id, name, grid, widgets) plus the
 /// facade's [`AlertRule`]s, stored and served as ONE JSON object — the dashboard's fields
@@ -72,7 +72,7 @@ impl DashboardDoc {
     /// field has the wrong type or an unknown field is present (the message names it).
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
         let value: Value =
-            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, "dashboard"))?;
+            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, Subject::Dashboard))?;
         Self::from_value(value)
     }
 
@@ -85,10 +85,10 @@ impl DashboardDoc {
         let rules = match map.remove("alert_rules") {
             None | Some(Value::Null) => Vec::new(),
             Some(v) => Vec::<AlertRule>::deserialize(v)
-                .map_err(|e| Error::invalid("dashboard", "alert_rules", strip_position(&e)))?,
+                .map_err(|e| Error::invalid(Subject::Dashboard, "alert_rules", strip_position(&e)))?,
         };
         let dashboard = Dashboard::deserialize(Value::Object(map))
-            .map_err(|e| Error::invalid("dashboard", "", strip_position(&e)))?;
+            .map_err(|e| Error::invalid(Subject::Dashboard, "", strip_position(&e)))?;
         Ok(Self {
             dashboard,
             alert_rules: rules,
@@ -152,7 +152,7 @@ impl DashboardDoc {
             Ok(())
         } else {
             Err(Error::Invalid {
-                what: "dashboard",
+                what: Subject::Dashboard,
                 violations,
             })
         }
@@ -193,7 +193,7 @@ impl WidgetPatch {
     /// for a field of the wrong type or an unknown field.
     pub fn from_json(json: &[u8]) -> Result<Self, Error> {
         let value: Value =
-            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, "widget"))?;
+            serde_json::from_slice(json).map_err(|e| Error::from_json(&e, Subject::Widget))?;
         if !value.is_object() {
             return Err(Error::WrongShape {
                 message: format!(
@@ -202,7 +202,7 @@ impl WidgetPatch {
                 ),
             });
         }
-        Self::deserialize(value).map_err(|e| Error::invalid("widget", "", strip_position(&e)))
+        Self::deserialize(value).map_err(|e| Error::invalid(Subject::Widget, "", strip_position(&e)))
     }
 
     pub(crate) fn apply(&self, doc: &mut DashboardDoc) -> Result<(), Error> {

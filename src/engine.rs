@@ -1,31 +1,42 @@
-//! [`Engine`]: the pipeline ingest → window store → widget refresh → hub.
+//! [`Engine`]: the pipeline ingest → window store → widget refresh → publish, wired from
+//! the seams ([`ingest`](crate::ingest), [`refresh`](crate::refresh),
+//! [`publish`](crate::publish)).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use rtdash_core::{
-    BorrowedBatch as Batch, BorrowedEvent as Item, EventId, MetricEvent, Timestamp, Uuid,
+    BorrowedBatch as Batch, BorrowedEvent as Item, MetricEvent, Timestamp, Uuid,
     decode_batch_borrowed,
 };
 use rtdash_fanout::Subscription;
 use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, TransportConfig};
-use rtdash_window::{Recorded, WindowStats, WindowStore};
+use rtdash_window::{WindowStats, WindowStore};
 
-use crate::metrics::{Metrics, RejectReason, Scrape};
-use crate::scheduler::{QuerySpec, Scheduler, StateInput, stale_limit, state_of};
+use crate::checkpoint::{self, EngineCheckpoint};
+use crate::ingest::{Dedup, InProcessLog, IngestLog, Recorder};
+use crate::metrics::{Meters, Scrape};
+use crate::publish::{HubPublisher, Payload, Publication, Publisher};
+use crate::refresh::{PlanInput, Planner, QuerySpec, StateInput, stale_limit, state_of};
 use crate::{
     AlertEvent, AlertState, DashboardStore, EngineConfig, EngineStats, Error, IngestError,
-    IngestOutcome, IngestReport, LateEvent, Registry, TickReport, WidgetKey, WidgetState,
+    IngestOutcome, IngestReport, LateEvent, MemoryStore, Registry, Subject, TickReport, WidgetKey,
+    WidgetState,
 };
 
-/// The pipeline every host needs, in one cheap-to-clone handle: validate and ingest metric
-/// events into the window store, keep the dashboards ([`Registry`]), evaluate every widget
-/// at its refresh interval, publish changed values (and alerts) to the [`hub`](Self::hub)
-/// that WebSocket and SSE sessions read, and export Prometheus metrics.
+/// The pipeline every host needs, in one cheap-to-clone handle: validate metric events
+/// and hand them to the [ingest log](crate::ingest) (by default recorded into the window
+/// store at once), keep the dashboards ([`Registry`]), evaluate every widget at its
+/// refresh interval, [publish](crate::publish) changed values (and alerts) — by default to
+/// the local [`hub`](Self::hub) that WebSocket and SSE sessions read — and export
+/// Prometheus metrics.
 ///
-/// See the [crate documentation](crate) for the path of one event and an example.
+/// See the [crate documentation](crate) for the path of one event and an example;
+/// [`Engine::builder`] plugs in another publisher or ingest log.
 ///
 /// Thread-safe: ingest from many tasks at once (each call or batch takes the window
 /// store's lock once); the scheduler runs in one task ([`run`](Self::run)) or is stepped
@@ -39,35 +50,43 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("dashboards", &self.inner.registry.len())
+            .field("ingest_log", &self.inner.log.name())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) struct Inner {
-    pub(crate) config: EngineConfig,
-    store: RwLock<WindowStore>,
-    pub(crate) registry: Registry,
-    pub(crate) hub: FrameHub<WidgetKey>,
-    scheduler: Mutex<Scheduler>,
-    pub(crate) health: Health,
+struct Inner {
+    config: EngineConfig,
+    recorder: Recorder,
+    log: Arc<dyn IngestLog>,
+    registry: Registry,
+    hub: FrameHub<WidgetKey>,
+    publisher: Arc<dyn Publisher>,
+    refresh: Mutex<RefreshState>,
+    health: Health,
     alerts: Mutex<AlertLog>,
-    dedup: Mutex<Dedup>,
-    pub(crate) metrics: Metrics,
-    pub(crate) counters: Counters,
+    meters: Arc<Meters>,
     transports: Mutex<Vec<Transport<WidgetKey>>>,
+}
+
+/// The refresh planner and when the metrics' upkeep last ran.
+#[derive(Debug, Default)]
+struct RefreshState {
+    planner: Planner,
+    last_upkeep: Option<Timestamp>,
 }
 
 /// Which sources are marked unhealthy.
 #[derive(Debug, Default)]
-pub(crate) struct Health {
+struct Health {
     all: AtomicBool,
     any_metric: AtomicBool,
     metrics: RwLock<HashSet<String>>,
 }
 
 impl Health {
-    pub(crate) fn is_unhealthy(&self, metric: &str) -> bool {
+    fn is_unhealthy(&self, metric: &str) -> bool {
         self.all.load(Ordering::Acquire)
             || (self.any_metric.load(Ordering::Acquire)
                 && self
@@ -84,64 +103,16 @@ struct AlertLog {
     firing: BTreeMap<(String, Uuid), AlertEvent>,
 }
 
-/// Recently seen event ids (bounded, oldest forgotten first).
-#[derive(Debug, Default)]
-struct Dedup {
-    seen: HashSet<EventId>,
-    order: VecDeque<EventId>,
-}
-
-impl Dedup {
-    fn contains(&self, id: &EventId) -> bool {
-        self.seen.contains(id)
-    }
-
-    fn insert(&mut self, id: EventId, capacity: usize) {
-        if self.seen.insert(id.clone()) {
-            self.order.push_back(id);
-            while self.order.len() > capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    accepted: AtomicU64,
-    rejected: AtomicU64,
-    late: AtomicU64,
-    duplicates: AtomicU64,
-    widget_evaluations: AtomicU64,
-    query_evaluations: AtomicU64,
-    frames: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn add_evaluations(&self, widgets: usize, queries: usize) {
-        self.widget_evaluations
-            .fetch_add(widgets as u64, Ordering::Relaxed);
-        self.query_evaluations
-            .fetch_add(queries as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_frames(&self, n: usize) {
-        self.frames.fetch_add(n as u64, Ordering::Relaxed);
-    }
-}
-
 impl Inner {
-    pub(crate) fn read_store(&self) -> RwLockReadGuard<'_, WindowStore> {
-        self.store.read().unwrap_or_else(PoisonError::into_inner)
+    fn read_store(&self) -> RwLockReadGuard<'_, WindowStore> {
+        self.recorder
+            .shared()
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write_store(&self) -> RwLockWriteGuard<'_, WindowStore> {
-        self.store.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn record_alerts(&self, events: &[AlertEvent]) {
+    fn record_alerts(&self, events: &[AlertEvent]) {
         if events.is_empty() {
             return;
         }
@@ -164,96 +135,173 @@ impl Inner {
         }
     }
 
-    fn count(&self, report: &IngestReport) {
-        let c = &self.counters;
-        c.accepted
-            .fetch_add(report.accepted as u64, Ordering::Relaxed);
-        c.rejected
-            .fetch_add(report.rejected as u64, Ordering::Relaxed);
-        c.late.fetch_add(report.late as u64, Ordering::Relaxed);
-        c.duplicates
-            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
-        let m = &self.metrics;
-        m.accepted.increment(report.accepted as u64);
-        m.rejected.increment(report.rejected as u64);
-        m.late.increment(report.late as u64);
-        m.duplicates.increment(report.duplicates as u64);
-        for e in &report.errors {
-            m.reject(RejectReason::of(&e.field, &e.message));
+    /// Hands a validated batch to the ingest log. `Some(report)` when it resolved; `None`
+    /// when `wait` is false and the log could not finish at once.
+    async fn append(&self, batch: &Batch<'_>, report: &mut IngestReport) -> Result<(), Error> {
+        self.log.append(batch, &self.recorder, report).await
+    }
+
+    /// [`append`](Self::append) for the synchronous API: the log must finish in its first
+    /// poll (the in-process log always does).
+    fn append_now(&self, batch: &Batch<'_>, report: &mut IngestReport) -> Result<(), Error> {
+        match self.append(batch, report).now_or_never() {
+            Some(r) => r,
+            None => Err(Error::IngestLogPending {
+                log: self.log.name().to_owned(),
+            }),
         }
     }
 
-    /// Records the valid events of `batch` in order under one lock of the window store,
-    /// dropping replays (a known event id) and reporting store refusals by index.
-    fn record_all(&self, batch: &Batch<'_>, report: &mut IngestReport) {
-        let cap = self.config.dedup_capacity;
-        let mut store = self.write_store();
-        let mut dedup = (cap > 0)
-            .then(|| {
-                batch.items.iter().any(|it| match it {
-                    Item::Borrowed { id, .. } => id.is_some(),
-                    Item::Owned { event, .. } => event.id.is_some(),
-                })
-            })
-            .filter(|&any| any)
-            .map(|_| self.dedup.lock().unwrap_or_else(PoisonError::into_inner));
-        for item in &batch.items {
-            let (index, id) = match item {
-                Item::Borrowed { index, id, .. } => {
-                    (*index, id.and_then(|id| EventId::new(id).ok()))
-                }
-                Item::Owned { index, event } => (*index, event.id.clone()),
-            };
-            if let (Some(d), Some(id)) = (dedup.as_deref(), &id)
-                && d.contains(id)
-            {
-                report.duplicates += 1;
-                continue;
-            }
-            let recorded = match item {
-                Item::Borrowed {
-                    metric,
-                    tags,
-                    event_time,
-                    value,
-                    ..
-                } => store
-                    .series_id(metric, batch.tags(tags.clone()).iter().copied())
-                    .and_then(|series| store.record(series, *event_time, *value)),
-                Item::Owned { event, .. } => store.record_event(event),
-            };
-            match recorded {
-                Ok(r) => {
-                    match r {
-                        Recorded::Accepted => report.accepted += 1,
-                        _ => report.late += 1,
-                    }
-                    if let (Some(d), Some(id)) = (dedup.as_deref_mut(), id) {
-                        d.insert(id, cap);
-                    }
-                }
-                Err(e) => {
-                    let err = Error::from_window_record(&e);
-                    let field = match &err {
-                        Error::InvalidEvent { field, .. } => field.clone(),
-                        _ => "event".to_owned(),
-                    };
-                    report.rejected += 1;
-                    report.errors.push(IngestError {
-                        index,
-                        field,
-                        message: err.to_string(),
-                    });
-                }
-            }
+    /// Decodes and validates a JSON body; the batch's refused elements are reported (and
+    /// counted) in the returned report.
+    fn decode<'b>(
+        &self,
+        body: &'b [u8],
+        now: Timestamp,
+    ) -> Result<(Batch<'b>, IngestReport), Error> {
+        let limit = self.config.max_body_bytes;
+        if body.len() > limit {
+            return Err(Error::PayloadTooLarge {
+                size: body.len(),
+                limit,
+            });
         }
+        let mut batch = decode_batch_borrowed(body, &self.config.validation, now)
+            .map_err(|e| Error::from_core(e, Subject::Event))?;
+        let errors: Vec<IngestError> = std::mem::take(&mut batch.rejected)
+            .into_iter()
+            .map(|r| {
+                let field = match &r.error {
+                    rtdash_core::CoreError::InvalidEvent { field, .. } => field.clone(),
+                    _ => "event".to_owned(),
+                };
+                IngestError {
+                    index: r.index,
+                    field,
+                    message: r.error.to_string(),
+                }
+            })
+            .collect();
+        let report = IngestReport {
+            rejected: errors.len(),
+            errors,
+            ..IngestReport::default()
+        };
+        self.meters.count(&report);
+        self.meters.metrics.batches.increment(1);
+        Ok((batch, report))
+    }
+}
+
+/// Makes the engine's publisher from its hub.
+type MakePublisher = Box<dyn FnOnce(&FrameHub<WidgetKey>) -> Arc<dyn Publisher>>;
+
+/// Builds an [`Engine`] with other seams than the defaults: a dashboard store, a
+/// [`Publisher`] (default: [`HubPublisher`] on the engine's hub) and an [`IngestLog`]
+/// (default: [`InProcessLog`]).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::publish::HubPublisher;
+/// use rtdash::ingest::InProcessLog;
+/// use rtdash::{Engine, EngineConfig, MemoryStore};
+///
+/// let engine = Engine::builder(EngineConfig::default())
+///     .store(MemoryStore::new())
+///     .publisher(|hub| HubPublisher::new(hub.clone()))
+///     .ingest_log(InProcessLog)
+///     .build()?;
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[must_use]
+pub struct EngineBuilder {
+    config: EngineConfig,
+    store: Box<dyn DashboardStore>,
+    publisher: Option<MakePublisher>,
+    log: Arc<dyn IngestLog>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .field("ingest_log", &self.log.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// The dashboard store (default: an empty [`MemoryStore`]).
+    pub fn store(mut self, store: impl DashboardStore) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// The publisher, made from the engine's hub (which WebSocket and SSE sessions read),
+    /// so that an implementation can deliver to local subscribers through it.
+    pub fn publisher<P: Publisher>(
+        mut self,
+        make: impl FnOnce(&FrameHub<WidgetKey>) -> P + 'static,
+    ) -> Self {
+        self.publisher = Some(Box::new(move |hub| Arc::new(make(hub))));
+        self
+    }
+
+    /// The ingest log.
+    pub fn ingest_log(mut self, log: impl IngestLog) -> Self {
+        self.log = Arc::new(log);
+        self
+    }
+
+    /// Builds the engine and loads the dashboards of the store into its [`Registry`]
+    /// (documents that cannot be loaded are skipped and reported by
+    /// [`Registry::load_problems`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] (see [`EngineConfig::validate`]); [`Error::Store`] when the
+    /// store cannot be read at all.
+    pub fn build(self) -> Result<Engine, Error> {
+        let config = self.config;
+        config.validate()?;
+        let window = WindowStore::new(config.window.clone()).map_err(|e| Error::InvalidConfig {
+            field: "window",
+            reason: e.to_string(),
+        })?;
+        let hub: FrameHub<WidgetKey> = FrameHub::new(config.hub);
+        let publisher: Arc<dyn Publisher> = match self.publisher {
+            Some(make) => make(&hub),
+            None => Arc::new(HubPublisher::new(hub.clone())),
+        };
+        let registry = Registry::load(self.store, config.schema.clone(), Arc::clone(&publisher))?;
+        let meters = Arc::new(Meters::new());
+        let recorder = Recorder::new(window, config.dedup_capacity, {
+            let meters = Arc::clone(&meters);
+            Arc::new(move |r: &IngestReport| meters.count(r))
+        });
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                recorder,
+                log: self.log,
+                registry,
+                hub,
+                publisher,
+                refresh: Mutex::new(RefreshState::default()),
+                health: Health::default(),
+                alerts: Mutex::new(AlertLog::default()),
+                meters,
+                transports: Mutex::new(Vec::new()),
+                config,
+            }),
+        })
     }
 }
 
 impl Engine {
-    /// Creates an engine and loads the dashboards of `store` into its
-    /// [`Registry`] (documents that cannot be loaded are skipped and reported by
-    /// [`Registry::load_problems`]).
+    /// Creates an engine with the default seams (the local hub, the in-process ingest
+    /// log) and loads the dashboards of `store` into its [`Registry`] (documents that
+    /// cannot be loaded are skipped and reported by [`Registry::load_problems`]).
     ///
     /// Nothing runs yet: call [`run`](Self::run) (or [`tick`](Self::tick)) to refresh
     /// widgets.
@@ -263,28 +311,18 @@ impl Engine {
     /// [`Error::InvalidConfig`] (see [`EngineConfig::validate`]); [`Error::Store`] when the
     /// store cannot be read at all.
     pub fn new(config: EngineConfig, store: impl DashboardStore) -> Result<Self, Error> {
-        config.validate()?;
-        let window = WindowStore::new(config.window.clone()).map_err(|e| Error::InvalidConfig {
-            field: "window",
-            reason: e.to_string(),
-        })?;
-        let hub: FrameHub<WidgetKey> = FrameHub::new(config.hub);
-        let registry = Registry::load(Box::new(store), config.schema.clone(), hub.clone())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                store: RwLock::new(window),
-                registry,
-                hub,
-                scheduler: Mutex::new(Scheduler::default()),
-                health: Health::default(),
-                alerts: Mutex::new(AlertLog::default()),
-                dedup: Mutex::new(Dedup::default()),
-                metrics: Metrics::new(),
-                counters: Counters::default(),
-                transports: Mutex::new(Vec::new()),
-                config,
-            }),
-        })
+        Self::builder(config).store(store).build()
+    }
+
+    /// A builder to plug in other seams: a [`Publisher`] (e.g. a backplane shared by
+    /// several nodes) or an [`IngestLog`] (e.g. a durable log).
+    pub fn builder(config: EngineConfig) -> EngineBuilder {
+        EngineBuilder {
+            config,
+            store: Box::new(MemoryStore::new()),
+            publisher: None,
+            log: Arc::new(InProcessLog),
+        }
     }
 
     /// The configuration.
@@ -293,11 +331,22 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Validates one event (against the current time) and records it.
+    /// The back half of ingest: records validated batches into this engine's window store
+    /// (see [`Recorder`]). An [`IngestLog`] that does not record inside `append` (a durable
+    /// log) gives the batches it reads back to this recorder, with their positions.
+    #[must_use]
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    /// Validates one event (against the current time) and appends it to the ingest log
+    /// (by default: records it).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidEvent`] naming the field (the event is counted as rejected).
+    /// [`Error::InvalidEvent`] naming the field (the event is counted as rejected);
+    /// [`Error::IngestLogPending`] when the engine's ingest log cannot append without
+    /// waiting (use [`submit_json`](Self::submit_json)).
     pub fn ingest(&self, event: MetricEvent) -> Result<IngestOutcome, Error> {
         self.ingest_at(event, Timestamp::now())
     }
@@ -310,7 +359,7 @@ impl Engine {
     pub fn ingest_at(&self, event: MetricEvent, now: Timestamp) -> Result<IngestOutcome, Error> {
         let mut report = IngestReport::default();
         if let Err(e) = event.validate(&self.inner.config.validation, now) {
-            let e = Error::from_core(e, "event");
+            let e = Error::from_core(e, Subject::Event);
             let (field, message) = match &e {
                 Error::InvalidEvent { field, reason } => (field.clone(), reason.clone()),
                 other => ("event".to_owned(), other.to_string()),
@@ -321,7 +370,7 @@ impl Engine {
                 field,
                 message,
             });
-            self.inner.count(&report);
+            self.inner.meters.count(&report);
             return Err(e);
         }
         let late_before = self.inner.read_store().stats().late_dropped;
@@ -329,8 +378,7 @@ impl Engine {
             items: vec![Item::Owned { index: 0, event }],
             ..Batch::default()
         };
-        self.inner.record_all(&batch, &mut report);
-        self.inner.count(&report);
+        self.inner.append_now(&batch, &mut report)?;
         if let Some(e) = report.errors.pop() {
             return Err(Error::InvalidEvent {
                 field: e.field,
@@ -351,15 +399,17 @@ impl Engine {
     }
 
     /// Decodes a JSON batch (an array of events, or one event object), validates every
-    /// element against the current time, and records the valid ones under one lock of the
-    /// window store. A bad element never spoils the others: it is reported with its index
-    /// in [`IngestReport::errors`].
+    /// element against the current time, and appends the valid ones to the ingest log (by
+    /// default: records them under one lock of the window store). A bad element never
+    /// spoils the others: it is reported with its index in [`IngestReport::errors`].
     ///
     /// # Errors
     ///
-    /// Only when the body as a whole is unusable: [`Error::PayloadTooLarge`] (over
+    /// When the body as a whole is unusable: [`Error::PayloadTooLarge`] (over
     /// [`max_body_bytes`](EngineConfig::max_body_bytes)), [`Error::MalformedJson`] (syntax
     /// error, truncated or empty), [`Error::WrongShape`] (not an array or object).
+    /// [`Error::IngestLogPending`] when the engine's ingest log cannot append without
+    /// waiting: use [`submit_json`](Self::submit_json).
     pub fn ingest_json(&self, body: &[u8]) -> Result<IngestReport, Error> {
         self.ingest_json_at(body, Timestamp::now())
     }
@@ -370,33 +420,106 @@ impl Engine {
     ///
     /// As [`ingest_json`](Self::ingest_json).
     pub fn ingest_json_at(&self, body: &[u8], now: Timestamp) -> Result<IngestReport, Error> {
-        let limit = self.inner.config.max_body_bytes;
-        if body.len() > limit {
-            return Err(Error::PayloadTooLarge {
-                size: body.len(),
-                limit,
+        let (batch, mut report) = self.inner.decode(body, now)?;
+        self.inner.append_now(&batch, &mut report)?;
+        report.errors.sort_by_key(|e| e.index);
+        Ok(report)
+    }
+
+    /// [`ingest_json`](Self::ingest_json) for any ingest log: resolves once the log has
+    /// appended the valid events (made them durable, for a durable log). `POST /ingest`
+    /// calls it.
+    ///
+    /// # Errors
+    ///
+    /// As [`ingest_json`](Self::ingest_json), and what the log reports when it cannot
+    /// append.
+    ///
+    /// # Cancel safety
+    ///
+    /// As the log's `append` (see [`IngestLog`]): the in-process log records before the
+    /// first poll returns.
+    pub async fn submit_json(&self, body: &[u8]) -> Result<IngestReport, Error> {
+        let (batch, mut report) = self.inner.decode(body, Timestamp::now())?;
+        self.inner.append(&batch, &mut report).await?;
+        report.errors.sort_by_key(|e| e.index);
+        Ok(report)
+    }
+
+    /// The state of ingest at this instant, to resume elsewhere (see
+    /// [`EngineCheckpoint`]). Takes the window store's read lock while it copies the
+    /// state: ingest waits for that long (about 1 ms per 100 series with 1 h windows).
+    #[must_use]
+    pub fn checkpoint(&self) -> EngineCheckpoint {
+        let shared = self.inner.recorder.shared();
+        // The store lock first, as the recorder takes it: no batch is half recorded.
+        let store = self.inner.read_store();
+        let dedup: Vec<_> = shared
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids()
+            .cloned()
+            .collect();
+        let positions = self.inner.recorder.positions();
+        let window = store.checkpoint(());
+        drop(store);
+        let s = self.inner.meters.stats();
+        EngineCheckpoint::new(
+            window,
+            dedup,
+            positions,
+            checkpoint::Counters {
+                accepted: s.accepted,
+                rejected: s.rejected,
+                late: s.late,
+                duplicates: s.duplicates,
+            },
+        )
+    }
+
+    /// Replaces this engine's ingest state by `checkpoint`'s: the window store, the
+    /// de-duplication horizon, the source positions and the ingest counters. Meant for a
+    /// fresh engine before ingest starts (a node taking over a partition); events
+    /// recorded before the restore are lost. Widgets are recomputed at the next tick.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCheckpoint`] when the window state is inconsistent or was taken
+    /// with another window configuration (bucket width, retention, grace, percentiles)
+    /// than this engine's; nothing changes then.
+    pub fn restore(&self, checkpoint: EngineCheckpoint) -> Result<(), Error> {
+        let (window, ()) =
+            WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
+                reason: e.to_string(),
+            })?;
+        if *window.config() != self.inner.config.window {
+            return Err(Error::InvalidCheckpoint {
+                reason: format!(
+                    "window configuration differs: checkpoint {:?}, engine {:?}",
+                    window.config(),
+                    self.inner.config.window
+                ),
             });
         }
-        let batch = decode_batch_borrowed(body, &self.inner.config.validation, now)
-            .map_err(|e| Error::from_core(e, "event"))?;
-        let mut report = IngestReport::default();
-        self.inner.record_all(&batch, &mut report);
-        report.rejected += batch.rejected.len();
-        report.errors.extend(batch.rejected.into_iter().map(|r| {
-            let field = match &r.error {
-                rtdash_core::CoreError::InvalidEvent { field, .. } => field.clone(),
-                _ => "event".to_owned(),
-            };
-            IngestError {
-                index: r.index,
-                field,
-                message: r.error.to_string(),
-            }
-        }));
-        report.errors.sort_by_key(|e| e.index);
-        self.inner.count(&report);
-        self.inner.metrics.batches.increment(1);
-        Ok(report)
+        let shared = self.inner.recorder.shared();
+        let mut store = self.inner.recorder.write_store();
+        *shared.dedup.lock().unwrap_or_else(PoisonError::into_inner) =
+            Dedup::from_ids(checkpoint.dedup, self.inner.config.dedup_capacity);
+        *shared
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = checkpoint.positions;
+        *store = window;
+        drop(store);
+        let c = checkpoint.counters;
+        let mut stats = self.inner.meters.stats();
+        stats.accepted = c.accepted;
+        stats.rejected = c.rejected;
+        stats.late = c.late;
+        stats.duplicates = c.duplicates;
+        self.inner.meters.restore_ingest(&stats);
+        Ok(())
     }
 
     /// The dashboards.
@@ -451,7 +574,7 @@ impl Engine {
         config: TransportConfig,
     ) -> Transport<WidgetKey> {
         let t = Transport::new(self.inner.hub.clone(), authenticator, config);
-        let push_latency = self.inner.metrics.push_latency.clone();
+        let push_latency = self.inner.meters.metrics.push_latency.clone();
         t.observe_write_latency(move |d| push_latency.record(d.as_secs_f64()));
         self.inner
             .transports
@@ -481,15 +604,102 @@ impl Engine {
     /// alert rules and publishes their transitions. Deterministic in `now`: tests step
     /// time by hand.
     ///
-    /// Synchronous and bounded by the number of due widgets; it takes the window store's
-    /// read lock once.
+    /// Synchronous and bounded by the number of due widgets. It takes the window store's
+    /// read lock once per distinct query (ingest waits for one query at most, never for a
+    /// whole tick) and publishes after the planning is done.
     pub fn tick(&self, now: Timestamp) -> TickReport {
-        let mut s = self
-            .inner
-            .scheduler
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        s.tick(&self.inner, now)
+        let inner = &*self.inner;
+        let mut state = inner.refresh.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.last_upkeep.is_none_or(|t| {
+            now.checked_duration_since(t)
+                .is_some_and(|d| d >= Duration::from_secs(1))
+        }) {
+            inner.meters.metrics.upkeep();
+            state.last_upkeep = Some(now);
+        }
+        let started = Instant::now();
+        let docs = || inner.registry.list();
+        let unhealthy = |metric: &str| inner.health.is_unhealthy(metric);
+        let plan = state.planner.plan(&PlanInput {
+            generation: inner.registry.generation(),
+            docs: &docs,
+            queries: &inner.recorder.shared().store,
+            unhealthy: &unhealthy,
+            stale_after_intervals: inner.config.stale_after_intervals.get(),
+            now,
+        });
+        // `state` stays locked until the plan is published: two ticks (the run loop and a
+        // manual one) never publish out of order. Only ticks take this lock.
+        let mut report = TickReport::default();
+        // Retired keys go before this tick publishes, so a new subscriber's snapshot does
+        // not show them.
+        for (topic, keys) in &plan.retire {
+            inner.publisher.retire(&inner.registry.topic(topic), keys);
+        }
+        if !plan.worked {
+            return report;
+        }
+        let m = &inner.meters;
+        for t in &plan.query_times {
+            m.metrics.aggregation.record(t.as_secs_f64());
+        }
+        report.widgets_evaluated = plan.widgets_evaluated;
+        report.queries_computed = plan.query_times.len();
+        m.metrics
+            .widget_evaluations
+            .increment(report.widgets_evaluated as u64);
+        m.metrics
+            .query_evaluations
+            .increment(report.queries_computed as u64);
+        m.widget_evaluations
+            .fetch_add(report.widgets_evaluated as u64, Ordering::Relaxed);
+        m.query_evaluations
+            .fetch_add(report.queries_computed as u64, Ordering::Relaxed);
+
+        // One frame per dashboard with changes, encoded once.
+        let sent_at = now.as_millis();
+        for (topic, states) in &plan.updates {
+            let topic = inner.registry.topic(topic);
+            inner.publisher.publish(&Publication {
+                topic: &topic,
+                sent_at,
+                payload: Payload::Update(states),
+                cached: true,
+            });
+            for s in states {
+                if !s.stale
+                    && let Some(age) = s
+                        .last_event_time
+                        .and_then(|t| now.checked_duration_since(t))
+                {
+                    m.metrics.publish_latency.record(age.as_secs_f64());
+                }
+            }
+            report.values_published += states.len();
+            report.frames_published += 1;
+        }
+
+        // Alerts: pushed on the dashboard's topic, kept in the history.
+        for (i, a) in plan.alerts.iter().enumerate() {
+            let topic = inner.registry.topic(&a.dashboard_id);
+            inner.publisher.publish(&Publication {
+                topic: &topic,
+                sent_at,
+                payload: Payload::Alert(a),
+                cached: i >= plan.uncached_alerts,
+            });
+            match a.state {
+                AlertState::Firing => m.metrics.alerts_firing.increment(1),
+                AlertState::Resolved => m.metrics.alerts_resolved.increment(1),
+            }
+        }
+        let frames = report.frames_published + plan.alerts.len();
+        m.metrics.frames_published.increment(frames as u64);
+        m.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        inner.record_alerts(&plan.alerts);
+        report.alerts = plan.alerts;
+        m.metrics.tick.record(started.elapsed().as_secs_f64());
+        report
     }
 
     /// Runs the refresh scheduler until `shutdown` completes: calls [`tick`](Self::tick)
@@ -578,7 +788,7 @@ impl Engine {
     /// arrival first). They were counted (`rtdash_ingest_late_total`) but not aggregated.
     #[must_use]
     pub fn drain_late(&self) -> Vec<LateEvent> {
-        let mut store = self.inner.write_store();
+        let mut store = self.inner.recorder.write_store();
         let raw: Vec<_> = store.drain_late().collect();
         raw.into_iter()
             .filter_map(|e| {
@@ -619,16 +829,7 @@ impl Engine {
     /// Counters since the engine was created.
     #[must_use]
     pub fn stats(&self) -> EngineStats {
-        let c = &self.inner.counters;
-        EngineStats {
-            accepted: c.accepted.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
-            late: c.late.load(Ordering::Relaxed),
-            duplicates: c.duplicates.load(Ordering::Relaxed),
-            widget_evaluations: c.widget_evaluations.load(Ordering::Relaxed),
-            query_evaluations: c.query_evaluations.load(Ordering::Relaxed),
-            frames_published: c.frames.load(Ordering::Relaxed),
-        }
+        self.inner.meters.stats()
     }
 
     /// The window store's counters (series, accepted and late events, newest event time).
@@ -687,6 +888,6 @@ impl Engine {
             s.frames_sent += ts.frames_sent;
             s.auth_failures += ts.auth_failures;
         }
-        inner.metrics.render(&s)
+        inner.meters.metrics.render(&s)
     }
 }

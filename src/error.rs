@@ -65,7 +65,7 @@ pub enum Error {
     #[error("invalid {what}: {}", ViolationsDisplay(.violations))]
     Invalid {
         /// What was validated: `dashboard`, `widget` or `alert rule`.
-        what: &'static str,
+        what: Subject,
         /// Every broken rule, in document order. Never empty.
         violations: Vec<SchemaViolation>,
     },
@@ -99,13 +99,61 @@ pub enum Error {
         /// The operating system's or the decoder's message.
         reason: String,
     },
+    /// An [`EngineCheckpoint`](crate::EngineCheckpoint) could not be read or restored.
+    #[error("invalid checkpoint: {reason}")]
+    InvalidCheckpoint {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The synchronous ingest API was used with an ingest log that cannot append without
+    /// waiting (a durable log); nothing was appended.
+    #[error(
+        "the engine's ingest log `{log}` cannot append without waiting: use `Engine::submit_json(..).await`"
+    )]
+    IngestLogPending {
+        /// The log's name.
+        log: String,
+    },
+}
+
+/// What an [`Error::Invalid`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A dashboard document.
+    Dashboard,
+    /// A widget (or a widget patch).
+    Widget,
+    /// An alert rule.
+    AlertRule,
+    /// A metric event.
+    Event,
+}
+
+impl Subject {
+    /// The name used in messages: `dashboard`, `widget`, `alert rule`, `event`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Dashboard => "dashboard",
+            Self::Widget => "widget",
+            Self::AlertRule => "alert rule",
+            Self::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Error {
     /// A short machine-friendly name of the error kind: `invalid_config`, `malformed_json`,
     /// `wrong_shape`, `payload_too_large`, `invalid_event`, `invalid_dashboard`,
     /// `invalid_widget`, `invalid_alert_rule`, `unknown_dashboard`, `unknown_widget`,
-    /// `dashboard_exists`, `store_failed`.
+    /// `dashboard_exists`, `store_failed`, `invalid_checkpoint`, `ingest_log_pending`.
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
@@ -114,20 +162,23 @@ impl Error {
             Self::WrongShape { .. } => "wrong_shape",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidEvent { .. } => "invalid_event",
-            Self::Invalid { what, .. } => match *what {
-                "widget" => "invalid_widget",
-                "alert rule" => "invalid_alert_rule",
-                _ => "invalid_dashboard",
+            Self::Invalid { what, .. } => match what {
+                Subject::Widget => "invalid_widget",
+                Subject::AlertRule => "invalid_alert_rule",
+                Subject::Event => "invalid_event",
+                Subject::Dashboard => "invalid_dashboard",
             },
             Self::UnknownDashboard { .. } => "unknown_dashboard",
             Self::UnknownWidget { .. } => "unknown_widget",
             Self::DashboardExists { .. } => "dashboard_exists",
             Self::Store { .. } => "store_failed",
+            Self::InvalidCheckpoint { .. } => "invalid_checkpoint",
+            Self::IngestLogPending { .. } => "ingest_log_pending",
         }
     }
 
     pub(crate) fn invalid(
-        what: &'static str,
+        what: Subject,
         path: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
@@ -150,7 +201,7 @@ impl Error {
     }
 
     /// Maps an error of rtdash-core; `what` names the document for schema errors.
-    pub(crate) fn from_core(err: CoreError, what: &'static str) -> Self {
+    pub(crate) fn from_core(err: CoreError, what: Subject) -> Self {
         match err {
             CoreError::InvalidEvent { field, reason } => Self::InvalidEvent { field, reason },
             CoreError::InvalidSchema { violations } => Self::Invalid { what, violations },
@@ -196,7 +247,7 @@ impl Error {
     }
 
     /// Maps a `serde_json` error of a request body about `what`.
-    pub(crate) fn from_json(err: &serde_json::Error, what: &'static str) -> Self {
+    pub(crate) fn from_json(err: &serde_json::Error, what: Subject) -> Self {
         let message = err.to_string();
         let message = match message.rfind(" at line ") {
             Some(pos) if err.line() > 0 => message[..pos].to_owned(),

@@ -142,6 +142,7 @@
 
 mod alerts;
 mod auth;
+mod checkpoint;
 mod config;
 mod doc;
 mod engine;
@@ -149,9 +150,11 @@ mod error;
 mod frames;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod ingest;
 mod metrics;
+pub mod publish;
+mod refresh;
 mod registry;
-mod scheduler;
 mod store;
 mod types;
 
@@ -159,8 +162,9 @@ pub use alerts::{AlertCondition, AlertEvent, AlertRule, AlertState};
 pub use auth::AllowAll;
 pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
-pub use engine::Engine;
-pub use error::Error;
+pub use checkpoint::EngineCheckpoint;
+pub use engine::{Engine, EngineBuilder};
+pub use error::{Error, Subject};
 pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
 pub use registry::Registry;
 pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore};

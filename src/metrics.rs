@@ -2,6 +2,7 @@
 //! registered once, rendered on demand.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -428,5 +429,77 @@ mod tests {
         for (i, r) in RejectReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "ALL is in declaration order");
         }
+    }
+}
+
+/// The engine's cumulative counters ([`EngineStats`](crate::EngineStats)) beside the
+/// Prometheus handles: what ingest and the refresh tick count.
+#[derive(Debug)]
+pub(crate) struct Meters {
+    pub(crate) metrics: Metrics,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) late: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
+    pub(crate) widget_evaluations: AtomicU64,
+    pub(crate) query_evaluations: AtomicU64,
+    pub(crate) frames: AtomicU64,
+}
+
+impl Meters {
+    pub(crate) fn new() -> Self {
+        Self {
+            metrics: Metrics::new(),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            widget_evaluations: AtomicU64::new(0),
+            query_evaluations: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts the outcome of an ingest step (validation or recording).
+    pub(crate) fn count(&self, report: &crate::IngestReport) {
+        let add = |c: &AtomicU64, n: usize| {
+            if n > 0 {
+                c.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        };
+        add(&self.accepted, report.accepted);
+        add(&self.rejected, report.rejected);
+        add(&self.late, report.late);
+        add(&self.duplicates, report.duplicates);
+        let m = &self.metrics;
+        m.accepted.increment(report.accepted as u64);
+        m.rejected.increment(report.rejected as u64);
+        m.late.increment(report.late as u64);
+        m.duplicates.increment(report.duplicates as u64);
+        for e in &report.errors {
+            m.reject(RejectReason::of(&e.field, &e.message));
+        }
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> crate::EngineStats {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::EngineStats {
+            accepted: l(&self.accepted),
+            rejected: l(&self.rejected),
+            late: l(&self.late),
+            duplicates: l(&self.duplicates),
+            widget_evaluations: l(&self.widget_evaluations),
+            query_evaluations: l(&self.query_evaluations),
+            frames_published: l(&self.frames),
+        }
+    }
+
+    /// Sets the ingest counters (a restored checkpoint's).
+    pub(crate) fn restore_ingest(&self, c: &crate::EngineStats) {
+        self.accepted.store(c.accepted, Ordering::Relaxed);
+        self.rejected.store(c.rejected, Ordering::Relaxed);
+        self.late.store(c.late, Ordering::Relaxed);
+        self.duplicates.store(c.duplicates, Ordering::Relaxed);
     }
 }

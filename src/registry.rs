@@ -7,11 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
-use rtdash_transport::FrameHub;
-
+use crate::publish::{Payload, Publication, Publisher};
 use crate::{
-    AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, WidgetKey,
-    WidgetPatch, encode_dashboard_event,
+    AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, Subject,
+    WidgetPatch,
 };
 
 /// The dashboards of an [`Engine`](crate::Engine): create, read, update and delete
@@ -57,7 +56,7 @@ pub struct Registry {
     write: Mutex<()>,
     generation: AtomicU64,
     problems: Vec<LoadProblem>,
-    hub: FrameHub<WidgetKey>,
+    publisher: Arc<dyn Publisher>,
     topics: RwLock<BTreeMap<String, Arc<str>>>,
 }
 
@@ -75,7 +74,7 @@ impl Registry {
     pub(crate) fn load(
         store: Box<dyn DashboardStore>,
         limits: SchemaLimits,
-        hub: FrameHub<WidgetKey>,
+        publisher: Arc<dyn Publisher>,
     ) -> Result<Self, Error> {
         let loaded = store.load_all()?;
         let mut problems = loaded.problems;
@@ -101,7 +100,7 @@ impl Registry {
             write: Mutex::new(()),
             generation: AtomicU64::new(1),
             problems,
-            hub,
+            publisher,
             topics: RwLock::new(BTreeMap::new()),
         })
     }
@@ -187,7 +186,7 @@ impl Registry {
     pub fn create(&self, doc: impl Into<DashboardDoc>) -> Result<Arc<DashboardDoc>, Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, "dashboard", DashboardEvent::Created, |cur| match cur {
+        self.commit(&id, Subject::Dashboard, DashboardEvent::Created, |cur| match cur {
             Some(_) => Err(Error::DashboardExists { id: id.clone() }),
             None => Ok(Some(doc)),
         })
@@ -202,7 +201,7 @@ impl Registry {
     pub fn put(&self, doc: impl Into<DashboardDoc>) -> Result<(Arc<DashboardDoc>, bool), Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, "dashboard", DashboardEvent::Updated, |_| Ok(Some(doc)))
+        self.commit(&id, Subject::Dashboard, DashboardEvent::Updated, |_| Ok(Some(doc)))
     }
 
     /// Deletes a dashboard; returns what it was.
@@ -212,7 +211,7 @@ impl Registry {
     /// [`Error::UnknownDashboard`]; [`Error::Store`].
     pub fn delete(&self, id: &str) -> Result<Arc<DashboardDoc>, Error> {
         let old = self.get(id)?;
-        self.commit(id, "dashboard", DashboardEvent::Deleted, |cur| match cur {
+        self.commit(id, Subject::Dashboard, DashboardEvent::Deleted, |cur| match cur {
             Some(_) => Ok(None),
             None => Err(Error::UnknownDashboard { id: id.to_owned() }),
         })?;
@@ -232,7 +231,7 @@ impl Registry {
         dashboard: &str,
         patch: &WidgetPatch,
     ) -> Result<Arc<DashboardDoc>, Error> {
-        self.modify(dashboard, "widget", |doc| patch.apply(doc))
+        self.modify(dashboard, Subject::Widget, |doc| patch.apply(doc))
     }
 
     /// Adds a widget to dashboard `dashboard`.
@@ -295,7 +294,7 @@ impl Registry {
         dashboard: &str,
         rules: Vec<AlertRule>,
     ) -> Result<Arc<DashboardDoc>, Error> {
-        self.modify(dashboard, "alert rule", |doc| {
+        self.modify(dashboard, Subject::AlertRule, |doc| {
             doc.alert_rules = rules;
             Ok(())
         })
@@ -311,7 +310,7 @@ impl Registry {
         dashboard: &str,
         rule: AlertRule,
     ) -> Result<Arc<DashboardDoc>, Error> {
-        self.modify(dashboard, "alert rule", |doc| {
+        self.modify(dashboard, Subject::AlertRule, |doc| {
             doc.alert_rules.push(rule);
             Ok(())
         })
@@ -320,7 +319,7 @@ impl Registry {
     fn modify(
         &self,
         id: &str,
-        what: &'static str,
+        what: Subject,
         change: impl FnOnce(&mut DashboardDoc) -> Result<(), Error>,
     ) -> Result<Arc<DashboardDoc>, Error> {
         self.commit(id, what, DashboardEvent::Updated, |cur| {
@@ -338,7 +337,7 @@ impl Registry {
     fn commit(
         &self,
         id: &str,
-        what: &'static str,
+        what: Subject,
         event: DashboardEvent,
         decide: impl FnOnce(Option<&DashboardDoc>) -> Result<Option<DashboardDoc>, Error>,
     ) -> Result<(Arc<DashboardDoc>, bool), Error> {
@@ -387,9 +386,11 @@ impl Registry {
     /// Publishes a keyless `dashboard` notice frame on the dashboard's topic.
     fn notify(&self, id: &str, event: DashboardEvent) {
         let topic = self.topic(id);
-        let sent_at = Timestamp::now().as_millis();
-        self.hub.publish_with(&topic, std::iter::empty(), |seq| {
-            encode_dashboard_event(id, seq, sent_at, event)
+        self.publisher.publish(&Publication {
+            topic: &topic,
+            sent_at: Timestamp::now().as_millis(),
+            payload: Payload::Dashboard(event),
+            cached: false,
         });
     }
 

@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use super::auth::Writer;
 use super::error::ApiError;
 use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
-use crate::{AlertRule, DashboardDoc, Engine, Error, Registry, WidgetKey, WidgetPatch};
+use crate::{
+    AlertRule, DashboardDoc, Engine, Error, Registry, Subject, WidgetKey, WidgetPatch,
+};
 
 /// The state every handler shares.
 #[derive(Clone, Debug)]
@@ -105,7 +107,7 @@ pub(crate) async fn put_dashboard(
     let doc = DashboardDoc::from_json(&body)?;
     if doc.id() != id {
         return Err(Error::invalid(
-            "dashboard",
+            Subject::Dashboard,
             "id",
             format!(
                 "is `{}` but the URL names dashboard `{id}`; they must match",
@@ -200,14 +202,14 @@ pub(crate) async fn put_alert_rules(
 ) -> Answer {
     api.dashboard(&id)?;
     let value: Value =
-        serde_json::from_slice(&body).map_err(|e| Error::from_json(&e, "alert rule"))?;
+        serde_json::from_slice(&body).map_err(|e| Error::from_json(&e, Subject::AlertRule))?;
     // Either `[rule, …]` or `{"alert_rules": [rule, …]}`.
     let list = match value {
         Value::Object(mut m) => m.remove("alert_rules").unwrap_or(Value::Null),
         v => v,
     };
     let rules: Vec<AlertRule> = serde_json::from_value(list)
-        .map_err(|e| Error::invalid("alert rule", "alert_rules", e.to_string()))?;
+        .map_err(|e| Error::invalid(Subject::AlertRule, "alert_rules", e.to_string()))?;
     let doc = api
         .change(move |dashboards| dashboards.set_alert_rules(&id, rules))
         .await?;

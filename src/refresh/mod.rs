@@ -1,153 +1,65 @@
-//! The refresh scheduler: which widgets are due, one computation per distinct query,
-//! change detection, stale marking, one frame per dashboard per tick, alert evaluation.
+//! The refresh planner: which widgets are due, one computation per distinct query,
+//! change detection, stale marking, alert evaluation, and what the cache must forget.
+//!
+//! Pure: [`Planner::plan`] takes the dashboards, a [`QuerySource`], the source health
+//! and the time, and returns a [`Plan`] (the updates, alerts and retirements of one tick).
+//! It holds no lock across the tick and never publishes; the engine hands the plan to the
+//! publish seam. Deterministic in `now`.
+
+mod query;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtdash_core::{Aggregation, TagFilter, Timestamp, Uuid, Widget};
-use rtdash_window::{QueryResult, WindowStore};
+use rtdash_core::{Timestamp, Uuid, Widget};
 
 use crate::alerts::Tracker;
-use crate::engine::Inner;
-use crate::{AlertEvent, AlertRule, AlertState, GroupValue, TickReport, WidgetKey, WidgetState};
+use crate::{AlertEvent, AlertRule, AlertState, DashboardDoc, WidgetKey, WidgetState};
 
-/// What one widget asks of the window store. Widgets with equal specs share one query.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct QuerySpec {
-    pub(crate) metric: String,
-    pub(crate) filter: TagFilter,
-    pub(crate) agg: Aggregation,
-    pub(crate) window: Duration,
-    pub(crate) group_by: Option<String>,
-}
+pub(crate) use query::{Answer, QuerySource, QuerySpec, StateInput, stale_limit, state_of};
+#[cfg(test)]
+use query::is_stale;
 
-impl QuerySpec {
-    pub(crate) fn of(w: &Widget) -> Self {
-        Self {
-            metric: w.metric_name.clone(),
-            filter: w.tag_filter.clone(),
-            agg: w.aggregation,
-            window: w.window(),
-            group_by: w.group_by.clone(),
-        }
-    }
-
-    /// Runs the query; `None` when the store refuses it (e.g. percentiles disabled).
-    pub(crate) fn run(&self, store: &WindowStore, now: Timestamp) -> Option<Answer> {
-        let r = match &self.group_by {
-            None => store
-                .query(&self.metric, &self.filter, self.agg, self.window, now)
-                .map(Answer::Single),
-            Some(key) => store
-                .group_by(&self.metric, &self.filter, key, self.agg, self.window, now)
-                .map(|groups| {
-                    // Every group of one query covers the same span; with no group, the span
-                    // a query over the whole store would cover.
-                    let span = match groups.first() {
-                        Some((_, r)) => Some((r.window_start, r.window_end)),
-                        None => store.window_span(self.window, now).ok(),
-                    };
-                    Answer::Groups(groups, span)
-                }),
-        };
-        match r {
-            Ok(a) => Some(a),
-            Err(e) => {
-                tracing::warn!(metric = %self.metric, error = %e, "widget query failed");
-                None
-            }
-        }
-    }
-}
-
-/// A computed query.
-#[derive(Clone, Debug)]
-pub(crate) enum Answer {
-    Single(QueryResult),
-    Groups(Vec<(String, QueryResult)>, Option<(Timestamp, Timestamp)>),
-}
-
-/// Everything needed to turn an answer into a widget state.
-pub(crate) struct StateInput<'a> {
-    pub(crate) dashboard: &'a str,
-    pub(crate) widget: Uuid,
-    /// How long without data makes the value stale (see [`stale_limit`]).
-    pub(crate) stale_after: Duration,
-    pub(crate) unhealthy: bool,
+/// What the planner needs to know besides its own state.
+pub(crate) struct PlanInput<'a, Q: ?Sized> {
+    /// The dashboards' generation ([`Registry::generation`](crate::Registry::generation)):
+    /// the plan is rebuilt when it changes.
+    pub(crate) generation: u64,
+    /// The dashboards, read only when the generation changed.
+    pub(crate) docs: &'a dyn Fn() -> Vec<Arc<DashboardDoc>>,
+    /// Where queries are answered.
+    pub(crate) queries: &'a Q,
+    /// Whether the source of a metric is marked unhealthy.
+    pub(crate) unhealthy: &'a dyn Fn(&str) -> bool,
+    /// `EngineConfig::stale_after_intervals`.
+    pub(crate) stale_after_intervals: u32,
+    /// The time of the tick.
     pub(crate) now: Timestamp,
 }
 
-/// How long a widget may go without data before its value is stale: its own
-/// `stale_after_seconds` when set, else `intervals` (`EngineConfig::stale_after_intervals`)
-/// refresh intervals.
-pub(crate) fn stale_limit(widget: &Widget, refresh: Duration, intervals: u32) -> Duration {
-    widget
-        .stale_after()
-        .unwrap_or_else(|| refresh.saturating_mul(intervals))
-}
+/// A dashboard topic and the keys whose cached values it must forget.
+pub(crate) type Retired = (Arc<str>, Vec<WidgetKey>);
 
-fn is_stale(last: Option<Timestamp>, limit: Duration, now: Timestamp) -> bool {
-    match last {
-        None => true,
-        Some(t) => now.checked_duration_since(t).is_some_and(|age| age > limit),
-    }
-}
-
-/// Builds the widget's state from a query answer (`None`: the query failed → no value,
-/// stale).
-pub(crate) fn state_of(input: &StateInput<'_>, answer: Option<&Answer>) -> WidgetState {
-    let limit = input.stale_after;
-    let now = input.now;
-    let mut s = WidgetState {
-        dashboard_id: input.dashboard.to_owned(),
-        widget_id: input.widget,
-        value: None,
-        count: 0,
-        window_start: now,
-        window_end: now,
-        last_event_time: None,
-        stale: true,
-        groups: None,
-        evaluated_at: now,
-    };
-    match answer {
-        None => {}
-        Some(Answer::Single(r)) => {
-            s.value = r.value;
-            s.count = r.count;
-            s.window_start = r.window_start;
-            s.window_end = r.window_end;
-            s.last_event_time = r.last_event_time;
-            s.stale = input.unhealthy || is_stale(r.last_event_time, limit, now);
-        }
-        Some(Answer::Groups(groups, span)) => {
-            if let Some((start, end)) = span {
-                s.window_start = *start;
-                s.window_end = *end;
-            }
-            let mut all_stale = true;
-            let out: Vec<GroupValue> = groups
-                .iter()
-                .map(|(g, r)| {
-                    let stale = input.unhealthy || is_stale(r.last_event_time, limit, now);
-                    all_stale &= stale;
-                    s.count += r.count;
-                    s.last_event_time = s.last_event_time.max(r.last_event_time);
-                    GroupValue {
-                        group: g.clone(),
-                        value: r.value,
-                        count: r.count,
-                        last_event_time: r.last_event_time,
-                        stale,
-                    }
-                })
-                .collect();
-            s.stale = input.unhealthy || all_stale;
-            s.groups = Some(out);
-        }
-    }
-    s
+/// The outcome of one tick: what to publish and what to forget, in this order.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Cached values of widgets and rules that no longer exist, by dashboard topic: to be
+    /// retired before anything of this tick is published.
+    pub(crate) retire: Vec<Retired>,
+    /// The changed widget states, one update frame per dashboard topic.
+    pub(crate) updates: Vec<(Arc<str>, Vec<WidgetState>)>,
+    /// Alert transitions; the first [`uncached_alerts`](Self::uncached_alerts) are the
+    /// resolutions of removed rules (sent, not cached).
+    pub(crate) alerts: Vec<AlertEvent>,
+    /// See [`alerts`](Self::alerts).
+    pub(crate) uncached_alerts: usize,
+    /// Widgets evaluated.
+    pub(crate) widgets_evaluated: usize,
+    /// Distinct queries computed, with the time each took.
+    pub(crate) query_times: Vec<Duration>,
+    /// Whether anything was due (a tick with nothing due does no work at all).
+    pub(crate) worked: bool,
 }
 
 /// What was last published for a widget: the parts whose change triggers a publish.
@@ -202,20 +114,19 @@ struct RuleState {
     group: Option<String>,
 }
 
-/// The scheduler's state between ticks.
+/// The planner's state between ticks.
 #[derive(Default)]
-pub(crate) struct Scheduler {
+pub(crate) struct Planner {
     generation: u64,
     queries: Vec<QuerySpec>,
     dashboards: Vec<DashPlan>,
     runtimes: HashMap<(String, Uuid), Runtime>,
     rules: HashMap<(String, Uuid), RuleState>,
-    last_upkeep: Option<Timestamp>,
 }
 
-impl std::fmt::Debug for Scheduler {
+impl std::fmt::Debug for Planner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler")
+        f.debug_struct("Planner")
             .field("generation", &self.generation)
             .field("queries", &self.queries.len())
             .field("dashboards", &self.dashboards.len())
@@ -223,18 +134,23 @@ impl std::fmt::Debug for Scheduler {
     }
 }
 
-impl Scheduler {
-    /// Rebuilds the plan from the registry, keeping the state of unchanged widgets and
-    /// rules. Returns resolved events for firing alerts whose rule disappeared.
-    fn rebuild(&mut self, inner: &Inner, now: Timestamp) -> Vec<AlertEvent> {
-        let docs = inner.registry.list();
+impl Planner {
+    /// Rebuilds the plan from the dashboards, keeping the state of unchanged widgets and
+    /// rules. Returns resolved events for firing alerts whose rule disappeared, and the
+    /// keys to retire.
+    fn rebuild(
+        &mut self,
+        docs: &[Arc<DashboardDoc>],
+        stale_after_intervals: u32,
+        now: Timestamp,
+    ) -> (Vec<AlertEvent>, Vec<Retired>) {
         let mut queries: Vec<QuerySpec> = Vec::new();
         let mut index: HashMap<QuerySpec, usize> = HashMap::new();
         let mut dashboards = Vec::with_capacity(docs.len());
         let mut runtimes = HashMap::new();
         let mut rules = HashMap::new();
         let mut forget: Vec<(String, WidgetKey)> = Vec::new();
-        for doc in &docs {
+        for doc in docs {
             let id = doc.id().to_owned();
             let mut widgets = Vec::with_capacity(doc.dashboard.widgets.len());
             for w in &doc.dashboard.widgets {
@@ -290,13 +206,13 @@ impl Scheduler {
                     title: w.title.clone(),
                     query: q,
                     refresh,
-                    stale_after: stale_limit(w, refresh, inner.config.stale_after_intervals.get()),
+                    stale_after: stale_limit(w, refresh, stale_after_intervals),
                     metric: w.metric_name.clone(),
                     rules: widget_rules,
                 });
             }
             dashboards.push(DashPlan {
-                topic: inner.registry.topic(&id),
+                topic: Arc::from(id.as_str()),
                 id,
                 widgets,
             });
@@ -352,31 +268,27 @@ impl Scheduler {
         for (dash, key) in &forget {
             retired.entry(dash.as_str()).or_default().push(*key);
         }
-        for (dash, keys) in retired {
-            let topic = inner.registry.topic(dash);
-            inner.hub.retain_cached(&topic, |k| !keys.contains(k));
-        }
-        gone
+        let mut retire: Vec<Retired> = retired
+            .into_iter()
+            .map(|(dash, keys)| (Arc::from(dash), keys))
+            .collect();
+        retire.sort_by(|a, b| a.0.cmp(&b.0));
+        (gone, retire)
     }
 
-    /// One scheduler step at time `now`.
-    pub(crate) fn tick(&mut self, inner: &Inner, now: Timestamp) -> TickReport {
-        let mut report = TickReport::default();
-        let mut alerts = Vec::new();
-        let generation = inner.registry.generation();
-        if generation != self.generation {
-            alerts = self.rebuild(inner, now);
-            self.generation = generation;
+    /// Plans one tick at `input.now`.
+    pub(crate) fn plan<Q: QuerySource + ?Sized>(&mut self, input: &PlanInput<'_, Q>) -> Plan {
+        let now = input.now;
+        let mut plan = Plan::default();
+        if input.generation != self.generation {
+            let docs = (input.docs)();
+            let (gone, retire) = self.rebuild(&docs, input.stale_after_intervals, now);
+            plan.alerts = gone;
+            plan.retire = retire;
+            self.generation = input.generation;
         }
         // The resolutions of removed rules: sent, but not cached.
-        let retired = alerts.len();
-        if self.last_upkeep.is_none_or(|t| {
-            now.checked_duration_since(t)
-                .is_some_and(|d| d >= Duration::from_secs(1))
-        }) {
-            inner.metrics.upkeep();
-            self.last_upkeep = Some(now);
-        }
+        plan.uncached_alerts = plan.alerts.len();
 
         // Which widgets are due, and which queries they need.
         let mut due: Vec<(usize, usize)> = Vec::new();
@@ -392,22 +304,18 @@ impl Scheduler {
                 }
             }
         }
-        if due.is_empty() && alerts.is_empty() {
-            return report;
+        if due.is_empty() && plan.alerts.is_empty() && plan.retire.is_empty() {
+            return plan;
         }
-        let started = Instant::now();
+        plan.worked = true;
 
-        // One computation per distinct query.
+        // One computation per distinct query, one read of the source each.
         let mut answers: Vec<Option<Answer>> = vec![None; self.queries.len()];
-        {
-            let store = inner.read_store();
-            for (q, spec) in self.queries.iter().enumerate() {
-                if needed[q] {
-                    let t = Instant::now();
-                    answers[q] = spec.run(&store, now);
-                    inner.metrics.aggregation.record(t.elapsed().as_secs_f64());
-                    report.queries_computed += 1;
-                }
+        for (q, spec) in self.queries.iter().enumerate() {
+            if needed[q] {
+                let t = Instant::now();
+                answers[q] = input.queries.answer(spec, now);
+                plan.query_times.push(t.elapsed());
             }
         }
 
@@ -416,15 +324,15 @@ impl Scheduler {
         for &(d, w) in &due {
             let dash = &self.dashboards[d];
             let wp = &dash.widgets[w];
-            let input = StateInput {
+            let state_input = StateInput {
                 dashboard: &dash.id,
                 widget: wp.id,
                 stale_after: wp.stale_after,
-                unhealthy: inner.health.is_unhealthy(&wp.metric),
+                unhealthy: (input.unhealthy)(&wp.metric),
                 now,
             };
-            let state = state_of(&input, answers[wp.query].as_ref());
-            report.widgets_evaluated += 1;
+            let state = state_of(&state_input, answers[wp.query].as_ref());
+            plan.widgets_evaluated += 1;
             let Some(rt) = self.runtimes.get_mut(&(dash.id.clone(), wp.id)) else {
                 continue;
             };
@@ -443,7 +351,7 @@ impl Scheduler {
                     } else {
                         group
                     };
-                    alerts.push(AlertEvent {
+                    plan.alerts.push(AlertEvent {
                         rule_id: rule.id,
                         dashboard_id: dash.id.clone(),
                         widget_id: wp.id,
@@ -463,64 +371,13 @@ impl Scheduler {
                 changed[d].push(state);
             }
         }
-        inner
-            .metrics
-            .widget_evaluations
-            .increment(report.widgets_evaluated as u64);
-        inner
-            .metrics
-            .query_evaluations
-            .increment(report.queries_computed as u64);
-        inner
-            .counters
-            .add_evaluations(report.widgets_evaluated, report.queries_computed);
-
-        // One frame per dashboard with changes, encoded once.
-        let sent_at = now.as_millis();
-        for (d, states) in changed.iter().enumerate() {
-            if states.is_empty() {
-                continue;
-            }
-            let dash = &self.dashboards[d];
-            let keys: Vec<WidgetKey> = states
-                .iter()
-                .map(|s| WidgetKey::Widget(s.widget_id))
-                .collect();
-            inner.hub.publish_with(&dash.topic, keys, |seq| {
-                crate::encode_update(&dash.topic, seq, sent_at, states)
-            });
-            for s in states {
-                if !s.stale
-                    && let Some(age) = s
-                        .last_event_time
-                        .and_then(|t| now.checked_duration_since(t))
-                {
-                    inner.metrics.publish_latency.record(age.as_secs_f64());
-                }
-            }
-            report.values_published += states.len();
-            report.frames_published += 1;
-        }
-
-        // Alerts: pushed on the dashboard's topic, kept in the history.
-        for (i, a) in alerts.iter().enumerate() {
-            let topic = inner.registry.topic(&a.dashboard_id);
-            let key = (i >= retired).then_some(WidgetKey::Alert(a.rule_id));
-            inner.hub.publish_with(&topic, key, |seq| {
-                crate::encode_alert(&topic, seq, sent_at, a)
-            });
-            match a.state {
-                AlertState::Firing => inner.metrics.alerts_firing.increment(1),
-                AlertState::Resolved => inner.metrics.alerts_resolved.increment(1),
-            }
-        }
-        let frames = report.frames_published + alerts.len();
-        inner.metrics.frames_published.increment(frames as u64);
-        inner.counters.add_frames(frames);
-        inner.record_alerts(&alerts);
-        report.alerts = alerts;
-        inner.metrics.tick.record(started.elapsed().as_secs_f64());
-        report
+        plan.updates = changed
+            .into_iter()
+            .enumerate()
+            .filter(|(_, states)| !states.is_empty())
+            .map(|(d, states)| (Arc::clone(&self.dashboards[d].topic), states))
+            .collect();
+        plan
     }
 }
 
@@ -563,6 +420,7 @@ fn rule_value(rule: &AlertRule, s: &WidgetState) -> (Option<f64>, Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtdash_core::{Aggregation, TagFilter};
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms)
