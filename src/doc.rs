@@ -84,8 +84,9 @@ impl DashboardDoc {
         };
         let rules = match map.remove("alert_rules") {
             None | Some(Value::Null) => Vec::new(),
-            Some(v) => Vec::<AlertRule>::deserialize(v)
-                .map_err(|e| Error::invalid(Subject::Dashboard, "alert_rules", strip_position(&e)))?,
+            Some(v) => Vec::<AlertRule>::deserialize(v).map_err(|e| {
+                Error::invalid(Subject::Dashboard, "alert_rules", strip_position(&e))
+            })?,
         };
         let dashboard = Dashboard::deserialize(Value::Object(map))
             .map_err(|e| Error::invalid(Subject::Dashboard, "", strip_position(&e)))?;
@@ -202,7 +203,8 @@ impl WidgetPatch {
                 ),
             });
         }
-        Self::deserialize(value).map_err(|e| Error::invalid(Subject::Widget, "", strip_position(&e)))
+        Self::deserialize(value)
+            .map_err(|e| Error::invalid(Subject::Widget, "", strip_position(&e)))
     }
 
     pub(crate) fn apply(&self, doc: &mut DashboardDoc) -> Result<(), Error> {

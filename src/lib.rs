@@ -160,9 +160,9 @@ mod types;
 
 pub use alerts::{AlertCondition, AlertEvent, AlertRule, AlertState};
 pub use auth::AllowAll;
+pub use checkpoint::EngineCheckpoint;
 pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
-pub use checkpoint::EngineCheckpoint;
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Subject};
 pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
@@ -175,7 +175,7 @@ pub use types::{
 
 pub use rtdash_core as core;
 pub use rtdash_core::{
-    Aggregation, ChartType, Dashboard, DashboardId, DisplayConfig, GridPos, MetricEvent,
+    Aggregation, ChartType, Dashboard, DashboardId, DisplayConfig, EventId, GridPos, MetricEvent,
     Percentile, SchemaLimits, SchemaViolation, TagFilter, Tags, Threshold, Timestamp, Uuid,
     ValidationLimits, Widget,
 };

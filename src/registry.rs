@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
 use crate::publish::{Payload, Publication, Publisher};
 use crate::{
     AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, Subject,
     WidgetPatch,
 };
+use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
 
 /// The dashboards of an [`Engine`](crate::Engine): create, read, update and delete
 /// dashboards, their widgets and their alert rules.
@@ -186,10 +186,15 @@ impl Registry {
     pub fn create(&self, doc: impl Into<DashboardDoc>) -> Result<Arc<DashboardDoc>, Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, Subject::Dashboard, DashboardEvent::Created, |cur| match cur {
-            Some(_) => Err(Error::DashboardExists { id: id.clone() }),
-            None => Ok(Some(doc)),
-        })
+        self.commit(
+            &id,
+            Subject::Dashboard,
+            DashboardEvent::Created,
+            |cur| match cur {
+                Some(_) => Err(Error::DashboardExists { id: id.clone() }),
+                None => Ok(Some(doc)),
+            },
+        )
         .map(|(d, _)| d)
     }
 
@@ -201,7 +206,9 @@ impl Registry {
     pub fn put(&self, doc: impl Into<DashboardDoc>) -> Result<(Arc<DashboardDoc>, bool), Error> {
         let doc = doc.into();
         let id = doc.id().to_owned();
-        self.commit(&id, Subject::Dashboard, DashboardEvent::Updated, |_| Ok(Some(doc)))
+        self.commit(&id, Subject::Dashboard, DashboardEvent::Updated, |_| {
+            Ok(Some(doc))
+        })
     }
 
     /// Deletes a dashboard; returns what it was.
@@ -211,10 +218,15 @@ impl Registry {
     /// [`Error::UnknownDashboard`]; [`Error::Store`].
     pub fn delete(&self, id: &str) -> Result<Arc<DashboardDoc>, Error> {
         let old = self.get(id)?;
-        self.commit(id, Subject::Dashboard, DashboardEvent::Deleted, |cur| match cur {
-            Some(_) => Ok(None),
-            None => Err(Error::UnknownDashboard { id: id.to_owned() }),
-        })?;
+        self.commit(
+            id,
+            Subject::Dashboard,
+            DashboardEvent::Deleted,
+            |cur| match cur {
+                Some(_) => Ok(None),
+                None => Err(Error::UnknownDashboard { id: id.to_owned() }),
+            },
+        )?;
         Ok(old)
     }
 

@@ -185,6 +185,36 @@ impl<'a> BorrowedBatch<'a> {
         &self.tags[range]
     }
 
+    /// An owned copy of `item`, one of this batch's events: for a log that stores events
+    /// beyond the life of the input.
+    ///
+    /// # Panics
+    ///
+    /// When `item` is not from this batch (its tag range is not within
+    /// [`tags`](Self::tags)).
+    #[must_use]
+    pub fn to_event(&self, item: &BorrowedEvent<'a>) -> MetricEvent {
+        match item {
+            BorrowedEvent::Owned { event, .. } => event.clone(),
+            BorrowedEvent::Borrowed {
+                metric,
+                tags,
+                event_time,
+                value,
+                id,
+                ..
+            } => {
+                let mut e = MetricEvent::new(*metric, *value, *event_time);
+                for (k, v) in self.tags(tags.clone()) {
+                    e.tags.insert((*k).to_owned(), (*v).to_owned());
+                }
+                // The decoder accepted the id, so it is valid.
+                e.id = id.and_then(|id| EventId::new(id).ok());
+                e
+            }
+        }
+    }
+
     /// Number of elements in the input (accepted + rejected).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -458,6 +488,24 @@ mod tests {
 
     fn now() -> Timestamp {
         Timestamp::from_millis(1_700_000_000_000)
+    }
+
+    #[test]
+    fn to_event_gives_the_owned_decoder_s_events() {
+        let json = br#"[{"metric_name":"a","value":1,"event_time":1700000000000,"tags":{"h":"x","r":"eu"},"id":"e1"},
+                        {"metric_name":"b\u0041","value":2,"event_time":"2023-11-14T22:13:20Z"},
+                        {"metric_name":"c","value":"bad","event_time":1700000000000}]"#;
+        let limits = ValidationLimits::default();
+        let owned = decode_batch(json, &limits, now()).unwrap();
+        let borrowed = decode_batch_borrowed(json, &limits, now()).unwrap();
+        let events: Vec<MetricEvent> = borrowed
+            .items
+            .iter()
+            .map(|i| borrowed.to_event(i))
+            .collect();
+        assert_eq!(events, owned.accepted);
+        assert_eq!(events[0].id.as_ref().map(EventId::as_str), Some("e1"));
+        assert_eq!(events[0].tags.len(), 2);
     }
 
     fn one(json: &str) -> CoreError {

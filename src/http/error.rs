@@ -48,6 +48,7 @@ impl From<Error> for ApiError {
             Error::InvalidEvent { .. } | Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnknownDashboard { .. } | Error::UnknownWidget { .. } => StatusCode::NOT_FOUND,
             Error::DashboardExists { .. } => StatusCode::CONFLICT,
+            Error::IngestLogPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use super::auth::Writer;
 use super::error::ApiError;
 use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
-use crate::{
-    AlertRule, DashboardDoc, Engine, Error, Registry, Subject, WidgetKey, WidgetPatch,
-};
+use crate::{AlertRule, DashboardDoc, Engine, Error, Registry, Subject, WidgetKey, WidgetPatch};
 
 /// The state every handler shares.
 #[derive(Clone, Debug)]
@@ -61,7 +59,7 @@ pub(crate) async fn health() -> Response {
 }
 
 pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> Answer {
-    let report = api.engine.ingest_json(&body)?;
+    let report = api.engine.submit_json(&body).await?;
     Ok(json_value(StatusCode::OK, &report))
 }
 

@@ -17,9 +17,9 @@ use rtdash_core::{Timestamp, Uuid, Widget};
 use crate::alerts::Tracker;
 use crate::{AlertEvent, AlertRule, AlertState, DashboardDoc, WidgetKey, WidgetState};
 
-pub(crate) use query::{Answer, QuerySource, QuerySpec, StateInput, stale_limit, state_of};
 #[cfg(test)]
 use query::is_stale;
+pub(crate) use query::{Answer, QuerySource, QuerySpec, StateInput, stale_limit, state_of};
 
 /// What the planner needs to know besides its own state.
 pub(crate) struct PlanInput<'a, Q: ?Sized> {
@@ -424,6 +424,114 @@ mod tests {
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms)
+    }
+
+    /// The planner alone: dashboards, a plain window store (no lock, no engine), health
+    /// and time in; updates, alerts and retirements out.
+    #[test]
+    fn the_planner_is_pure_data_in_plan_out() {
+        use rtdash_core::{Dashboard, DashboardId, MetricEvent};
+        use rtdash_window::{WindowConfig, WindowStore};
+
+        let mut store = WindowStore::new(WindowConfig::default()).unwrap();
+        let mut w1 = widget(1.0, None);
+        w1.aggregation = Aggregation::Sum;
+        let mut w2 = widget(1.0, None);
+        w2.widget_id = Uuid::from_u128(2);
+        w2.display.position = rtdash_core::GridPos::new(1, 0, 1, 1);
+        let mut d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops");
+        d.widgets = vec![w1.clone(), w2.clone()];
+        let rule = AlertRule::above(w1.widget_id, 4.0);
+        let mut doc = DashboardDoc::new(d);
+        doc.alert_rules.push(rule.clone());
+        let docs = vec![Arc::new(doc)];
+        let mut generation = 1;
+        let mut unhealthy_metric = String::new();
+        let mut planner = Planner::default();
+        let plan_at = |planner: &mut Planner,
+                       store: &WindowStore,
+                       generation,
+                       docs: &[Arc<DashboardDoc>],
+                       unhealthy: &str,
+                       now| {
+            let docs = docs.to_vec();
+            planner.plan(&PlanInput {
+                generation,
+                docs: &move || docs.clone(),
+                queries: store,
+                unhealthy: &|m: &str| m == unhealthy,
+                stale_after_intervals: 2,
+                now,
+            })
+        };
+
+        for (v, at) in [(2.0, -300), (3.0, -200)] {
+            store
+                .record_event(&MetricEvent::new("m", v, t(1_000 + at)))
+                .unwrap();
+        }
+        // First plan: both widgets, one dashboard update, the rule fires (5 > 4).
+        let p = plan_at(&mut planner, &store, generation, &docs, "", t(1_000));
+        assert!(p.worked && p.retire.is_empty());
+        assert_eq!((p.widgets_evaluated, p.query_times.len()), (2, 2));
+        assert_eq!(p.updates.len(), 1);
+        let (topic, states) = &p.updates[0];
+        assert_eq!(&**topic, "ops");
+        assert_eq!(
+            states.iter().map(|s| s.value).collect::<Vec<_>>(),
+            [Some(5.0), Some(2.0)]
+        );
+        assert_eq!(p.alerts.len(), 1);
+        assert_eq!(
+            (p.alerts[0].state, p.uncached_alerts),
+            (AlertState::Firing, 0)
+        );
+
+        // Not due yet: no work at all.
+        let p = plan_at(&mut planner, &store, generation, &docs, "", t(1_500));
+        assert!(!p.worked && p.updates.is_empty());
+
+        // Due, unchanged: evaluated, nothing to publish.
+        let p = plan_at(&mut planner, &store, generation, &docs, "", t(2_000));
+        assert_eq!(p.widgets_evaluated, 2);
+        assert!(p.updates.is_empty());
+
+        // The source turns unhealthy: both values go out again, marked stale.
+        "m".clone_into(&mut unhealthy_metric);
+        let p = plan_at(
+            &mut planner,
+            &store,
+            generation,
+            &docs,
+            &unhealthy_metric,
+            t(3_000),
+        );
+        assert_eq!(p.updates[0].1.len(), 2);
+        assert!(p.updates[0].1.iter().all(|s| s.stale));
+
+        // The dashboard loses w1 (and its firing rule): both keys retire, the rule resolves
+        // uncached, and the remaining widget is published again.
+        let mut d = docs[0].as_ref().clone();
+        d.dashboard.widgets.retain(|w| w.widget_id == w2.widget_id);
+        d.alert_rules.clear();
+        generation += 1;
+        let p = plan_at(
+            &mut planner,
+            &store,
+            generation,
+            &[Arc::new(d)],
+            "",
+            t(3_100),
+        );
+        assert_eq!(p.retire.len(), 1);
+        let (topic, keys) = &p.retire[0];
+        assert_eq!(&**topic, "ops");
+        assert!(keys.contains(&WidgetKey::Widget(w1.widget_id)));
+        assert!(keys.contains(&WidgetKey::Alert(rule.id)));
+        assert_eq!((p.alerts.len(), p.uncached_alerts), (1, 1));
+        assert_eq!(p.alerts[0].state, AlertState::Resolved);
+        assert_eq!(p.updates[0].1.len(), 1);
+        assert_eq!(p.updates[0].1[0].widget_id, w2.widget_id);
     }
 
     #[test]

@@ -168,4 +168,3 @@ pub(crate) fn state_of(input: &StateInput<'_>, answer: Option<&Answer>) -> Widge
     }
     s
 }
-
