@@ -17,6 +17,12 @@
 //!   [`Engine::ingest_json`] validate events and record them in the window store;
 //!   [`Engine::tick`] (called by [`Engine::run`] every [`EngineConfig::tick`]) evaluates
 //!   the widgets that are due and publishes changed values to the [`hub`](Engine::hub).
+//! - **Seams** ([`Engine::builder`]): an [`ingest::IngestLog`] decides where validated
+//!   events go before the window store sees them (default: straight in); a
+//!   [`publish::Publisher`] decides how frames reach subscribers (default: the local hub).
+//!   [`Engine::checkpoint`] / [`Engine::restore`] move the ingest state (windows,
+//!   watermarks, late counters, de-duplication horizon, source positions) to another
+//!   engine in one [`EngineCheckpoint`].
 //! - [`Registry`] ([`Engine::dashboards`]): create, read, update and delete dashboards,
 //!   widgets and alert rules; every change is validated as a whole [`DashboardDoc`] and
 //!   persisted in a [`DashboardStore`] ([`MemoryStore`], or [`FileStore`]: one JSON file
@@ -44,13 +50,15 @@
 //! 1. `POST /ingest` (or [`Engine::ingest_json`]) decodes the batch; each element is
 //!    validated (rtdash-core: name, finite value, tags, clock skew) and a bad one is
 //!    reported by index without spoiling the rest.
-//! 2. The valid events are recorded under one write lock of the window store
-//!    (rtdash-window): into their time bucket, or to the late side channel
+//! 2. The valid events go to the [ingest log](ingest) — by default straight to the
+//!    [`Recorder`](ingest::Recorder), which records them under one write lock of the
+//!    window store (rtdash-window): into their time bucket, or to the late side channel
 //!    ([`Engine::drain_late`]) when older than the grace period; replays (same event `id`)
 //!    are dropped.
 //! 3. At the next tick after a widget's refresh interval elapsed, its query runs against
 //!    the window store; if the value changed it joins its dashboard's update frame.
-//! 4. The frame is published once to the hub (rtdash-fanout) under the dashboard's topic
+//! 4. The frame goes to the [publisher](publish) — by default published once to the hub
+//!    (rtdash-fanout) under the dashboard's topic
 //!    and queued for every subscriber under its slow-consumer policy (default: conflate to
 //!    the newest value per widget); the hub keeps it as the widget's last value for
 //!    snapshots.
