@@ -9,10 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use rtdash_core::{
-    BorrowedBatch as Batch, BorrowedEvent as Item, MetricEvent, Timestamp, Uuid,
-    decode_batch_borrowed,
-};
+use rtdash_core::{BorrowedBatch as Batch, MetricEvent, Timestamp, Uuid, decode_batch_borrowed};
 use rtdash_fanout::Subscription;
 use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, TransportConfig};
 use rtdash_window::{WindowStats, WindowStore};
@@ -374,10 +371,7 @@ impl Engine {
             return Err(e);
         }
         let late_before = self.inner.read_store().stats().late_dropped;
-        let batch = Batch {
-            items: vec![Item::Owned { index: 0, event }],
-            ..Batch::default()
-        };
+        let batch = Batch::from_events([event]);
         self.inner.append_now(&batch, &mut report)?;
         if let Some(e) = report.errors.pop() {
             return Err(Error::InvalidEvent {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{T0, dashboard, t, widget};
 use proptest::prelude::*;
-use rtdash::core::{BorrowedBatch, BorrowedEvent};
+use rtdash::core::BorrowedBatch;
 use rtdash::ingest::SourcePosition;
 use rtdash::{
     Aggregation, Engine, EngineCheckpoint, EngineConfig, Error, EventId, IngestReport, MetricEvent,
@@ -58,15 +58,7 @@ fn event(i: usize, value: f64, back_ms: i64) -> MetricEvent {
 /// Records `events` through the engine's recorder as one batch from source `log:0`, ending
 /// at offset `end`.
 fn record(engine: &Engine, events: &[MetricEvent], end: usize) -> IngestReport {
-    let batch = BorrowedBatch {
-        items: events
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(index, event)| BorrowedEvent::Owned { index, event })
-            .collect(),
-        ..BorrowedBatch::default()
-    };
+    let batch = BorrowedBatch::from_events(events.iter().cloned());
     let mut report = IngestReport::default();
     let offset = end.to_string();
     engine.recorder().record(

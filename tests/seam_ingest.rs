@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{Http, batch, dashboard, t, widget};
 use futures::future::BoxFuture;
-use rtdash::core::{BorrowedBatch, BorrowedEvent};
+use rtdash::core::BorrowedBatch;
 use rtdash::ingest::{IngestLog, Recorder, SourcePosition};
 use rtdash::{Aggregation, Engine, EngineConfig, Error, IngestReport, MetricEvent};
 
@@ -46,15 +46,7 @@ impl Buffering {
         let mut flushed = self.flushed.lock().unwrap();
         let mut report = IngestReport::default();
         for (i, events) in entries.iter().enumerate().skip(*flushed) {
-            let batch = BorrowedBatch {
-                items: events
-                    .iter()
-                    .cloned()
-                    .enumerate()
-                    .map(|(index, event)| BorrowedEvent::Owned { index, event })
-                    .collect(),
-                ..BorrowedBatch::default()
-            };
+            let batch = BorrowedBatch::from_events(events.iter().cloned());
             let offset = (i + 1).to_string();
             recorder.record(
                 &batch,

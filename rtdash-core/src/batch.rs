@@ -93,34 +93,40 @@ pub fn decode_batch(
     limits: &ValidationLimits,
     now: Timestamp,
 ) -> Result<DecodedBatch, CoreError> {
-    let batch = decode_batch_borrowed(json, limits, now)?;
-    let mut accepted = Vec::with_capacity(batch.items.len());
-    for item in batch.items {
-        accepted.push(match item {
-            BorrowedEvent::Borrowed {
-                metric,
-                tags,
-                event_time,
-                value,
-                id,
-                ..
-            } => MetricEvent {
-                metric_name: metric.to_owned(),
-                value,
-                tags: batch.tags[tags]
-                    .iter()
-                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect::<Tags>(),
-                event_time,
-                id: id.map(EventId::from_checked),
-            },
-            BorrowedEvent::Owned { event, .. } => event,
-        });
+    let BorrowedBatch {
+        items,
+        tags,
+        rejected,
+    } = decode_batch_borrowed(json, limits, now)?;
+    let accepted = items
+        .into_iter()
+        .map(|item| into_event(item, &tags))
+        .collect();
+    Ok(DecodedBatch { accepted, rejected })
+}
+
+/// `item` as an owned event; `tags` are its batch's.
+fn into_event(item: BorrowedEvent<'_>, tags: &[(&str, &str)]) -> MetricEvent {
+    match item {
+        BorrowedEvent::Borrowed {
+            metric,
+            tags: range,
+            event_time,
+            value,
+            id,
+            ..
+        } => MetricEvent {
+            metric_name: metric.to_owned(),
+            value,
+            tags: tags[range]
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect::<Tags>(),
+            event_time,
+            id: id.map(EventId::from_checked),
+        },
+        BorrowedEvent::Owned { event, .. } => event,
     }
-    Ok(DecodedBatch {
-        accepted,
-        rejected: batch.rejected,
-    })
 }
 
 /// A valid event of a [`BorrowedBatch`].
@@ -174,6 +180,22 @@ pub struct BorrowedBatch<'a> {
     pub rejected: Vec<RejectedEvent>,
 }
 
+impl BorrowedBatch<'static> {
+    /// A batch of owned, already validated events (e.g. read back from a log), indexed
+    /// in order from 0.
+    #[must_use]
+    pub fn from_events(events: impl IntoIterator<Item = MetricEvent>) -> Self {
+        Self {
+            items: events
+                .into_iter()
+                .enumerate()
+                .map(|(index, event)| BorrowedEvent::Owned { index, event })
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
 impl<'a> BorrowedBatch<'a> {
     /// The tags of a range (from [`BorrowedEvent::Borrowed::tags`]).
     ///
@@ -194,25 +216,7 @@ impl<'a> BorrowedBatch<'a> {
     /// [`tags`](Self::tags)).
     #[must_use]
     pub fn to_event(&self, item: &BorrowedEvent<'a>) -> MetricEvent {
-        match item {
-            BorrowedEvent::Owned { event, .. } => event.clone(),
-            BorrowedEvent::Borrowed {
-                metric,
-                tags,
-                event_time,
-                value,
-                id,
-                ..
-            } => {
-                let mut e = MetricEvent::new(*metric, *value, *event_time);
-                for (k, v) in self.tags(tags.clone()) {
-                    e.tags.insert((*k).to_owned(), (*v).to_owned());
-                }
-                // The decoder accepted the id, so it is valid.
-                e.id = id.and_then(|id| EventId::new(id).ok());
-                e
-            }
-        }
+        into_event(item.clone(), &self.tags)
     }
 
     /// Number of elements in the input (accepted + rejected).
