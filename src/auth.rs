@@ -2,10 +2,11 @@
 
 use rtdash_transport::{AuthError, Authenticator, Principal, TopicAccess};
 
-/// An [`Authenticator`] that accepts every non-empty token and lets it see every
-/// dashboard; the token becomes the subject. For demos, tests and local development
-/// only — use `StaticTokens`, `JwtAuthenticator` (feature `jwt`) or your own in
-/// production.
+/// An [`Authenticator`] that accepts every token and lets it see every dashboard: the
+/// host's explicit choice of an open server. The token becomes the subject; no token (an
+/// HTTP read without one) is the subject `anonymous`. For demos, tests and local
+/// development only — use `StaticTokens`, `JwtAuthenticator` (feature `jwt`) or your own
+/// in production.
 ///
 /// # Examples
 ///
@@ -17,7 +18,7 @@ use rtdash_transport::{AuthError, Authenticator, Principal, TopicAccess};
 /// let p = AllowAll.authenticate("demo").await.unwrap();
 /// assert_eq!(p.subject(), "demo");
 /// assert!(p.may_see("ops"));
-/// assert!(AllowAll.authenticate("").await.is_err());
+/// assert_eq!(AllowAll.authenticate("").await.unwrap().subject(), "anonymous");
 /// # });
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,9 +26,7 @@ pub struct AllowAll;
 
 impl Authenticator for AllowAll {
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        if token.is_empty() {
-            return Err(AuthError::Invalid("empty token".into()));
-        }
-        Ok(Principal::new(token, TopicAccess::all()))
+        let subject = if token.is_empty() { "anonymous" } else { token };
+        Ok(Principal::new(subject, TopicAccess::all()))
     }
 }

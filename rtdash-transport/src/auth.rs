@@ -311,6 +311,29 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// The token a plain HTTP request carries, where a stream request carries it too: the
+/// `Authorization: Bearer` header (`authorization`, the header's value), else a non-empty
+/// `token` parameter of the URL query (`query`, percent-encoded). `None` when neither is
+/// there.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_transport::request_token;
+///
+/// assert_eq!(request_token(Some("a=1&token=t%201"), None).as_deref(), Some("t 1"));
+/// assert_eq!(request_token(Some("token=q"), Some("Bearer h")).as_deref(), Some("h"));
+/// assert_eq!(request_token(Some("token="), Some("Basic x")), None);
+/// ```
+#[cfg(any(feature = "ws", feature = "sse"))]
+#[must_use]
+pub fn request_token(query: Option<&str>, authorization: Option<&str>) -> Option<String> {
+    if let Some(t) = authorization.and_then(bearer_token) {
+        return Some(t.to_owned());
+    }
+    crate::query::parse(query).token
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

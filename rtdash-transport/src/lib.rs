@@ -118,6 +118,8 @@ mod transport;
 #[cfg(feature = "ws")]
 mod ws;
 
+#[cfg(any(feature = "ws", feature = "sse"))]
+pub use auth::request_token;
 pub use auth::{Authenticator, Principal, StaticTokens, TopicAccess, bearer_token};
 pub use config::TransportConfig;
 pub use connection::{Connection, Incoming, Outgoing};

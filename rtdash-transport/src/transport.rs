@@ -3,7 +3,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rtdash_fanout::{Hub, Key};
 use tokio_util::sync::CancellationToken;
@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::DynAuthenticator;
 use crate::session::{self, SessionStart};
-use crate::{Authenticator, Connection, Frame, TransportConfig};
+use crate::{AuthError, Authenticator, Connection, Frame, Principal, TransportConfig};
 
 /// A topic name as the transport's hub carries it: a dashboard id or a raw
 /// topic. `Arc<str>` so the hub's per-subscriber copies are reference-count
@@ -150,6 +150,26 @@ impl<K: Key> Transport<K> {
                 write_latency: OnceLock::new(),
             }),
         }
+    }
+
+    /// Checks `token` with this transport's authenticator, as a session does: who it
+    /// belongs to, or why it is refused ([`AuthError::Expired`] for a principal whose
+    /// expiry has passed). For HTTP routes beside the streams that must admit the same
+    /// readers. Not counted in [`TransportStats::auth_failures`].
+    ///
+    /// # Errors
+    ///
+    /// The authenticator's [`AuthError`], or [`AuthError::Expired`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As the authenticator's `authenticate`.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let p = self.inner.auth.authenticate_boxed(token).await?;
+        if p.expires_at().is_some_and(|at| at <= SystemTime::now()) {
+            return Err(AuthError::Expired);
+        }
+        Ok(p)
     }
 
     /// The hub sessions subscribe to; publish frames here.

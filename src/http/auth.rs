@@ -1,4 +1,6 @@
-//! Writer authentication: [`require_writers`] guards the routes that change state.
+//! Authentication of the HTTP routes: every read of dashboard data needs a token of the
+//! router's own authenticator (the one its streams use), scoped by the principal's topic
+//! access ([`reader_gate`]); [`require_writers`] guards the routes that change state.
 
 use std::sync::Arc;
 
@@ -7,9 +9,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rtdash_transport::{Authenticator, Principal, bearer_token};
+use rtdash_transport::{AuthError, Authenticator, Principal, bearer_token, request_token};
 
 use super::error::ApiError;
+use super::handlers::Api;
 
 /// Guards the routes of `router` that change state (`POST`, `PUT`, `PATCH`, `DELETE`):
 /// each needs `Authorization: Bearer <token>` that `writers` accepts, else `401` with
@@ -109,5 +112,76 @@ async fn writer_gate<A: Authenticator>(
         return e.into_response();
     }
     req.extensions_mut().insert(writer);
+    next.run(req).await
+}
+
+/// The principal the router's authenticator accepted for a read (a request extension).
+#[derive(Clone, Debug)]
+pub(crate) struct Reader(Principal);
+
+impl Reader {
+    /// Whether the reader may see dashboard `id`.
+    pub(crate) fn may_see(&self, id: &str) -> bool {
+        self.0.may_see(id)
+    }
+
+    /// `Ok` if the reader may see dashboard `id`, else the `403`.
+    pub(crate) fn check(&self, id: &str) -> Result<(), ApiError> {
+        if self.may_see(id) {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("`{}` may not see dashboard `{id}`", self.0.subject()),
+        ))
+    }
+}
+
+/// Guards the reads of dashboard data (`GET`, `HEAD`): the request needs a token the
+/// router's authenticator accepts — `Authorization: Bearer <token>` or `?token=` — else
+/// `401` (`503` when the authenticator is unavailable), and a dashboard named in the path
+/// must be one the principal may see, else `403`, checked before the dashboard is looked
+/// up so that ids cannot be probed. Other methods pass to the writer gate, if any.
+///
+/// With [`AllowAll`](crate::AllowAll), the host's explicit choice of open reads, a request
+/// without a token passes.
+pub(crate) async fn reader_gate(State(api): State<Api>, mut req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = request_token(req.uri().query(), authorization).unwrap_or_default();
+    let principal = match api.transport.authenticate(&token).await {
+        Ok(p) => p,
+        Err(AuthError::Unavailable(m)) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                format!("authentication unavailable, try again later: {m}"),
+            )
+            .into_response();
+        }
+        Err(_) if token.is_empty() => {
+            return unauthorized(
+                "this route reads dashboard data: send `Authorization: Bearer <token>` or `?token=`",
+            );
+        }
+        Err(e) => return unauthorized(&format!("token refused: {e}")),
+    };
+    let reader = Reader(principal);
+    let path_id = req
+        .uri()
+        .path()
+        .strip_prefix("/dashboards/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty());
+    if let Some(Err(e)) = path_id.map(|id| reader.check(id)) {
+        return e.into_response();
+    }
+    req.extensions_mut().insert(reader);
     next.run(req).await
 }

@@ -9,7 +9,7 @@ use rtdash_core::Uuid;
 use rtdash_transport::Transport;
 use serde_json::{Value, json};
 
-use super::auth::Writer;
+use super::auth::{Reader, Writer};
 use super::error::ApiError;
 use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
 use crate::{AlertRule, DashboardDoc, Engine, Error, Registry, Subject, WidgetKey, WidgetPatch};
@@ -80,9 +80,14 @@ pub(crate) async fn create_dashboard(
     Ok(r)
 }
 
-pub(crate) async fn list_dashboards(State(api): State<Api>) -> Response {
+/// The dashboards the reader may see.
+pub(crate) async fn list_dashboards(
+    State(api): State<Api>,
+    Extension(reader): Extension<Reader>,
+) -> Response {
     let mut body = String::from(r#"{"dashboards":["#);
-    for (i, d) in api.engine.dashboards().list().iter().enumerate() {
+    let docs = api.engine.dashboards().list();
+    for (i, d) in docs.iter().filter(|d| reader.may_see(d.id())).enumerate() {
         if i > 0 {
             body.push(',');
         }
@@ -251,8 +256,22 @@ pub(crate) async fn stream_sse(
     Ok(api.transport.sse_response(with_topic(req, &id)?).await)
 }
 
-pub(crate) async fn metrics(State(api): State<Api>) -> Response {
-    (
+/// The metrics name every dashboard (subscribers per dashboard): only for a reader who
+/// may see all of them.
+pub(crate) async fn metrics(
+    State(api): State<Api>,
+    Extension(reader): Extension<Reader>,
+) -> Answer {
+    if let Some(hidden) = api
+        .engine
+        .dashboards()
+        .list()
+        .iter()
+        .find(|d| !reader.may_see(d.id()))
+    {
+        reader.check(hidden.id())?;
+    }
+    Ok((
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
@@ -260,7 +279,7 @@ pub(crate) async fn metrics(State(api): State<Api>) -> Response {
         )],
         api.engine.render_metrics(),
     )
-        .into_response()
+        .into_response())
 }
 
 pub(crate) async fn not_found(uri: Uri) -> ApiError {

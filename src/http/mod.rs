@@ -17,11 +17,18 @@
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `GET /health` | `{"status": "ok"}` |
 //!
+//! **Reads** (`GET` of dashboards, snapshots, alerts, alert rules and `/metrics`) need a
+//! token that the router's authenticator — the one its streams use — accepts, as
+//! `Authorization: Bearer <token>` or `?token=` (else `401`); a dashboard in the path must
+//! be one the principal may see (else `403`, before the dashboard is looked up, so ids
+//! cannot be probed); `GET /dashboards` lists only those; `/metrics` needs a principal
+//! that may see every dashboard. [`AllowAll`](crate::AllowAll) is the explicit choice of
+//! open reads: it admits requests without a token. `GET /health` is always open.
+//!
 //! The routes that change state (`POST`, `PUT`, `PATCH`, `DELETE`) are open unless the
 //! router is wrapped with [`require_writers`], which asks them for a bearer token of its
 //! own authenticator (`401`), and lets a token change only the dashboards its principal
-//! may see (`403`). Reads and the streams are not affected: the streams check their own
-//! tokens.
+//! may see (`403`). The streams check their own tokens (`hello` or `?token=`).
 //!
 //! Bodies are JSON (`Content-Type: application/json`, else `415`), at most
 //! [`EngineConfig::max_body_bytes`](crate::EngineConfig::max_body_bytes) (else `413`).
@@ -92,8 +99,9 @@ pub fn router(
 /// Like [`router`], with a transport you made (e.g. to keep a handle on it).
 pub fn router_with_transport(engine: Engine, transport: Transport<WidgetKey>) -> Router {
     let limit = engine.config().max_body_bytes;
-    Router::new()
-        .route("/ingest", post(ingest))
+    let api = Api { engine, transport };
+    // Every read of dashboard data passes the reader gate.
+    let reads = Router::new()
         .route("/dashboards", post(create_dashboard).get(list_dashboards))
         .route(
             "/dashboards/{id}",
@@ -111,11 +119,18 @@ pub fn router_with_transport(engine: Engine, transport: Transport<WidgetKey>) ->
             "/dashboards/{id}/alert-rules",
             get(get_alert_rules).put(put_alert_rules),
         )
+        .route("/metrics", get(metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            auth::reader_gate,
+        ));
+    Router::new()
+        .route("/ingest", post(ingest))
+        .merge(reads)
         .route("/stream/{id}", get(stream_ws))
         .route("/sse/{id}", get(stream_sse))
-        .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(Api { engine, transport })
+        .with_state(api)
 }
