@@ -17,7 +17,9 @@ use crate::{
     TransportError, unix_millis,
 };
 
-/// How long a close frame may take to go out.
+/// How long closing may take: the close frame going out and, for
+/// WebSocket, the client's close frame coming back (see
+/// `WsConnection::close`); the connection is dropped after it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the session learns who the client is.

@@ -26,6 +26,8 @@ use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError
 /// [`WsConnection::from_upgraded`].
 pub struct WsConnection<S> {
     ws: WebSocketStream<S>,
+    /// The client sent its close frame (tungstenite has queued the echo).
+    peer_closed: bool,
 }
 
 impl<S> std::fmt::Debug for WsConnection<S> {
@@ -63,7 +65,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
         ))
         .await
         .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
-        Ok((Self { ws }, params))
+        Ok((
+            Self {
+                ws,
+                peer_closed: false,
+            },
+            params,
+        ))
     }
 
     /// Wraps a stream whose WebSocket handshake is already done (for
@@ -75,9 +83,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
             Some(transport.config().websocket_config()),
         )
         .await;
-        Self { ws }
+        Self {
+            ws,
+            peer_closed: false,
+        }
     }
 }
+
+/// After sending its close frame, how long the server waits for anything
+/// more from the client (its close frame, or data it sent before it saw
+/// ours) before it drops the connection.
+const CLOSE_IDLE: Duration = Duration::from_millis(250);
 
 /// What the WebSocket or SSE request carried: token and topics from the URL
 /// query (`?token=...&topics=a,b`) or the `Authorization: Bearer` header.
@@ -129,7 +145,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
                 Message::Text(t) => Incoming::Text(t.as_str().to_owned()),
                 Message::Binary(b) => Incoming::Binary(b.len()),
                 Message::Ping(_) | Message::Pong(_) => Incoming::Alive,
-                Message::Close(_) => return None,
+                Message::Close(_) => {
+                    self.peer_closed = true;
+                    return None;
+                }
                 Message::Frame(_) => continue,
             }));
         }
@@ -153,13 +172,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
             .map_err(ws_error)
     }
 
+    /// Completes the close handshake (RFC 6455 section 7), then the caller
+    /// drops the TCP connection:
+    ///
+    /// - after the client's close frame: sends the echo tungstenite queued
+    ///   (the client's own code), ignoring `code`;
+    /// - else: sends a close frame with `code` and `reason`, then reads and
+    ///   discards what the client still sends until its close frame
+    ///   arrives, or until it has sent nothing for [`CLOSE_IDLE`]. Dropping
+    ///   the socket with unread data would make the kernel reset the
+    ///   connection, and the client could lose the close frame (seeing 1006
+    ///   instead of, e.g., 1008 after a flood); a client that stays silent
+    ///   has nothing in flight, and gets the close frame followed by a
+    ///   plain FIN. The session bounds the whole close with a timeout (2 s).
     async fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.peer_closed {
+            let _ = self.ws.flush().await;
+            return;
+        }
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
             // RFC 6455: the reason is at most 123 bytes.
             reason: clip(reason, 123).into(),
         };
-        let _ = self.ws.close(Some(frame)).await;
+        if self.ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        // Ends with `None` once the client's close frame arrived (or on any error).
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(CLOSE_IDLE, self.ws.next()).await {}
     }
 }
 
