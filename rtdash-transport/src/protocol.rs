@@ -140,6 +140,10 @@ pub enum ErrorCode {
     AlreadyAuthenticated,
     /// A topic in `unsubscribe` was not subscribed.
     NotSubscribed,
+    /// The topic does not exist and the server's hub already holds its
+    /// maximum number of topics (`HubConfig::max_topics`); subscribing it may
+    /// succeed later, when other clients have left theirs.
+    TooManyTopics,
 }
 
 impl ErrorCode {
@@ -153,6 +157,7 @@ impl ErrorCode {
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::NotSubscribed => "not_subscribed",
+            Self::TooManyTopics => "too_many_topics",
         }
     }
 }

@@ -716,6 +716,15 @@ impl<K: Key> Session<'_, K> {
                         ));
                         Ok(())
                     }
+                    FanoutError::HubFull { .. } => {
+                        replies.push(error_frame(
+                            ErrorCode::TooManyTopics,
+                            "the server holds its maximum number of topics; subscribe an existing topic or retry later",
+                            id,
+                            Some(&t),
+                        ));
+                        Ok(())
+                    }
                     FanoutError::Evicted { .. } => Err(self.slow_consumer("slow consumer evicted")),
                     _ => Err(End::close(CloseCode::GoingAway, "hub closed")),
                 }
