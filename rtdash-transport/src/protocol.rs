@@ -257,6 +257,17 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The JSON body of an HTTP refusal (an SSE request or a WebSocket upgrade
+/// refused before the stream starts), in the shape of an `error` frame.
+pub(crate) fn refusal_body(code: &str, message: &str) -> String {
+    let mut body = String::from(r#"{"type":"error","code":"#);
+    push_json_str(&mut body, code);
+    body.push_str(r#","message":"#);
+    push_json_str(&mut body, message);
+    body.push('}');
+    body
+}
+
 /// Server frames that are built per session (rare), encoded with serde.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -390,10 +401,8 @@ pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
                     env.ty
                 )));
             }
-            if let Some(t) = b.topics.iter().find(|t| !valid_topic(t)) {
-                return Err(ParseError::BadRequest(format!(
-                    "bad topic {t:?}: topics are 1 to {MAX_TOPIC_LEN} bytes without control characters"
-                )));
+            if let Some(message) = b.topics.iter().find_map(|t| check_topic(t).err()) {
+                return Err(ParseError::BadRequest(message));
             }
             if env.ty == "subscribe" {
                 Ok(ClientMessage::Subscribe {
@@ -415,9 +424,24 @@ pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
     }
 }
 
-/// Whether a topic name is acceptable from a client.
-pub(crate) fn valid_topic(t: &str) -> bool {
-    !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !t.chars().any(char::is_control)
+/// Checks a topic name from a client, wherever it comes from (a `subscribe`
+/// or `unsubscribe` message, the `topics` of a WebSocket or SSE URL): 1 to
+/// [`MAX_TOPIC_LEN`] bytes, no control characters. The error is the message
+/// to send back (an `error` frame, or the body of an HTTP 400), with the
+/// topic cut to 64 bytes.
+pub(crate) fn check_topic(t: &str) -> Result<(), String> {
+    if !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !t.chars().any(char::is_control) {
+        return Ok(());
+    }
+    let shown = crate::session::clip(t, 64);
+    let cut = if shown.len() < t.len() {
+        format!(" (cut from {} bytes)", t.len())
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "bad topic {shown:?}{cut}: topics are 1 to {MAX_TOPIC_LEN} bytes without control characters"
+    ))
 }
 
 #[cfg(test)]
@@ -519,6 +543,31 @@ mod tests {
         let e = parse_client(r#"{"type":"launch_missiles"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnknownType);
         assert!(e.message().contains("launch_missiles"));
+    }
+
+    #[test]
+    fn topic_check_is_shared_and_clips_what_it_echoes() {
+        assert_eq!(check_topic("dash-ops"), Ok(()));
+        assert_eq!(check_topic(&"x".repeat(MAX_TOPIC_LEN)), Ok(()));
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_TOPIC_LEN + 1),
+            "ctl\u{1}x".into(),
+            "a\nb".into(),
+        ] {
+            let e = check_topic(&bad).unwrap_err();
+            assert!(e.len() < 200, "{e}");
+            let msg = format!(
+                r#"{{"type":"subscribe","topics":[{}]}}"#,
+                serde_json::json!(bad)
+            );
+            assert_eq!(parse_client(&msg).unwrap_err().message(), e);
+        }
+        assert!(
+            check_topic(&"x".repeat(5_000))
+                .unwrap_err()
+                .contains("cut from 5000 bytes")
+        );
     }
 
     #[test]

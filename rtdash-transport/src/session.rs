@@ -662,8 +662,9 @@ impl<K: Key> Session<'_, K> {
         self.write_control(conn, replies, shutdown).await.err()
     }
 
-    /// Subscribes `topic` if the principal may see it; refusals become
-    /// error frames in `replies`. The snapshot arrives through the hub.
+    /// Subscribes `topic` (already checked with `protocol::check_topic`) if
+    /// the principal may see it; refusals become error frames in `replies`.
+    /// The snapshot arrives through the hub.
     fn subscribe(
         &mut self,
         topic: String,

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
+use crate::query::Refusal;
 use crate::session::{SessionStart, clip};
 use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token};
 
@@ -42,9 +43,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
     /// connection and the token found in the request (`?token=` or
     /// `Authorization: Bearer`), if any.
     ///
+    /// The request is checked before the upgrade: an invalid topic in
+    /// `?topics=` is refused with HTTP 400 (the same check as for a
+    /// `subscribe` message) and a JSON `error` body.
+    ///
     /// # Errors
     ///
-    /// [`TransportError::Protocol`] if the handshake fails.
+    /// [`TransportError::Protocol`] if the handshake fails or the request
+    /// was refused.
     pub async fn accept<K: Key>(
         stream: S,
         transport: &Transport<K>,
@@ -53,8 +59,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
         // The signature is tungstenite's callback type.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            params = RequestParams::from_parts(req.uri().query(), req.headers());
-            Ok(resp)
+            match RequestParams::from_request(req.uri().query(), req.headers()) {
+                Ok(p) => {
+                    params = p;
+                    Ok(resp)
+                }
+                Err(refusal) => Err(error_response(&refusal)),
+            }
         };
         let config = transport.config().websocket_config();
         // Boxed so the handshake state does not enlarge every session task.
@@ -95,6 +106,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
 /// ours) before it drops the connection.
 const CLOSE_IDLE: Duration = Duration::from_millis(250);
 
+/// tungstenite's answer for a refused upgrade.
+fn error_response(refusal: &Refusal) -> ErrorResponse {
+    use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+    let body = refusal.body();
+    let len = body.len();
+    let mut resp = ErrorResponse::new(Some(body));
+    *resp.status_mut() = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
 /// What the WebSocket or SSE request carried: token and topics from the URL
 /// query (`?token=...&topics=a,b`) or the `Authorization: Bearer` header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -107,12 +135,15 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
-    /// Reads the parameters from a URL query string and request headers.
-    pub(crate) fn from_parts(
+    /// Reads the parameters of a WebSocket upgrade request from its URL
+    /// query string and headers, refusing it (before the upgrade) if a topic
+    /// is invalid (400).
+    pub(crate) fn from_request(
         query: Option<&str>,
         headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
-    ) -> Self {
+    ) -> Result<Self, Refusal> {
         let q = crate::query::parse(query);
+        Refusal::check_topics(&q.topics)?;
         let token = q.token.or_else(|| {
             headers
                 .get("authorization")
@@ -120,10 +151,10 @@ impl RequestParams {
                 .and_then(bearer_token)
                 .map(str::to_owned)
         });
-        Self {
+        Ok(Self {
             token,
             topics: q.topics,
-        }
+        })
     }
 }
 
@@ -218,9 +249,10 @@ fn ws_error(e: WsError) -> TransportError {
 ///
 /// Any path is accepted; the request may carry `?token=...` (or an
 /// `Authorization: Bearer` header) to skip `hello`, and `&topics=a,b` to
-/// subscribe at once. Each connection gets `TCP_NODELAY`. Accept errors
-/// (e.g. out of file descriptors) are logged and retried after a short
-/// pause; raise the limit with `ulimit -n` for many clients.
+/// subscribe at once. An invalid topic there refuses the upgrade with HTTP
+/// 400 (see [`WsConnection::accept`]). Each connection gets `TCP_NODELAY`.
+/// Accept errors (e.g. out of file descriptors) are logged and retried
+/// after a short pause; raise the limit with `ulimit -n` for many clients.
 ///
 /// # Examples
 ///
@@ -274,6 +306,7 @@ async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
         WsConnection::accept(stream, &transport),
     )
     .await;
+    // A refused or failed handshake: tungstenite has answered (e.g. 400).
     let Ok(Ok((conn, params))) = handshake else {
         return;
     };
