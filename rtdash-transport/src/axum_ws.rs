@@ -46,17 +46,19 @@ impl<K: Key> Transport<K> {
     /// Responds `400 Bad Request` to a request that is not a WebSocket
     /// upgrade (RFC 6455 section 4.2.1) and `426 Upgrade Required` when the
     /// server cannot upgrade the connection (e.g. HTTP/2). Before upgrading
-    /// it refuses an invalid topic in `?topics=` with `400` and a JSON
-    /// `error` body (`bad_request`, the same check as for a `subscribe`
-    /// message).
+    /// it refuses, with a JSON `error` body, an `Origin` outside
+    /// [`TransportConfig::with_allowed_origins`](crate::TransportConfig::with_allowed_origins)
+    /// (`403`, `forbidden`) and an invalid topic in `?topics=` (`400`,
+    /// `bad_request`, the same check as for a `subscribe` message).
     pub fn ws_upgrade(&self, mut req: Request) -> Response {
         if let Err(why) = check_upgrade(req.method(), req.headers()) {
             return (StatusCode::BAD_REQUEST, why).into_response();
         }
-        let params = match RequestParams::from_request(req.uri().query(), req.headers()) {
-            Ok(p) => p,
-            Err(refusal) => return refusal_response(&refusal),
-        };
+        let params =
+            match RequestParams::from_request(self.config(), req.uri().query(), req.headers()) {
+                Ok(p) => p,
+                Err(refusal) => return refusal_response(&refusal),
+            };
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
             return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
         };

@@ -17,7 +17,10 @@ use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::query::Refusal;
 use crate::session::{SessionStart, clip};
-use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token};
+use crate::{
+    CloseCode, Connection, Incoming, Outgoing, Transport, TransportConfig, TransportError,
+    bearer_token,
+};
 
 /// A WebSocket connection as a session drives it.
 ///
@@ -43,9 +46,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
     /// connection and the token found in the request (`?token=` or
     /// `Authorization: Bearer`), if any.
     ///
-    /// The request is checked before the upgrade: an invalid topic in
-    /// `?topics=` is refused with HTTP 400 (the same check as for a
-    /// `subscribe` message) and a JSON `error` body.
+    /// The request is checked before the upgrade: an `Origin` not in
+    /// [`TransportConfig::with_allowed_origins`] is refused with HTTP 403,
+    /// an invalid topic in `?topics=` with HTTP 400 (the same check as for a
+    /// `subscribe` message); both with a JSON `error` body.
     ///
     /// # Errors
     ///
@@ -56,10 +60,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
         transport: &Transport<K>,
     ) -> Result<(Self, RequestParams), TransportError> {
         let mut params = RequestParams::default();
+        let transport_config = transport.config();
         // The signature is tungstenite's callback type.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            match RequestParams::from_request(req.uri().query(), req.headers()) {
+            match RequestParams::from_request(transport_config, req.uri().query(), req.headers()) {
                 Ok(p) => {
                     params = p;
                     Ok(resp)
@@ -136,12 +141,27 @@ pub struct RequestParams {
 
 impl RequestParams {
     /// Reads the parameters of a WebSocket upgrade request from its URL
-    /// query string and headers, refusing it (before the upgrade) if a topic
-    /// is invalid (400).
+    /// query string and headers, refusing it (before the upgrade) if its
+    /// `Origin` is not allowed (403) or a topic is invalid (400).
     pub(crate) fn from_request(
+        config: &TransportConfig,
         query: Option<&str>,
         headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
     ) -> Result<Self, Refusal> {
+        if config.allowed_origins().is_some() {
+            let allowed = match headers.get("origin") {
+                None => config.origin_allowed(None),
+                Some(v) => v.to_str().is_ok_and(|o| config.origin_allowed(Some(o))),
+            };
+            if !allowed {
+                return Err(Refusal {
+                    status: 403,
+                    code: "forbidden",
+                    message: "this Origin may not open WebSocket sessions here (allowed_origins)"
+                        .to_owned(),
+                });
+            }
+        }
         let q = crate::query::parse(query);
         Refusal::check_topics(&q.topics)?;
         let token = q.token.or_else(|| {
@@ -250,7 +270,8 @@ fn ws_error(e: WsError) -> TransportError {
 /// Any path is accepted; the request may carry `?token=...` (or an
 /// `Authorization: Bearer` header) to skip `hello`, and `&topics=a,b` to
 /// subscribe at once. An invalid topic there refuses the upgrade with HTTP
-/// 400 (see [`WsConnection::accept`]). Each connection gets `TCP_NODELAY`.
+/// 400, an `Origin` outside [`TransportConfig::with_allowed_origins`] with
+/// 403 (see [`WsConnection::accept`]). Each connection gets `TCP_NODELAY`.
 /// Accept errors (e.g. out of file descriptors) are logged and retried
 /// after a short pause; raise the limit with `ulimit -n` for many clients.
 ///
@@ -306,7 +327,7 @@ async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
         WsConnection::accept(stream, &transport),
     )
     .await;
-    // A refused or failed handshake: tungstenite has answered (e.g. 400).
+    // A refused or failed handshake: tungstenite has answered (e.g. 400, 403).
     let Ok(Ok((conn, params))) = handshake else {
         return;
     };
