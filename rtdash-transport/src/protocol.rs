@@ -314,6 +314,7 @@ impl SessionFrame<'_> {
 pub(crate) enum ClientMessage {
     Hello {
         token: String,
+        id: Option<serde_json::Value>,
     },
     Subscribe {
         topics: Vec<String>,
@@ -328,29 +329,52 @@ pub(crate) enum ClientMessage {
     },
 }
 
-/// Why a client message could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a client message could not be used, with the request's `id` if one
+/// could be read from it (error frames echo it).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ParseError {
     /// Not JSON, not an object, no string `type`, or bad fields.
-    BadRequest(String),
+    BadRequest {
+        message: String,
+        id: Option<serde_json::Value>,
+    },
     /// A `type` the server does not know.
-    UnknownType(String),
+    UnknownType {
+        ty: String,
+        id: Option<serde_json::Value>,
+    },
 }
 
 impl ParseError {
+    /// A bad request; its `id` is read from `text` if it is a JSON object
+    /// with one, whatever else is wrong with it.
+    fn bad_request(text: &str, message: String) -> Self {
+        Self::BadRequest {
+            message,
+            id: request_id(text),
+        }
+    }
+
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest(_) => ErrorCode::BadRequest,
-            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::BadRequest { .. } => ErrorCode::BadRequest,
+            Self::UnknownType { .. } => ErrorCode::UnknownType,
         }
     }
 
     pub(crate) fn message(&self) -> Cow<'_, str> {
         match self {
-            Self::BadRequest(m) => Cow::Borrowed(m),
-            Self::UnknownType(t) => Cow::Owned(format!(
-                "unknown message type `{t}`; expected hello, subscribe, unsubscribe or ping"
+            Self::BadRequest { message, .. } => Cow::Borrowed(message),
+            Self::UnknownType { ty, .. } => Cow::Owned(format!(
+                "unknown message type `{ty}`; expected hello, subscribe, unsubscribe or ping"
             )),
+        }
+    }
+
+    /// The request's `id`, if one could be read.
+    pub(crate) fn id(&self) -> Option<&serde_json::Value> {
+        match self {
+            Self::BadRequest { id, .. } | Self::UnknownType { id, .. } => id.as_ref(),
         }
     }
 }
@@ -361,9 +385,27 @@ struct Envelope<'a> {
     ty: Cow<'a, str>,
 }
 
+/// Only the `id` of a message (on the error path, whatever else is wrong).
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+/// The `id` of a client message that is a JSON object with one.
+fn request_id(text: &str) -> Option<serde_json::Value> {
+    // A derived struct would also read a JSON array, as its fields in order.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<IdOnly>(text).ok()?.id
+}
+
 #[derive(Deserialize)]
 struct HelloBody {
     token: String,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -382,27 +424,35 @@ struct PingBody {
 /// Parses one client text message.
 pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-        ParseError::BadRequest(format!(
-            "expected a JSON object with a string `type` field: {e}"
-        ))
+        ParseError::bad_request(
+            text,
+            format!("expected a JSON object with a string `type` field: {e}"),
+        )
     })?;
-    let bad =
-        |e: serde_json::Error| ParseError::BadRequest(format!("bad `{}` message: {e}", env.ty));
+    let bad = |e: serde_json::Error| {
+        ParseError::bad_request(text, format!("bad `{}` message: {e}", env.ty))
+    };
     match env.ty.as_ref() {
         "hello" => {
             let b: HelloBody = serde_json::from_str(text).map_err(bad)?;
-            Ok(ClientMessage::Hello { token: b.token })
+            Ok(ClientMessage::Hello {
+                token: b.token,
+                id: b.id,
+            })
         }
         "subscribe" | "unsubscribe" => {
             let b: TopicsBody = serde_json::from_str(text).map_err(bad)?;
             if b.topics.is_empty() {
-                return Err(ParseError::BadRequest(format!(
-                    "bad `{}` message: `topics` is empty; list at least one topic",
-                    env.ty
-                )));
+                return Err(ParseError::BadRequest {
+                    message: format!(
+                        "bad `{}` message: `topics` is empty; list at least one topic",
+                        env.ty
+                    ),
+                    id: b.id,
+                });
             }
             if let Some(message) = b.topics.iter().find_map(|t| check_topic(t).err()) {
-                return Err(ParseError::BadRequest(message));
+                return Err(ParseError::BadRequest { message, id: b.id });
             }
             if env.ty == "subscribe" {
                 Ok(ClientMessage::Subscribe {
@@ -420,7 +470,10 @@ pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
             let b: PingBody = serde_json::from_str(text).map_err(bad)?;
             Ok(ClientMessage::Ping { t: b.t })
         }
-        other => Err(ParseError::UnknownType(crate::session::clip(other, 64))),
+        other => Err(ParseError::UnknownType {
+            ty: crate::session::clip(other, 64),
+            id: request_id(text),
+        }),
     }
 }
 
@@ -491,7 +544,8 @@ mod tests {
         assert_eq!(
             parse_client(r#"{"type":"hello","token":"abc"}"#),
             Ok(ClientMessage::Hello {
-                token: "abc".into()
+                token: "abc".into(),
+                id: None,
             })
         );
         assert_eq!(
@@ -531,18 +585,40 @@ mod tests {
             "{\"type\":\"subscribe\",\"topics\":[\"a\\u0000\"]}",
         ] {
             assert!(
-                matches!(parse_client(bad), Err(ParseError::BadRequest(_))),
+                matches!(parse_client(bad), Err(ParseError::BadRequest { .. })),
                 "{bad}"
             );
         }
         let long = format!(r#"{{"type":"subscribe","topics":["{}"]}}"#, "x".repeat(300));
         assert!(matches!(
             parse_client(&long),
-            Err(ParseError::BadRequest(_))
+            Err(ParseError::BadRequest { .. })
         ));
         let e = parse_client(r#"{"type":"launch_missiles"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnknownType);
         assert!(e.message().contains("launch_missiles"));
+        assert_eq!(e.id(), None);
+    }
+
+    #[test]
+    fn errors_carry_the_request_id_when_one_can_be_read() {
+        let id = |text: &str| parse_client(text).unwrap_err().id().cloned();
+        assert_eq!(
+            id(r#"{"type":"subscribe","topics":"a","id":1}"#),
+            Some(serde_json::json!(1))
+        );
+        assert_eq!(
+            id(r#"{"type":"subscribe","topics":[],"id":"x"}"#),
+            Some(serde_json::json!("x"))
+        );
+        assert_eq!(
+            id(r#"{"type":"nope","id":[2]}"#),
+            Some(serde_json::json!([2]))
+        );
+        assert_eq!(id(r#"{"type":7,"id":3}"#), Some(serde_json::json!(3)));
+        assert_eq!(id(r#"{"type":"subscribe","topics":"a","id":null}"#), None);
+        assert_eq!(id("not json"), None);
+        assert_eq!(id(r#"[{"id":1}]"#), None);
     }
 
     #[test]

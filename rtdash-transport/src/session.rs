@@ -268,7 +268,7 @@ async fn authenticate<K: Key, C: Connection>(
                     ));
                 }
                 Some(Ok(Incoming::Text(text))) => match parse_client(&text) {
-                    Ok(ClientMessage::Hello { token }) => break token,
+                    Ok(ClientMessage::Hello { token, .. }) => break token,
                     Ok(_) => {
                         return Err(End::close(
                             CloseCode::BadRequest,
@@ -620,11 +620,11 @@ impl<K: Key> Session<'_, K> {
         }
         let mut replies = Vec::new();
         match parse_client(&text) {
-            Err(e) => replies.push(error_frame(e.code(), &e.message(), None, None)),
-            Ok(ClientMessage::Hello { .. }) => replies.push(error_frame(
+            Err(e) => replies.push(error_frame(e.code(), &e.message(), e.id(), None)),
+            Ok(ClientMessage::Hello { id, .. }) => replies.push(error_frame(
                 ErrorCode::AlreadyAuthenticated,
                 "this session is already authenticated; open a new connection to change token",
-                None,
+                id.as_ref(),
                 None,
             )),
             Ok(ClientMessage::Ping { t }) => replies.push(
