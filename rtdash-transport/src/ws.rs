@@ -230,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
     ///   (the client's own code), ignoring `code`;
     /// - else: sends a close frame with `code` and `reason`, then reads and
     ///   discards what the client still sends until its close frame
-    ///   arrives, or until it has sent nothing for [`CLOSE_IDLE`]. Dropping
+    ///   arrives, or until it has sent nothing for 250 ms. Dropping
     ///   the socket with unread data would make the kernel reset the
     ///   connection, and the client could lose the close frame (seeing 1006
     ///   instead of, e.g., 1008 after a flood); a client that stays silent
