@@ -66,6 +66,17 @@ pub enum FanoutError {
         /// The configured [`HubConfig::max_topics_per_subscription`](crate::HubConfig::max_topics_per_subscription).
         limit: usize,
     },
+    /// The topic does not exist and the hub already holds `limit` topics, so
+    /// a subscription may not create another. Topics nobody publishes on are
+    /// freed when their last subscriber leaves, so this passes once others
+    /// unsubscribe.
+    #[error(
+        "the hub already holds {limit} topics (HubConfig::max_topics): subscribe an existing topic, retry after others are unsubscribed, or raise the limit"
+    )]
+    HubFull {
+        /// The configured [`HubConfig::max_topics`](crate::HubConfig::max_topics).
+        limit: usize,
+    },
     /// A [`SlowConsumerPolicy`](crate::SlowConsumerPolicy) bound was zero.
     #[error("{policy} policy: `{field}` must be at least 1, got 0")]
     ZeroBound {

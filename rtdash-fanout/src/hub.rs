@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::{Entry, VacantEntry};
+use dashmap::mapref::one::Ref;
 use foldhash::fast::RandomState;
 
 use crate::lvc::Lvc;
 use crate::queue::{Effects, Pushed, Queue, snapshot_bytes};
 use crate::subscription::Subscription;
 use crate::{
-    HubConfig, HubStats, Key, Message, SlowConsumerPolicy, Snapshot, Stamped, SubscriberId,
-    TopicStats,
+    FanoutError, HubConfig, HubStats, Key, Message, SlowConsumerPolicy, Snapshot, Stamped,
+    SubscriberId, TopicStats,
 };
 
 /// Locks, recovering from poisoning: a panic in user code (`build`, `Clone`,
@@ -41,8 +43,32 @@ pub(crate) type SubQueue<T, K, M> = Queue<T, M, TopicRef<T, K, M>>;
 
 #[derive(Debug)]
 pub(crate) struct Topic<T, K, M> {
+    /// The topic's key in the hub's map, to free it (see [`HubInner::release`]).
+    pub(crate) name: T,
     pub(crate) state: Mutex<TopicState<T, K, M>>,
 }
+
+impl<T, K: Key, M: Message> Topic<T, K, M> {
+    fn new(name: T) -> Self {
+        Self {
+            name,
+            state: Mutex::new(TopicState {
+                seq: 0,
+                lvc: Lvc::new(),
+                subs: Vec::new(),
+                positions: HashMap::default(),
+                published: 0,
+                delivered: 0,
+            }),
+        }
+    }
+}
+
+/// A topic found in (or just added to) the hub's map, with the map shard's
+/// read lock held: while it lives, the topic cannot be freed, so whatever
+/// is added to it under its own lock (a subscriber, a published message)
+/// is added to the topic the hub keeps.
+pub(crate) type TopicGuard<'a, T, K, M> = Ref<'a, T, TopicRef<T, K, M>>;
 
 #[derive(Debug)]
 pub(crate) struct TopicState<T, K, M> {
@@ -62,6 +88,15 @@ pub(crate) struct SubEntry<T, K, M> {
     pub(crate) sub: Arc<SubShared<T, K, M>>,
     pub(crate) slot: u32,
     alive: bool,
+}
+
+impl<T, K: Key, M: Message> TopicState<T, K, M> {
+    /// Whether the hub may forget the topic: no subscriber, and nothing ever
+    /// published (so no cached value, and a sequence that restarting would
+    /// not move backwards: `seq` is 0 either way).
+    fn is_unused(&self) -> bool {
+        self.subs.is_empty() && self.seq == 0 && self.lvc.message_count() == 0
+    }
 }
 
 impl<T, K, M> TopicState<T, K, M> {
@@ -115,13 +150,15 @@ pub(crate) struct SubShared<T, K, M> {
     pub(crate) id: SubscriberId,
 }
 
-impl<T, K, M> SubShared<T, K, M> {
+impl<T: Key, K: Key, M: Message> SubShared<T, K, M> {
     /// Removes the subscriber from every topic it holds (taking each topic's
-    /// lock in turn, never while holding the queue's lock).
-    pub(crate) fn detach(self: &Arc<Self>) {
+    /// lock in turn, never while holding the queue's lock), and frees the
+    /// topics left unused. Call it with no lock held.
+    pub(crate) fn detach(self: &Arc<Self>, hub: &HubInner<T, K, M>) {
         let topics = self.queue.lock().clear();
         for t in topics {
             lock(&t.state).remove_sub(self.id);
+            hub.release(&t);
         }
     }
 }
@@ -149,6 +186,9 @@ impl Counters {
 
 pub(crate) struct HubInner<T: Key, K: Key, M: Message> {
     topics: DashMap<T, TopicRef<T, K, M>, RandomState>,
+    /// `topics.len()`, kept by hand so that `max_topics` is exact under
+    /// concurrent creations.
+    topic_count: AtomicUsize,
     /// Every live subscription, topics or not, so that closing reaches all.
     pub(crate) registry: DashMap<u64, Weak<SubShared<T, K, M>>, RandomState>,
     pub(crate) config: HubConfig,
@@ -171,28 +211,69 @@ where
     K: Key,
     M: Message,
 {
-    /// The topic's shared state, created on first use.
-    pub(crate) fn topic(&self, topic: &T) -> TopicRef<T, K, M> {
+    /// The topic, created on first use. Publishing is never refused, so
+    /// this ignores `max_topics`.
+    fn topic(&self, topic: &T) -> TopicGuard<'_, T, K, M> {
         if let Some(t) = self.topics.get(topic) {
-            return Arc::clone(t.value());
+            return t;
         }
-        Arc::clone(
-            self.topics
-                .entry(topic.clone())
-                .or_insert_with(|| {
-                    Arc::new(Topic {
-                        state: Mutex::new(TopicState {
-                            seq: 0,
-                            lvc: Lvc::new(),
-                            subs: Vec::new(),
-                            positions: HashMap::default(),
-                            published: 0,
-                            delivered: 0,
-                        }),
-                    })
-                })
-                .value(),
-        )
+        match self.topics.entry(topic.clone()) {
+            Entry::Occupied(o) => o.into_ref().downgrade(),
+            Entry::Vacant(v) => {
+                self.topic_count.fetch_add(1, Ordering::Relaxed);
+                self.insert(v)
+            }
+        }
+    }
+
+    /// The topic for a new subscriber, created on first use unless the hub
+    /// already holds `max_topics`.
+    pub(crate) fn topic_to_subscribe(
+        &self,
+        topic: &T,
+    ) -> Result<TopicGuard<'_, T, K, M>, FanoutError> {
+        if let Some(t) = self.topics.get(topic) {
+            return Ok(t);
+        }
+        match self.topics.entry(topic.clone()) {
+            Entry::Occupied(o) => Ok(o.into_ref().downgrade()),
+            Entry::Vacant(v) => {
+                let limit = self.config.max_topics.get();
+                if self.topic_count.fetch_add(1, Ordering::Relaxed) >= limit {
+                    self.topic_count.fetch_sub(1, Ordering::Relaxed);
+                    return Err(FanoutError::HubFull { limit });
+                }
+                Ok(self.insert(v))
+            }
+        }
+    }
+
+    fn insert<'a>(&self, v: VacantEntry<'a, T, TopicRef<T, K, M>>) -> TopicGuard<'a, T, K, M> {
+        let topic = Arc::new(Topic::new(v.key().clone()));
+        v.insert(topic).downgrade()
+    }
+
+    /// Forgets `topic` if it is unused (see `TopicState::is_unused`), so
+    /// that subscribing and leaving names nobody publishes on cannot grow
+    /// the hub. Call it with no lock held, after a subscriber left the topic
+    /// or failed to join it.
+    ///
+    /// Safe against concurrent joins: the check and the removal happen
+    /// under the map shard's write lock, and a subscribe or publish adds to
+    /// a topic only while it holds that shard's read lock ([`TopicGuard`]),
+    /// so nothing can be added to a topic between the check and its
+    /// removal, nor to a removed topic.
+    pub(crate) fn release(&self, topic: &Topic<T, K, M>) {
+        // Most leaves are from topics still in use: skip the write lock.
+        if !lock(&topic.state).is_unused() {
+            return;
+        }
+        let removed = self
+            .topics
+            .remove_if(&topic.name, |_, t| lock(&t.state).is_unused());
+        if removed.is_some() {
+            self.topic_count.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -283,6 +364,7 @@ where
         Self {
             inner: Arc::new(HubInner {
                 topics: DashMap::with_hasher(RandomState::default()),
+                topic_count: AtomicUsize::new(0),
                 registry: DashMap::with_hasher(RandomState::default()),
                 config,
                 next_id: AtomicU64::new(1),
@@ -337,18 +419,12 @@ where
         keys: impl IntoIterator<Item = K>,
         build: impl FnOnce(u64) -> M,
     ) -> u64 {
-        // The map's read guard, held through the publish, spares an `Arc` clone and drop
-        // (two atomic read-modify-writes) per publish; it only holds back the creation of
-        // topics in the same shard.
-        let found = self.inner.topics.get(topic);
-        let created;
-        let t: &Topic<T, K, M> = match &found {
-            Some(entry) => entry.value(),
-            None => {
-                created = self.inner.topic(topic);
-                &created
-            }
-        };
+        // The map's read guard, held through the publish, keeps the topic from being freed
+        // meanwhile (see `HubInner::release`) and spares an `Arc` clone and drop (two
+        // atomic read-modify-writes) per publish; it only holds back the creation and
+        // freeing of topics in the same shard.
+        let found = self.inner.topic(topic);
+        let t: &Topic<T, K, M> = found.value();
         let mut effects = Effects::default();
         let mut evicted: Vec<Arc<SubShared<T, K, M>>> = Vec::new();
         let seq;
@@ -424,7 +500,7 @@ where
                 .evicted
                 .fetch_add(evicted.len() as u64, Ordering::Relaxed);
             for s in evicted {
-                s.detach();
+                s.detach(&self.inner);
             }
         }
         seq
@@ -515,8 +591,8 @@ where
         self.topic_stats(topic).map_or(0, |s| s.subscribers)
     }
 
-    /// Counters of one topic; `None` if the topic was never published to nor
-    /// subscribed.
+    /// Counters of one topic; `None` if the hub does not hold the topic (it
+    /// was never published to and has no subscriber now).
     pub fn topic_stats(&self, topic: &T) -> Option<TopicStats> {
         let t = self
             .inner

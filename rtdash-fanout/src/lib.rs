@@ -31,6 +31,14 @@
 //!   existing (a widget removed, a dashboard deleted),
 //!   [`Hub::retain_cached`] drops their cached values so later snapshots do
 //!   not show them.
+//! - **Topic lifetime.** Publishing or subscribing creates a topic. A topic
+//!   nobody ever published on is freed when its last subscriber leaves
+//!   (unsubscribe, drop, eviction), so clients subscribing and leaving
+//!   arbitrary names cannot grow the hub; a topic that was published on
+//!   stays, keeping its cached values and its sequence numbers (a freed
+//!   topic would restart at `seq` 0). Subscriptions create at most
+//!   [`HubConfig::max_topics`] topics in all ([`FanoutError::HubFull`]);
+//!   [`HubStats::topics`] counts them.
 //!
 //! # Example
 //!

@@ -121,8 +121,10 @@ fn non_zero(
 /// use rtdash_fanout::HubConfig;
 ///
 /// let config = HubConfig::default()
-///     .with_max_topics_per_subscription(NonZeroUsize::new(16).unwrap());
+///     .with_max_topics_per_subscription(NonZeroUsize::new(16).unwrap())
+///     .with_max_topics(NonZeroUsize::new(10_000).unwrap());
 /// assert_eq!(config.max_topics_per_subscription.get(), 16);
+/// assert_eq!(config.max_topics.get(), 10_000);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -131,16 +133,39 @@ pub struct HubConfig {
     /// Bounds the memory of one subscription under
     /// [`SlowConsumerPolicy::Conflate`], whose bound is per topic.
     pub max_topics_per_subscription: NonZeroUsize,
+    /// Most topics the hub holds before subscriptions may no longer create
+    /// new ones (default 100,000).
+    ///
+    /// Past it, [`Subscription::subscribe`](crate::Subscription::subscribe)
+    /// of a topic that does not exist fails with
+    /// [`FanoutError::HubFull`]; existing topics can still be subscribed, and
+    /// publishing is never refused (a publish to a new topic creates it even
+    /// past the bound: publishers are the server's own code). A topic costs
+    /// a few hundred bytes plus its name and its cached values. Topics
+    /// nobody ever published on are freed when their last subscriber leaves,
+    /// so this bounds what clients subscribing arbitrary names can hold at
+    /// one time.
+    pub max_topics: NonZeroUsize,
 }
 
 impl HubConfig {
     /// Default of [`max_topics_per_subscription`](Self::max_topics_per_subscription).
     pub const DEFAULT_MAX_TOPICS_PER_SUBSCRIPTION: usize = 256;
 
+    /// Default of [`max_topics`](Self::max_topics).
+    pub const DEFAULT_MAX_TOPICS: usize = 100_000;
+
     /// Sets [`max_topics_per_subscription`](Self::max_topics_per_subscription).
     #[must_use]
     pub fn with_max_topics_per_subscription(mut self, limit: NonZeroUsize) -> Self {
         self.max_topics_per_subscription = limit;
+        self
+    }
+
+    /// Sets [`max_topics`](Self::max_topics).
+    #[must_use]
+    pub fn with_max_topics(mut self, limit: NonZeroUsize) -> Self {
+        self.max_topics = limit;
         self
     }
 }
@@ -152,6 +177,7 @@ impl Default for HubConfig {
                 Self::DEFAULT_MAX_TOPICS_PER_SUBSCRIPTION,
             )
             .unwrap_or(NonZeroUsize::MIN),
+            max_topics: NonZeroUsize::new(Self::DEFAULT_MAX_TOPICS).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }

@@ -22,7 +22,9 @@ pub struct HubStats {
     pub evicted: u64,
     /// Live [`Subscription`](crate::Subscription)s (created and not dropped).
     pub subscribers: usize,
-    /// Topics known to the hub (published to or subscribed at least once).
+    /// Topics the hub holds now: every topic published to, and every topic
+    /// subscribed now. A topic nobody ever published on is freed when its
+    /// last subscriber leaves (see [`HubConfig::max_topics`](crate::HubConfig::max_topics)).
     pub topics: usize,
 }
 

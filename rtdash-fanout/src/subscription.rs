@@ -77,8 +77,12 @@ where
     /// publishes.
     ///
     /// Subscribing a topic already held does nothing and returns `Ok`. A
-    /// topic that does not exist yet is created (with an empty cache), so
-    /// check what clients may subscribe before calling this.
+    /// topic that does not exist yet is created (with an empty cache), at
+    /// most [`HubConfig::max_topics`](crate::HubConfig::max_topics) topics in
+    /// all; it is freed again when its last subscriber leaves if nothing was
+    /// ever published to it (see [`Hub::stats`](crate::Hub::stats)), so
+    /// subscribing and leaving names nobody publishes on does not grow the
+    /// hub. Still, check what clients may subscribe before calling this.
     ///
     /// # Errors
     ///
@@ -87,7 +91,9 @@ where
     ///   which evicts the subscription);
     /// - [`FanoutError::HubClosed`] if the hub was dropped;
     /// - [`FanoutError::TooManyTopics`] at
-    ///   [`HubConfig::max_topics_per_subscription`](crate::HubConfig::max_topics_per_subscription).
+    ///   [`HubConfig::max_topics_per_subscription`](crate::HubConfig::max_topics_per_subscription);
+    /// - [`FanoutError::HubFull`] if `topic` does not exist and the hub holds
+    ///   [`HubConfig::max_topics`](crate::HubConfig::max_topics) topics.
     pub fn subscribe(&self, topic: T) -> Result<(), FanoutError> {
         let Some(hub) = self.hub.upgrade() else {
             return Err(FanoutError::HubClosed);
@@ -123,13 +129,18 @@ where
         if !check(&self.shared.queue.lock(), &topic)? {
             return Ok(());
         }
-        let t = hub.topic(&topic);
+        // Held until the subscriber is registered: the topic cannot be freed meanwhile.
+        let guard = hub.topic_to_subscribe(&topic)?;
+        let t = Arc::clone(guard.value());
         let mut effects = Effects::default();
-        let evicted = {
+        // `Ok(None)`: not joined; `Ok(Some(None))`: joined; `Ok(Some(Some(reason)))`: evicted.
+        let joined: Result<Option<Option<crate::EvictReason>>, FanoutError> = 'join: {
             let mut st = lock(&t.state);
             let mut q = self.shared.queue.lock();
-            if !check(&q, &topic)? {
-                return Ok(());
+            match check(&q, &topic) {
+                Ok(true) => {}
+                Ok(false) => break 'join Ok(None),
+                Err(e) => break 'join Err(e),
             }
             let slot = q.add_slot(topic, Arc::clone(&t));
             let messages = st.lvc.snapshot();
@@ -162,21 +173,32 @@ where
             drop(q);
             drop(st);
             wake.wake();
-            evicted
+            Ok(Some(evicted))
         };
+        drop(guard);
         self.counters.add(effects);
-        match evicted {
-            None => Ok(()),
-            Some(reason) => {
+        match joined {
+            Ok(Some(None)) => Ok(()),
+            Ok(Some(Some(reason))) => {
                 self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-                self.shared.detach();
+                self.shared.detach(hub);
+                hub.release(&t);
                 Err(FanoutError::Evicted { reason })
+            }
+            // Not joined (already held, or the status changed): the topic may
+            // have been created for nothing.
+            other => {
+                hub.release(&t);
+                other.map(|_| ())
             }
         }
     }
 
     /// Removes `topic`: its queued events are discarded and no more arrive.
     /// Returns whether the topic was subscribed.
+    ///
+    /// The hub frees the topic if this was its last subscriber and nothing
+    /// was ever published to it.
     pub fn unsubscribe(&self, topic: &T) -> bool {
         let Some(t) = ({
             let q = self.shared.queue.lock();
@@ -184,13 +206,20 @@ where
         }) else {
             return false;
         };
-        let mut st = lock(&t.state);
-        let mut q = self.shared.queue.lock();
-        let Some(slot) = q.find(topic) else {
-            return false;
-        };
-        q.remove_slot(slot);
-        st.remove_sub(self.shared.id);
+        {
+            let mut st = lock(&t.state);
+            let mut q = self.shared.queue.lock();
+            let Some(slot) = q.find(topic) else {
+                return false;
+            };
+            q.remove_slot(slot);
+            st.remove_sub(self.shared.id);
+        }
+        if let Some(hub) = self.hub.upgrade() {
+            hub.release(&t);
+            // `hub` may be the last handle; no lock is held here.
+            drop(hub);
+        }
         true
     }
 
@@ -293,26 +322,26 @@ where
 }
 
 impl<T: Key, K: Key, M: Message> Drop for Subscription<T, K, M> {
+    /// Marks the subscription dropped, frees its queue, leaves every topic
+    /// and frees the topics left unused.
     fn drop(&mut self) {
-        drop_shared(&self.shared);
-        if let Some(hub) = self.hub.upgrade() {
+        let topics = {
+            let mut q = self.shared.queue.lock();
+            q.set_status(Status::Dropped);
+            q.clear()
+        };
+        let hub = self.hub.upgrade();
+        for t in topics {
+            lock(&t.state).remove_sub(self.shared.id);
+            if let Some(hub) = &hub {
+                hub.release(&t);
+            }
+        }
+        if let Some(hub) = hub {
             hub.registry.remove(&self.shared.id.get());
             // `hub` may be the last handle; no lock is held here.
             drop(hub);
         }
         self.counters.subscribers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Marks the subscription dropped, frees its queue and leaves every topic.
-/// Free of trait bounds so `Drop` can call it.
-fn drop_shared<T, K, M>(shared: &Arc<SubShared<T, K, M>>) {
-    let topics = {
-        let mut q = shared.queue.lock();
-        q.set_status(Status::Dropped);
-        q.clear()
-    };
-    for t in topics {
-        lock(&t.state).remove_sub(shared.id);
     }
 }

@@ -9,6 +9,7 @@ use hyper_util::rt::TokioIo;
 use rtdash_fanout::Key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::query::Refusal;
 use crate::session::SessionStart;
 use crate::{RequestParams, Transport, WsConnection};
 
@@ -44,11 +45,20 @@ impl<K: Key> Transport<K> {
     ///
     /// Responds `400 Bad Request` to a request that is not a WebSocket
     /// upgrade (RFC 6455 section 4.2.1) and `426 Upgrade Required` when the
-    /// server cannot upgrade the connection (e.g. HTTP/2).
+    /// server cannot upgrade the connection (e.g. HTTP/2). Before upgrading
+    /// it refuses, with a JSON `error` body, an `Origin` outside
+    /// [`TransportConfig::with_allowed_origins`](crate::TransportConfig::with_allowed_origins)
+    /// (`403`, `forbidden`) and an invalid topic in `?topics=` (`400`,
+    /// `bad_request`, the same check as for a `subscribe` message).
     pub fn ws_upgrade(&self, mut req: Request) -> Response {
         if let Err(why) = check_upgrade(req.method(), req.headers()) {
             return (StatusCode::BAD_REQUEST, why).into_response();
         }
+        let params =
+            match RequestParams::from_request(self.config(), req.uri().query(), req.headers()) {
+                Ok(p) => p,
+                Err(refusal) => return refusal_response(&refusal),
+            };
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
             return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
         };
@@ -60,7 +70,6 @@ impl<K: Key> Transport<K> {
             )
                 .into_response();
         };
-        let params = RequestParams::from_parts(req.uri().query(), req.headers());
         let accepted_at = tokio::time::Instant::now();
         let permit = self.try_acquire();
         let transport = self.clone();
@@ -83,6 +92,20 @@ impl<K: Key> Transport<K> {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         resp
     }
+}
+
+/// A refusal as an HTTP response with a JSON body.
+pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        refusal.body(),
+    )
+        .into_response()
 }
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {

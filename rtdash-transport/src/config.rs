@@ -1,6 +1,7 @@
 //! [`TransportConfig`]: limits, timeouts and buffer sizes.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rtdash_fanout::SlowConsumerPolicy;
@@ -41,6 +42,7 @@ pub struct TransportConfig {
     write_buffer_bytes: usize,
     max_batch_frames: NonZeroUsize,
     policy: SlowConsumerPolicy,
+    allowed_origins: Option<Arc<[String]>>,
 }
 
 const fn nz(n: usize) -> NonZeroUsize {
@@ -74,6 +76,7 @@ impl Default for TransportConfig {
             write_buffer_bytes: 4 * 1024,
             max_batch_frames: nz(64),
             policy: SlowConsumerPolicy::default(),
+            allowed_origins: None,
         }
     }
 }
@@ -193,6 +196,30 @@ impl TransportConfig {
         self
     }
 
+    /// Origins allowed to open WebSocket sessions, as browsers send them in
+    /// the `Origin` header: `scheme://host[:port]`, e.g.
+    /// `https://dash.example.com` (compared ignoring ASCII case). Default:
+    /// not set, any origin (or none) is accepted.
+    ///
+    /// When set, a WebSocket upgrade ([`serve`](crate::serve) and the axum
+    /// route) whose `Origin` header is missing or not in the list is refused
+    /// with HTTP 403 and a JSON `error` body (`code` `forbidden`) before the
+    /// upgrade: no session starts, no token is checked. This stops web pages
+    /// of other sites from opening sessions with a user's browser
+    /// (cross-site WebSocket hijacking); non-browser clients must then send
+    /// one of the listed origins. An empty list refuses every upgrade. SSE
+    /// requests are not checked: browsers apply CORS to `EventSource`, and
+    /// the transport sends no CORS headers.
+    #[must_use]
+    pub fn with_allowed_origins<I>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// See [`with_max_message_bytes`](Self::with_max_message_bytes).
     #[must_use]
     pub fn max_message_bytes(&self) -> NonZeroUsize {
@@ -271,6 +298,26 @@ impl TransportConfig {
         self.policy
     }
 
+    /// See [`with_allowed_origins`](Self::with_allowed_origins): `None` when
+    /// any origin is accepted.
+    #[must_use]
+    pub fn allowed_origins(&self) -> Option<&[String]> {
+        self.allowed_origins.as_deref()
+    }
+
+    /// Whether a WebSocket upgrade with this `Origin` header (if any) may
+    /// proceed.
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match (&self.allowed_origins, origin) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(list), Some(origin)) => {
+                list.iter().any(|o| o.eq_ignore_ascii_case(origin.trim()))
+            }
+        }
+    }
+
     /// tungstenite's configuration derived from these limits.
     #[cfg(feature = "ws")]
     pub(crate) fn websocket_config(
@@ -282,5 +329,28 @@ impl TransportConfig {
             .write_buffer_size(self.write_buffer_bytes)
             .max_message_size(Some(max))
             .max_frame_size(Some(max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked_only_when_listed() {
+        let any = TransportConfig::default();
+        assert!(any.origin_allowed(None) && any.origin_allowed(Some("https://x.example")));
+        let listed = any.with_allowed_origins(["https://dash.example"]);
+        assert_eq!(
+            listed.allowed_origins(),
+            Some(&["https://dash.example".to_owned()][..])
+        );
+        assert!(listed.origin_allowed(Some("https://dash.example")));
+        assert!(listed.origin_allowed(Some("HTTPS://Dash.Example")));
+        assert!(!listed.origin_allowed(Some("https://dash.example.evil")));
+        assert!(!listed.origin_allowed(Some("null")));
+        assert!(!listed.origin_allowed(None));
+        let none = TransportConfig::default().with_allowed_origins(Vec::<String>::new());
+        assert!(!none.origin_allowed(Some("https://dash.example")));
     }
 }

@@ -110,7 +110,16 @@ pub trait Connection: Send + 'static {
 
     /// Ends the connection with `code` and `reason` (a WebSocket close frame;
     /// for SSE a final `closing` frame). Best effort: errors are ignored, and
-    /// the session bounds it with a timeout.
+    /// the session bounds it with a timeout (2 s); the session drops the
+    /// connection after it.
+    ///
+    /// After [`recv`](Self::recv) returned `None` because the client closed,
+    /// the session calls this with [`CloseCode::Normal`]: a transport with a
+    /// close handshake answers the client's close (the WebSocket
+    /// implementation echoes the client's code). Otherwise it should wait
+    /// for the client's answer, reading and discarding what still arrives,
+    /// so that the connection is not dropped with unread data (which makes
+    /// TCP reset it, and the client may lose the close).
     fn close(&mut self, code: CloseCode, reason: &str) -> impl Future<Output = ()> + Send;
 
     /// Whether the client sends messages. `false` (SSE) means: no `hello`

@@ -140,6 +140,10 @@ pub enum ErrorCode {
     AlreadyAuthenticated,
     /// A topic in `unsubscribe` was not subscribed.
     NotSubscribed,
+    /// The topic does not exist and the server's hub already holds its
+    /// maximum number of topics (`HubConfig::max_topics`); subscribing it may
+    /// succeed later, when other clients have left theirs.
+    TooManyTopics,
 }
 
 impl ErrorCode {
@@ -153,6 +157,7 @@ impl ErrorCode {
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::NotSubscribed => "not_subscribed",
+            Self::TooManyTopics => "too_many_topics",
         }
     }
 }
@@ -252,6 +257,17 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The JSON body of an HTTP refusal (an SSE request or a WebSocket upgrade
+/// refused before the stream starts), in the shape of an `error` frame.
+pub(crate) fn refusal_body(code: &str, message: &str) -> String {
+    let mut body = String::from(r#"{"type":"error","code":"#);
+    push_json_str(&mut body, code);
+    body.push_str(r#","message":"#);
+    push_json_str(&mut body, message);
+    body.push('}');
+    body
+}
+
 /// Server frames that are built per session (rare), encoded with serde.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -298,6 +314,7 @@ impl SessionFrame<'_> {
 pub(crate) enum ClientMessage {
     Hello {
         token: String,
+        id: Option<serde_json::Value>,
     },
     Subscribe {
         topics: Vec<String>,
@@ -312,29 +329,52 @@ pub(crate) enum ClientMessage {
     },
 }
 
-/// Why a client message could not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a client message could not be used, with the request's `id` if one
+/// could be read from it (error frames echo it).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ParseError {
     /// Not JSON, not an object, no string `type`, or bad fields.
-    BadRequest(String),
+    BadRequest {
+        message: String,
+        id: Option<serde_json::Value>,
+    },
     /// A `type` the server does not know.
-    UnknownType(String),
+    UnknownType {
+        ty: String,
+        id: Option<serde_json::Value>,
+    },
 }
 
 impl ParseError {
+    /// A bad request; its `id` is read from `text` if it is a JSON object
+    /// with one, whatever else is wrong with it.
+    fn bad_request(text: &str, message: String) -> Self {
+        Self::BadRequest {
+            message,
+            id: request_id(text),
+        }
+    }
+
     pub(crate) fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest(_) => ErrorCode::BadRequest,
-            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::BadRequest { .. } => ErrorCode::BadRequest,
+            Self::UnknownType { .. } => ErrorCode::UnknownType,
         }
     }
 
     pub(crate) fn message(&self) -> Cow<'_, str> {
         match self {
-            Self::BadRequest(m) => Cow::Borrowed(m),
-            Self::UnknownType(t) => Cow::Owned(format!(
-                "unknown message type `{t}`; expected hello, subscribe, unsubscribe or ping"
+            Self::BadRequest { message, .. } => Cow::Borrowed(message),
+            Self::UnknownType { ty, .. } => Cow::Owned(format!(
+                "unknown message type `{ty}`; expected hello, subscribe, unsubscribe or ping"
             )),
+        }
+    }
+
+    /// The request's `id`, if one could be read.
+    pub(crate) fn id(&self) -> Option<&serde_json::Value> {
+        match self {
+            Self::BadRequest { id, .. } | Self::UnknownType { id, .. } => id.as_ref(),
         }
     }
 }
@@ -345,9 +385,27 @@ struct Envelope<'a> {
     ty: Cow<'a, str>,
 }
 
+/// Only the `id` of a message (on the error path, whatever else is wrong).
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+/// The `id` of a client message that is a JSON object with one.
+fn request_id(text: &str) -> Option<serde_json::Value> {
+    // A derived struct would also read a JSON array, as its fields in order.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<IdOnly>(text).ok()?.id
+}
+
 #[derive(Deserialize)]
 struct HelloBody {
     token: String,
+    #[serde(default)]
+    id: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -366,29 +424,35 @@ struct PingBody {
 /// Parses one client text message.
 pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-        ParseError::BadRequest(format!(
-            "expected a JSON object with a string `type` field: {e}"
-        ))
+        ParseError::bad_request(
+            text,
+            format!("expected a JSON object with a string `type` field: {e}"),
+        )
     })?;
-    let bad =
-        |e: serde_json::Error| ParseError::BadRequest(format!("bad `{}` message: {e}", env.ty));
+    let bad = |e: serde_json::Error| {
+        ParseError::bad_request(text, format!("bad `{}` message: {e}", env.ty))
+    };
     match env.ty.as_ref() {
         "hello" => {
             let b: HelloBody = serde_json::from_str(text).map_err(bad)?;
-            Ok(ClientMessage::Hello { token: b.token })
+            Ok(ClientMessage::Hello {
+                token: b.token,
+                id: b.id,
+            })
         }
         "subscribe" | "unsubscribe" => {
             let b: TopicsBody = serde_json::from_str(text).map_err(bad)?;
             if b.topics.is_empty() {
-                return Err(ParseError::BadRequest(format!(
-                    "bad `{}` message: `topics` is empty; list at least one topic",
-                    env.ty
-                )));
+                return Err(ParseError::BadRequest {
+                    message: format!(
+                        "bad `{}` message: `topics` is empty; list at least one topic",
+                        env.ty
+                    ),
+                    id: b.id,
+                });
             }
-            if let Some(t) = b.topics.iter().find(|t| !valid_topic(t)) {
-                return Err(ParseError::BadRequest(format!(
-                    "bad topic {t:?}: topics are 1 to {MAX_TOPIC_LEN} bytes without control characters"
-                )));
+            if let Some(message) = b.topics.iter().find_map(|t| check_topic(t).err()) {
+                return Err(ParseError::BadRequest { message, id: b.id });
             }
             if env.ty == "subscribe" {
                 Ok(ClientMessage::Subscribe {
@@ -406,13 +470,31 @@ pub(crate) fn parse_client(text: &str) -> Result<ClientMessage, ParseError> {
             let b: PingBody = serde_json::from_str(text).map_err(bad)?;
             Ok(ClientMessage::Ping { t: b.t })
         }
-        other => Err(ParseError::UnknownType(crate::session::clip(other, 64))),
+        other => Err(ParseError::UnknownType {
+            ty: crate::session::clip(other, 64),
+            id: request_id(text),
+        }),
     }
 }
 
-/// Whether a topic name is acceptable from a client.
-pub(crate) fn valid_topic(t: &str) -> bool {
-    !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !t.chars().any(char::is_control)
+/// Checks a topic name from a client, wherever it comes from (a `subscribe`
+/// or `unsubscribe` message, the `topics` of a WebSocket or SSE URL): 1 to
+/// [`MAX_TOPIC_LEN`] bytes, no control characters. The error is the message
+/// to send back (an `error` frame, or the body of an HTTP 400), with the
+/// topic cut to 64 bytes.
+pub(crate) fn check_topic(t: &str) -> Result<(), String> {
+    if !t.is_empty() && t.len() <= MAX_TOPIC_LEN && !t.chars().any(char::is_control) {
+        return Ok(());
+    }
+    let shown = crate::session::clip(t, 64);
+    let cut = if shown.len() < t.len() {
+        format!(" (cut from {} bytes)", t.len())
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "bad topic {shown:?}{cut}: topics are 1 to {MAX_TOPIC_LEN} bytes without control characters"
+    ))
 }
 
 #[cfg(test)]
@@ -462,7 +544,8 @@ mod tests {
         assert_eq!(
             parse_client(r#"{"type":"hello","token":"abc"}"#),
             Ok(ClientMessage::Hello {
-                token: "abc".into()
+                token: "abc".into(),
+                id: None,
             })
         );
         assert_eq!(
@@ -502,18 +585,65 @@ mod tests {
             "{\"type\":\"subscribe\",\"topics\":[\"a\\u0000\"]}",
         ] {
             assert!(
-                matches!(parse_client(bad), Err(ParseError::BadRequest(_))),
+                matches!(parse_client(bad), Err(ParseError::BadRequest { .. })),
                 "{bad}"
             );
         }
         let long = format!(r#"{{"type":"subscribe","topics":["{}"]}}"#, "x".repeat(300));
         assert!(matches!(
             parse_client(&long),
-            Err(ParseError::BadRequest(_))
+            Err(ParseError::BadRequest { .. })
         ));
         let e = parse_client(r#"{"type":"launch_missiles"}"#).unwrap_err();
         assert_eq!(e.code(), ErrorCode::UnknownType);
         assert!(e.message().contains("launch_missiles"));
+        assert_eq!(e.id(), None);
+    }
+
+    #[test]
+    fn errors_carry_the_request_id_when_one_can_be_read() {
+        let id = |text: &str| parse_client(text).unwrap_err().id().cloned();
+        assert_eq!(
+            id(r#"{"type":"subscribe","topics":"a","id":1}"#),
+            Some(serde_json::json!(1))
+        );
+        assert_eq!(
+            id(r#"{"type":"subscribe","topics":[],"id":"x"}"#),
+            Some(serde_json::json!("x"))
+        );
+        assert_eq!(
+            id(r#"{"type":"nope","id":[2]}"#),
+            Some(serde_json::json!([2]))
+        );
+        assert_eq!(id(r#"{"type":7,"id":3}"#), Some(serde_json::json!(3)));
+        assert_eq!(id(r#"{"type":"subscribe","topics":"a","id":null}"#), None);
+        assert_eq!(id("not json"), None);
+        assert_eq!(id(r#"[{"id":1}]"#), None);
+    }
+
+    #[test]
+    fn topic_check_is_shared_and_clips_what_it_echoes() {
+        assert_eq!(check_topic("dash-ops"), Ok(()));
+        assert_eq!(check_topic(&"x".repeat(MAX_TOPIC_LEN)), Ok(()));
+        for bad in [
+            String::new(),
+            "x".repeat(MAX_TOPIC_LEN + 1),
+            "ctl\u{1}x".into(),
+            "a\nb".into(),
+        ] {
+            let e = check_topic(&bad).unwrap_err();
+            assert!(e.len() < 200, "{e}");
+            let msg = format!(
+                r#"{{"type":"subscribe","topics":[{}]}}"#,
+                serde_json::json!(bad)
+            );
+            assert_eq!(parse_client(&msg).unwrap_err().message(), e);
+        }
+        assert!(
+            check_topic(&"x".repeat(5_000))
+                .unwrap_err()
+                .contains("cut from 5000 bytes")
+        );
     }
 
     #[test]

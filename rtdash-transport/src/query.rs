@@ -1,5 +1,40 @@
 //! Request parameters from URL queries and headers.
 
+/// Why a WebSocket upgrade or an SSE request is refused before any session
+/// starts: an HTTP status and the body of an `error` in the protocol's
+/// shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// The HTTP status (400, 403, ...).
+    pub(crate) status: u16,
+    /// The protocol's error code (`bad_request`, `forbidden`, ...).
+    pub(crate) code: &'static str,
+    /// What is wrong, for humans.
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    /// The JSON body: `{"type":"error","code":..,"message":..}`.
+    pub(crate) fn body(&self) -> String {
+        crate::protocol::refusal_body(self.code, &self.message)
+    }
+
+    /// The first topic that fails [`check_topic`](crate::protocol::check_topic), as a 400.
+    pub(crate) fn check_topics(topics: &[String]) -> Result<(), Self> {
+        match topics
+            .iter()
+            .find_map(|t| crate::protocol::check_topic(t).err())
+        {
+            None => Ok(()),
+            Some(message) => Err(Self {
+                status: 400,
+                code: "bad_request",
+                message,
+            }),
+        }
+    }
+}
+
 /// What a URL query carried.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Query {

@@ -17,7 +17,9 @@ use crate::{
     TransportError, unix_millis,
 };
 
-/// How long a close frame may take to go out.
+/// How long closing may take: the close frame going out and, for
+/// WebSocket, the client's close frame coming back (see
+/// `WsConnection::close`); the connection is dropped after it.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the session learns who the client is.
@@ -266,7 +268,7 @@ async fn authenticate<K: Key, C: Connection>(
                     ));
                 }
                 Some(Ok(Incoming::Text(text))) => match parse_client(&text) {
-                    Ok(ClientMessage::Hello { token }) => break token,
+                    Ok(ClientMessage::Hello { token, .. }) => break token,
                     Ok(_) => {
                         return Err(End::close(
                             CloseCode::BadRequest,
@@ -618,11 +620,11 @@ impl<K: Key> Session<'_, K> {
         }
         let mut replies = Vec::new();
         match parse_client(&text) {
-            Err(e) => replies.push(error_frame(e.code(), &e.message(), None, None)),
-            Ok(ClientMessage::Hello { .. }) => replies.push(error_frame(
+            Err(e) => replies.push(error_frame(e.code(), &e.message(), e.id(), None)),
+            Ok(ClientMessage::Hello { id, .. }) => replies.push(error_frame(
                 ErrorCode::AlreadyAuthenticated,
                 "this session is already authenticated; open a new connection to change token",
-                None,
+                id.as_ref(),
                 None,
             )),
             Ok(ClientMessage::Ping { t }) => replies.push(
@@ -660,8 +662,9 @@ impl<K: Key> Session<'_, K> {
         self.write_control(conn, replies, shutdown).await.err()
     }
 
-    /// Subscribes `topic` if the principal may see it; refusals become
-    /// error frames in `replies`. The snapshot arrives through the hub.
+    /// Subscribes `topic` (already checked with `protocol::check_topic`) if
+    /// the principal may see it; refusals become error frames in `replies`.
+    /// The snapshot arrives through the hub.
     fn subscribe(
         &mut self,
         topic: String,
@@ -709,6 +712,15 @@ impl<K: Key> Session<'_, K> {
                         replies.push(error_frame(
                             ErrorCode::TooManySubscriptions,
                             &format!("at most {limit} topics per subscription; unsubscribe first"),
+                            id,
+                            Some(&t),
+                        ));
+                        Ok(())
+                    }
+                    FanoutError::HubFull { .. } => {
+                        replies.push(error_frame(
+                            ErrorCode::TooManyTopics,
+                            "the server holds its maximum number of topics; subscribe an existing topic or retry later",
                             id,
                             Some(&t),
                         ));

@@ -13,7 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rtdash_fanout::Key;
 use tokio::sync::mpsc;
 
-use crate::protocol::{push_json_str, valid_topic};
+use crate::protocol::push_json_str;
+use crate::query::Refusal;
 use crate::session::{SessionStart, clip};
 use crate::{
     AuthError, CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token,
@@ -82,9 +83,8 @@ impl<K: Key> Transport<K> {
                 "list the topics in the URL: ?topics=a,b",
             );
         }
-        if let Some(t) = topics.iter().find(|t| !valid_topic(t)) {
-            let msg = format!("bad topic {:?}", clip(t, 64));
-            return refuse(StatusCode::BAD_REQUEST, "bad_request", &msg);
+        if let Err(r) = Refusal::check_topics(&topics) {
+            return refuse(StatusCode::BAD_REQUEST, r.code, &r.message);
         }
         let max = self.config().max_subscriptions().get();
         if topics.len() > max {
@@ -175,11 +175,7 @@ impl<K: Key> Transport<K> {
 
 /// An HTTP refusal with a JSON body in the protocol's `error` shape.
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut body = String::from(r#"{"type":"error","code":"#);
-    push_json_str(&mut body, code);
-    body.push_str(r#","message":"#);
-    push_json_str(&mut body, message);
-    body.push('}');
+    let body = crate::protocol::refusal_body(code, message);
     (
         status,
         [(

@@ -15,8 +15,12 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
+use crate::query::Refusal;
 use crate::session::{SessionStart, clip};
-use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError, bearer_token};
+use crate::{
+    CloseCode, Connection, Incoming, Outgoing, Transport, TransportConfig, TransportError,
+    bearer_token,
+};
 
 /// A WebSocket connection as a session drives it.
 ///
@@ -26,6 +30,8 @@ use crate::{CloseCode, Connection, Incoming, Outgoing, Transport, TransportError
 /// [`WsConnection::from_upgraded`].
 pub struct WsConnection<S> {
     ws: WebSocketStream<S>,
+    /// The client sent its close frame (tungstenite has queued the echo).
+    peer_closed: bool,
 }
 
 impl<S> std::fmt::Debug for WsConnection<S> {
@@ -40,19 +46,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
     /// connection and the token found in the request (`?token=` or
     /// `Authorization: Bearer`), if any.
     ///
+    /// The request is checked before the upgrade: an `Origin` not in
+    /// [`TransportConfig::with_allowed_origins`] is refused with HTTP 403,
+    /// an invalid topic in `?topics=` with HTTP 400 (the same check as for a
+    /// `subscribe` message); both with a JSON `error` body.
+    ///
     /// # Errors
     ///
-    /// [`TransportError::Protocol`] if the handshake fails.
+    /// [`TransportError::Protocol`] if the handshake fails or the request
+    /// was refused.
     pub async fn accept<K: Key>(
         stream: S,
         transport: &Transport<K>,
     ) -> Result<(Self, RequestParams), TransportError> {
         let mut params = RequestParams::default();
+        let transport_config = transport.config();
         // The signature is tungstenite's callback type.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            params = RequestParams::from_parts(req.uri().query(), req.headers());
-            Ok(resp)
+            match RequestParams::from_request(transport_config, req.uri().query(), req.headers()) {
+                Ok(p) => {
+                    params = p;
+                    Ok(resp)
+                }
+                Err(refusal) => Err(error_response(&refusal)),
+            }
         };
         let config = transport.config().websocket_config();
         // Boxed so the handshake state does not enlarge every session task.
@@ -63,7 +81,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
         ))
         .await
         .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
-        Ok((Self { ws }, params))
+        Ok((
+            Self {
+                ws,
+                peer_closed: false,
+            },
+            params,
+        ))
     }
 
     /// Wraps a stream whose WebSocket handshake is already done (for
@@ -75,8 +99,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
             Some(transport.config().websocket_config()),
         )
         .await;
-        Self { ws }
+        Self {
+            ws,
+            peer_closed: false,
+        }
     }
+}
+
+/// After sending its close frame, how long the server waits for anything
+/// more from the client (its close frame, or data it sent before it saw
+/// ours) before it drops the connection.
+const CLOSE_IDLE: Duration = Duration::from_millis(250);
+
+/// tungstenite's answer for a refused upgrade.
+fn error_response(refusal: &Refusal) -> ErrorResponse {
+    use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+    let body = refusal.body();
+    let len = body.len();
+    let mut resp = ErrorResponse::new(Some(body));
+    *resp.status_mut() = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// What the WebSocket or SSE request carried: token and topics from the URL
@@ -91,12 +140,30 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
-    /// Reads the parameters from a URL query string and request headers.
-    pub(crate) fn from_parts(
+    /// Reads the parameters of a WebSocket upgrade request from its URL
+    /// query string and headers, refusing it (before the upgrade) if its
+    /// `Origin` is not allowed (403) or a topic is invalid (400).
+    pub(crate) fn from_request(
+        config: &TransportConfig,
         query: Option<&str>,
         headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
-    ) -> Self {
+    ) -> Result<Self, Refusal> {
+        if config.allowed_origins().is_some() {
+            let allowed = match headers.get("origin") {
+                None => config.origin_allowed(None),
+                Some(v) => v.to_str().is_ok_and(|o| config.origin_allowed(Some(o))),
+            };
+            if !allowed {
+                return Err(Refusal {
+                    status: 403,
+                    code: "forbidden",
+                    message: "this Origin may not open WebSocket sessions here (allowed_origins)"
+                        .to_owned(),
+                });
+            }
+        }
         let q = crate::query::parse(query);
+        Refusal::check_topics(&q.topics)?;
         let token = q.token.or_else(|| {
             headers
                 .get("authorization")
@@ -104,10 +171,10 @@ impl RequestParams {
                 .and_then(bearer_token)
                 .map(str::to_owned)
         });
-        Self {
+        Ok(Self {
             token,
             topics: q.topics,
-        }
+        })
     }
 }
 
@@ -129,7 +196,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
                 Message::Text(t) => Incoming::Text(t.as_str().to_owned()),
                 Message::Binary(b) => Incoming::Binary(b.len()),
                 Message::Ping(_) | Message::Pong(_) => Incoming::Alive,
-                Message::Close(_) => return None,
+                Message::Close(_) => {
+                    self.peer_closed = true;
+                    return None;
+                }
                 Message::Frame(_) => continue,
             }));
         }
@@ -153,13 +223,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
             .map_err(ws_error)
     }
 
+    /// Completes the close handshake (RFC 6455 section 7), then the caller
+    /// drops the TCP connection:
+    ///
+    /// - after the client's close frame: sends the echo tungstenite queued
+    ///   (the client's own code), ignoring `code`;
+    /// - else: sends a close frame with `code` and `reason`, then reads and
+    ///   discards what the client still sends until its close frame
+    ///   arrives, or until it has sent nothing for 250 ms. Dropping
+    ///   the socket with unread data would make the kernel reset the
+    ///   connection, and the client could lose the close frame (seeing 1006
+    ///   instead of, e.g., 1008 after a flood); a client that stays silent
+    ///   has nothing in flight, and gets the close frame followed by a
+    ///   plain FIN. The session bounds the whole close with a timeout (2 s).
     async fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.peer_closed {
+            let _ = self.ws.flush().await;
+            return;
+        }
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
             // RFC 6455: the reason is at most 123 bytes.
             reason: clip(reason, 123).into(),
         };
-        let _ = self.ws.close(Some(frame)).await;
+        if self.ws.close(Some(frame)).await.is_err() {
+            return;
+        }
+        // Ends with `None` once the client's close frame arrived (or on any error).
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(CLOSE_IDLE, self.ws.next()).await {}
     }
 }
 
@@ -178,9 +269,11 @@ fn ws_error(e: WsError) -> TransportError {
 ///
 /// Any path is accepted; the request may carry `?token=...` (or an
 /// `Authorization: Bearer` header) to skip `hello`, and `&topics=a,b` to
-/// subscribe at once. Each connection gets `TCP_NODELAY`. Accept errors
-/// (e.g. out of file descriptors) are logged and retried after a short
-/// pause; raise the limit with `ulimit -n` for many clients.
+/// subscribe at once. An invalid topic there refuses the upgrade with HTTP
+/// 400, an `Origin` outside [`TransportConfig::with_allowed_origins`] with
+/// 403 (see [`WsConnection::accept`]). Each connection gets `TCP_NODELAY`.
+/// Accept errors (e.g. out of file descriptors) are logged and retried
+/// after a short pause; raise the limit with `ulimit -n` for many clients.
 ///
 /// # Examples
 ///
@@ -234,6 +327,7 @@ async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
         WsConnection::accept(stream, &transport),
     )
     .await;
+    // A refused or failed handshake: tungstenite has answered (e.g. 400, 403).
     let Ok(Ok((conn, params))) = handshake else {
         return;
     };

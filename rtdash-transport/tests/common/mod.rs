@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -100,7 +101,16 @@ pub async fn start(config: TransportConfig) -> TestServer {
 }
 
 pub async fn start_with(config: TransportConfig, auth: impl Authenticator) -> TestServer {
-    let transport = Transport::new(FrameHub::default(), auth, config);
+    start_with_hub(config, auth, FrameHub::default()).await
+}
+
+/// A server over `hub` (e.g. one built with a `HubConfig` under test).
+pub async fn start_with_hub(
+    config: TransportConfig,
+    auth: impl Authenticator,
+    hub: FrameHub<u32>,
+) -> TestServer {
+    let transport = Transport::new(hub, auth, config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
@@ -161,6 +171,40 @@ pub async fn expect_close(ws: &mut Ws) -> u16 {
             Some(Err(e)) => panic!("read error before close frame: {e}"),
             None => panic!("stream ended without a close frame"),
         }
+    }
+}
+
+/// Reads until the server's close frame, then until the end of the stream;
+/// returns the close code. Panics if the stream breaks or ends without a
+/// close frame (a reset, or a TCP close without the WebSocket close
+/// handshake).
+pub async fn expect_clean_close(ws: &mut Ws) -> u16 {
+    let code = expect_close(ws).await;
+    let end = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("timed out waiting for the end of the stream");
+    assert!(end.is_none(), "expected the end of the stream, got {end:?}");
+    code
+}
+
+/// The HTTP refusal of a WebSocket upgrade: status and JSON body. Panics if
+/// the upgrade succeeded or failed otherwise.
+pub async fn expect_refused(request: impl IntoClientRequest + Unpin) -> (u16, Value) {
+    let result = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("connect timed out");
+    match result {
+        Err(WsError::Http(resp)) => {
+            let status = resp.status().as_u16();
+            let body = resp
+                .body()
+                .as_deref()
+                .map(|b| serde_json::from_slice(b).expect("JSON refusal body"))
+                .unwrap_or(Value::Null);
+            (status, body)
+        }
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected an HTTP refusal, the upgrade succeeded"),
     }
 }
 
