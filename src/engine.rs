@@ -556,8 +556,9 @@ impl Engine {
         Ok(sub)
     }
 
-    /// A WebSocket/SSE transport over this engine's hub (see rtdash-transport), whose
-    /// connection counters are included in [`render_metrics`](Self::render_metrics) and
+    /// A WebSocket/SSE transport over this engine's hub (see rtdash-transport), restricted
+    /// to the topics of existing dashboards (others: close 4004 or an `unknown_topic`
+    /// error frame, see `Transport::restrict_topics`), whose connection counters are included in [`render_metrics`](Self::render_metrics) and
     /// which [`close_sessions`](Self::close_sessions) shuts down. The HTTP router creates
     /// one; create your own to serve WebSocket on another listener
     /// (`rtdash::transport::serve`).
@@ -568,6 +569,15 @@ impl Engine {
         config: TransportConfig,
     ) -> Transport<WidgetKey> {
         let t = Transport::new(self.inner.hub.clone(), authenticator, config);
+        // Sessions may subscribe only to dashboards that exist: clients cannot make the hub
+        // hold topics of their own naming. (A weak reference: the engine holds the
+        // transport.)
+        let engine = Arc::downgrade(&self.inner);
+        t.restrict_topics(move |topic| {
+            engine
+                .upgrade()
+                .is_some_and(|inner| inner.registry.contains(topic))
+        });
         let push_latency = self.inner.meters.metrics.push_latency.clone();
         t.observe_write_latency(move |d| push_latency.record(d.as_secs_f64()));
         self.inner

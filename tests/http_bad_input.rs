@@ -157,8 +157,6 @@ async fn unknown_dashboard_and_widget_are_404() {
         ("GET", "/dashboards/nope"),
         ("DELETE", "/dashboards/nope"),
         ("GET", "/dashboards/nope/alerts"),
-        ("GET", "/stream/nope"),
-        ("GET", "/sse/nope"),
         (
             "GET",
             "/dashboards/nope/widgets/6f1c9a36-52a4-4c49-9b8e-3f1d1f0a7c01/snapshot",

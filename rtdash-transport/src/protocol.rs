@@ -44,8 +44,12 @@ pub enum CloseCode {
     /// 4002: timeout: no `hello` within `hello_timeout`, or nothing received
     /// within `idle_timeout`.
     Timeout,
-    /// 4003: the token is valid but its subject may not connect.
+    /// 4003: the token is valid but its subject may not connect, or may not see a
+    /// topic named in the connection URL.
     Forbidden,
+    /// 4004: a topic named in the connection URL does not exist (see
+    /// `Transport::restrict_topics`).
+    UnknownTopic,
     /// 4008: slow consumer evicted: the client did not read fast enough and
     /// the hub's policy is to disconnect.
     SlowConsumer,
@@ -69,6 +73,7 @@ impl CloseCode {
             Self::AuthFailed => 4001,
             Self::Timeout => 4002,
             Self::Forbidden => 4003,
+            Self::UnknownTopic => 4004,
             Self::SlowConsumer => 4008,
             Self::TokenExpired => 4009,
         }
@@ -89,6 +94,7 @@ impl CloseCode {
             4001 => Self::AuthFailed,
             4002 => Self::Timeout,
             4003 => Self::Forbidden,
+            4004 => Self::UnknownTopic,
             4008 => Self::SlowConsumer,
             4009 => Self::TokenExpired,
             _ => return None,
@@ -111,6 +117,7 @@ impl CloseCode {
             Self::AuthFailed => "auth_failed",
             Self::Timeout => "timeout",
             Self::Forbidden => "forbidden",
+            Self::UnknownTopic => "unknown_topic",
             Self::SlowConsumer => "slow_consumer",
             Self::TokenExpired => "token_expired",
         }
@@ -134,6 +141,8 @@ pub enum ErrorCode {
     UnknownType,
     /// The principal may not see the topic.
     Forbidden,
+    /// The topic does not exist (see `Transport::restrict_topics`).
+    UnknownTopic,
     /// The subscription would exceed `max_subscriptions`.
     TooManySubscriptions,
     /// A second `hello` on an authenticated session.
@@ -154,6 +163,7 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::UnknownType => "unknown_type",
             Self::Forbidden => "forbidden",
+            Self::UnknownTopic => "unknown_topic",
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::NotSubscribed => "not_subscribed",

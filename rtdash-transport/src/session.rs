@@ -189,6 +189,21 @@ async fn setup<'a, K: Key, C: Connection>(
             return Err(end);
         }
     };
+    // Topics named in the URL: refused before any data flows, forbidden ones first so
+    // that only a principal allowed to see a topic learns whether it exists.
+    if let Some(t) = start.topics.iter().find(|t| !principal.may_see(t)) {
+        inner.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(End::Close(
+            CloseCode::Forbidden,
+            Cow::Owned(clip(&format!("not allowed to see topic `{t}`"), 120)),
+        ));
+    }
+    if let Some(t) = start.topics.iter().find(|t| !inner.topic_exists(t)) {
+        return Err(End::Close(
+            CloseCode::UnknownTopic,
+            Cow::Owned(clip(&format!("unknown topic `{t}`"), 120)),
+        ));
+    }
     let expiry = match principal.expires_at() {
         None => None,
         Some(at) => match at.duration_since(SystemTime::now()) {
@@ -676,6 +691,15 @@ impl<K: Key> Session<'_, K> {
             replies.push(error_frame(
                 ErrorCode::Forbidden,
                 "not allowed to see this topic",
+                id,
+                Some(&topic),
+            ));
+            return Ok(());
+        }
+        if !self.inner.topic_exists(&topic) {
+            replies.push(error_frame(
+                ErrorCode::UnknownTopic,
+                "no such topic",
                 id,
                 Some(&topic),
             ));

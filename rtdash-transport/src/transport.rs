@@ -80,6 +80,18 @@ pub(crate) struct Inner<K: Key> {
     pub(crate) counters: Counters,
     /// Set by [`Transport::observe_write_latency`].
     pub(crate) write_latency: OnceLock<WriteLatencyObserver>,
+    /// Set by [`Transport::restrict_topics`].
+    topic_filter: OnceLock<TopicFilter>,
+}
+
+/// What [`Transport::restrict_topics`] asks.
+type TopicFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+impl<K: Key> Inner<K> {
+    /// Whether `topic` exists (always, unless [`Transport::restrict_topics`] says).
+    pub(crate) fn topic_exists(&self, topic: &str) -> bool {
+        self.topic_filter.get().is_none_or(|exists| exists(topic))
+    }
 }
 
 /// What [`Transport::observe_write_latency`] calls.
@@ -148,6 +160,7 @@ impl<K: Key> Transport<K> {
                 active: AtomicUsize::new(0),
                 counters: Counters::default(),
                 write_latency: OnceLock::new(),
+                topic_filter: OnceLock::new(),
             }),
         }
     }
@@ -216,6 +229,18 @@ impl<K: Key> Transport<K> {
         observer: impl Fn(Duration) + Send + Sync + 'static,
     ) -> bool {
         self.inner.write_latency.set(Box::new(observer)).is_ok()
+    }
+
+    /// Restricts sessions to the topics for which `exists` returns `true` (e.g. the
+    /// dashboards a registry holds): a topic named in the connection URL that does not
+    /// exist closes the session with 4004 `unknown_topic` right after authentication
+    /// (after the 4003 check, so a client cannot learn which topics exist without being
+    /// allowed to see them); a `subscribe` to one gets an `unknown_topic` error frame.
+    /// Clients then cannot make the hub hold topics of their own naming. Called on the
+    /// session's task: keep it short. Returns `false`, and changes nothing, if a filter was
+    /// already set. Without one, every valid topic name exists.
+    pub fn restrict_topics(&self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) -> bool {
+        self.inner.topic_filter.set(Box::new(exists)).is_ok()
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.

@@ -238,21 +238,25 @@ fn with_topic(mut req: Request, id: &str) -> Result<Request, ApiError> {
     Ok(req)
 }
 
+/// The WebSocket stream of dashboard `id`. Nothing is looked up before the session has
+/// authenticated its client: the transport then closes with 4003 if the principal may
+/// not see the dashboard, 4004 if it does not exist (so ids cannot be probed without a
+/// token that may see them).
 pub(crate) async fn stream_ws(
     State(api): State<Api>,
     Path(id): Path<String>,
     req: Request,
 ) -> Answer {
-    api.dashboard(&id)?;
     Ok(api.transport.ws_upgrade(with_topic(req, &id)?))
 }
 
+/// The SSE stream of dashboard `id`, checked as [`stream_ws`] (the refusal is the stream's
+/// `error` event).
 pub(crate) async fn stream_sse(
     State(api): State<Api>,
     Path(id): Path<String>,
     req: Request,
 ) -> Answer {
-    api.dashboard(&id)?;
     Ok(api.transport.sse_response(with_topic(req, &id)?).await)
 }
 

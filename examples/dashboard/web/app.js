@@ -1210,6 +1210,7 @@
       4001: 'authentication failed',
       4002: 'timed out',
       4003: 'forbidden',
+      4004: 'no such dashboard',
       4008: 'too slow: evicted',
       4009: 'token expired',
     };
