@@ -210,11 +210,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         tokio::spawn(run_demo(engine.clone(), config, stopped(stop_rx.clone())))
     });
-    let mut server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
-    );
+    // rtdash's serve loop: deadlines for request headers and bodies, and a cap on
+    // connections per peer address (axum::serve has neither).
+    let mut server = tokio::spawn(rtdash::http::serve(
+        listener,
+        app,
+        rtdash::http::ServeConfig::default(),
+        stopped(stop_rx),
+    ));
 
     let ended_early = tokio::select! {
         () = shutdown_signal() => {
@@ -224,8 +227,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         r = &mut server => Some(r),
     };
     let _ = stop_tx.send(true);
-    // Streams are upgraded connections that axum's graceful shutdown does not track: close
-    // them (code 1001, "going away") so clients reconnect, then wait for the rest.
+    // Streams are upgraded connections that the server's graceful shutdown does not track:
+    // close them (code 1001, "going away") so clients reconnect, then wait for the rest.
     engine.close_sessions().await;
     let served = match ended_early {
         Some(r) => r,
@@ -235,7 +238,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(p) = producer {
         let _ = p.await;
     }
-    served??;
+    served?;
     Ok(())
 }
 

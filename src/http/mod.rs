@@ -48,6 +48,7 @@ mod auth;
 mod error;
 mod handlers;
 mod json;
+mod serve;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -62,13 +63,14 @@ use handlers::{
 };
 
 pub use auth::require_writers;
+pub use serve::{ServeConfig, serve};
 
 /// The HTTP API of `engine` (see the [module documentation](self) for the routes), with a
 /// WebSocket/SSE transport made by [`Engine::transport`] from `authenticator` and
 /// `config`.
 ///
-/// Serve it with `axum::serve(listener, router)`; run [`Engine::run`] beside it, and call
-/// [`Engine::close_sessions`] on shutdown.
+/// Serve it with [`serve`] (or `axum::serve`, which sets no deadline for headers or bodies);
+/// run [`Engine::run`] beside it, and call [`Engine::close_sessions`] on shutdown.
 ///
 /// # Examples
 ///
