@@ -268,7 +268,21 @@ fn api_router(
             let token = auth
                 .issue("demo", &["ops"], expires)
                 .map_err(|e| format!("cannot sign the demo token: {e}"))?;
-            Ok((rtdash::http::router(engine.clone(), auth, config), Some(token)))
+            // Writers need a token of their own (another key): a reader's token opens the
+            // streams and the reads, never the routes that change state.
+            let writers =
+                rtdash::transport::JwtAuthenticator::hs256(format!("{secret}/writers").as_bytes());
+            let writer_token = writers
+                .issue("admin", &["*"], expires)
+                .map_err(|e| format!("cannot sign the writer token: {e}"))?;
+            println!(
+                "rtdash dashboard: writer token (POST /ingest, dashboard changes; 24 h): {writer_token}"
+            );
+            let api = rtdash::http::require_writers(
+                rtdash::http::router(engine.clone(), auth, config),
+                writers,
+            );
+            Ok((api, Some(token)))
         }
         #[cfg(not(feature = "jwt"))]
         Some(_) => Err(
@@ -433,6 +447,58 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// With `--jwt-secret`, a reader's token opens the reads but not the writes; the
+    /// writers' token (another key) opens the writes.
+    #[cfg(feature = "jwt")]
+    #[tokio::test]
+    async fn with_a_jwt_secret_writes_need_a_writer_token() {
+        let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+        seed_dashboard(&engine).unwrap();
+        let (app, token) = api_router(&engine, Some("s3cret")).unwrap();
+        let reader = token.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let status = |req: reqwest::RequestBuilder| async move {
+            req.send().await.unwrap().status().as_u16()
+        };
+        assert_eq!(
+            status(client.get(format!("{base}/dashboards/ops"))).await,
+            401
+        );
+        assert_eq!(
+            status(
+                client
+                    .get(format!("{base}/dashboards/ops"))
+                    .bearer_auth(&reader)
+            )
+            .await,
+            200
+        );
+        let event = r#"{"metric_name":"m","value":1,"event_time":1700000000000}"#;
+        for token in [None, Some(reader.as_str())] {
+            let mut req = client
+                .post(format!("{base}/ingest"))
+                .header("content-type", "application/json")
+                .body(event);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            assert_eq!(status(req).await, 401, "{token:?}");
+        }
+        let writers = rtdash::transport::JwtAuthenticator::hs256(b"s3cret/writers");
+        let writer = writers
+            .issue("admin", &["*"], SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
+        let req = client
+            .post(format!("{base}/ingest"))
+            .header("content-type", "application/json")
+            .body(event)
+            .bearer_auth(&writer);
+        assert_eq!(status(req).await, 200);
     }
 
     #[test]
