@@ -144,8 +144,14 @@ impl JwtAuthenticator {
                 _ => AuthError::Invalid(format!("bad token: {e}")),
             })?;
         let claims = data.claims;
-        let expires_at =
-            UNIX_EPOCH + Duration::from_secs(claims.exp.saturating_add(self.validation.leeway));
+        // An `exp` beyond what the clock can hold is refused, not a panic.
+        let expires_at = UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                claims.exp.saturating_add(self.validation.leeway),
+            ))
+            .ok_or_else(|| {
+                AuthError::Invalid(format!("bad token: `exp` {} is out of range", claims.exp))
+            })?;
         if expires_at <= SystemTime::now() {
             return Err(AuthError::Expired);
         }
@@ -198,6 +204,39 @@ mod tests {
             .issue("bob", &[], SystemTime::now() - Duration::from_secs(10))
             .unwrap();
         assert_eq!(a.verify(&old).unwrap_err(), AuthError::Expired);
+    }
+
+    /// Found by the `jwt` fuzz target: a correctly signed `exp` past what `SystemTime`
+    /// holds panicked; it is refused. One far ahead but representable is accepted.
+    #[test]
+    fn an_exp_beyond_the_clock_is_refused_not_a_panic() {
+        let a = JwtAuthenticator::hs256(SECRET);
+        let sign = |exp: u64| {
+            let claims = Claims {
+                sub: "bob".into(),
+                exp,
+                topics: vec![],
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        for exp in [u64::MAX, u64::MAX / 2, i64::MAX as u64] {
+            match a.verify(&sign(exp)) {
+                Err(AuthError::Invalid(m)) => assert!(m.contains("out of range"), "{m}"),
+                Ok(p) => assert!(p.expires_at().is_some(), "{exp}"),
+                Err(e) => panic!("{exp}: {e}"),
+            }
+        }
+        assert!(matches!(
+            a.verify(&sign(u64::MAX)),
+            Err(AuthError::Invalid(_))
+        ));
+        let far = a.verify(&sign(32_503_680_000)).unwrap(); // year 3000
+        assert!(far.expires_at().is_some());
     }
 
     #[test]

@@ -207,7 +207,8 @@ async fn setup<'a, K: Key, C: Connection>(
     let expiry = match principal.expires_at() {
         None => None,
         Some(at) => match at.duration_since(SystemTime::now()) {
-            Ok(left) if !left.is_zero() => Some(Instant::now() + left),
+            // So far ahead that the monotonic clock cannot hold it: no expiry timer.
+            Ok(left) if !left.is_zero() => Instant::now().checked_add(left),
             _ => {
                 inner.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
                 return Err(End::close(CloseCode::TokenExpired, "token expired"));
