@@ -13,7 +13,8 @@ use crate::event::{check_metric_name, check_tag_key};
 use crate::filter::TagFilter;
 
 /// The id of a dashboard: 1 to [`DashboardId::MAX_LEN`] bytes of ASCII letters, digits, `_`,
-/// `.` and `-` (so it is safe in URLs and as a pub/sub topic name).
+/// `.` and `-`, not starting with `.` (so it is safe in URLs, as a pub/sub topic name and as
+/// a file name: never `.`, `..` or a hidden dot-file).
 ///
 /// Serialized as a JSON string.
 ///
@@ -24,7 +25,10 @@ use crate::filter::TagFilter;
 ///
 /// let id = DashboardId::new("ops-overview")?;
 /// assert_eq!(id.as_str(), "ops-overview");
+/// assert!(DashboardId::new("v1.2").is_ok());
 /// assert!(DashboardId::new("ops overview").is_err());
+/// assert!(DashboardId::new(".hidden").is_err());
+/// assert!(DashboardId::new("..").is_err());
 /// # Ok::<(), rtdash_core::CoreError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,7 +44,8 @@ impl DashboardId {
     /// # Errors
     ///
     /// [`CoreError::InvalidDashboardId`] when `id` is empty, longer than
-    /// [`DashboardId::MAX_LEN`] bytes, or has a character outside `A-Z a-z 0-9 _ . -`.
+    /// [`DashboardId::MAX_LEN`] bytes, starts with `.`, or has a character outside
+    /// `A-Z a-z 0-9 _ . -`.
     pub fn new(id: impl Into<String>) -> Result<Self, CoreError> {
         let id = id.into();
         let reason = if id.is_empty() {
@@ -51,6 +56,12 @@ impl DashboardId {
                 id.len(),
                 Self::MAX_LEN
             ))
+        } else if id.starts_with('.') {
+            Some(
+                "the id starts with `.`; an id may not start with a dot (`.`, `..` and \
+                 dot-files are not dashboard names); start it with A-Z a-z 0-9 _ or -"
+                    .to_owned(),
+            )
         } else {
             id.char_indices()
                 .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
@@ -916,4 +927,33 @@ setters! {
     with_max_tag_key_len: max_tag_key_len: usize;
     /// Sets [`max_tag_value_len`](Self::max_tag_value_len).
     with_max_tag_value_len: max_tag_value_len: usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboard_ids_may_not_start_with_a_dot() {
+        for id in [".", "..", "...", ".hidden", ".ops.json"] {
+            let err = DashboardId::new(id).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("`{id}`")) && msg.contains("may not start with a dot"),
+                "{msg}"
+            );
+        }
+        for id in ["ops", "v1.2", "a..b", "ops.", "_x", "-x"] {
+            assert_eq!(
+                DashboardId::new(id).map(|d| d.to_string()).ok().as_deref(),
+                Some(id)
+            );
+        }
+        // JSON decoding applies the same rule.
+        let err = Dashboard::from_json(br#"{"id": "..", "name": "x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("may not start with a dot"),
+            "{err}"
+        );
+    }
 }
