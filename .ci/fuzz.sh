@@ -42,9 +42,14 @@ for t in "${targets[@]}"; do
     if [[ -d "fuzz/corpus/$t" ]]; then
         cp -R "fuzz/corpus/$t/." "$work/corpus/$t/"
     fi
+    dict=()
+    if [[ -f "fuzz/dicts/$t.dict" ]]; then
+        dict=(-dict="$PWD/fuzz/dicts/$t.dict")
+    fi
     echo "==> fuzz: $t for ${budget}s"
     if ! cargo +"$toolchain" fuzz run "$t" "$work/corpus/$t" -- \
         -max_total_time="$budget" \
+        "${dict[@]}" \
         -timeout=30 \
         -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/$t/"; then
