@@ -20,8 +20,9 @@
 //!
 //! # Cost and the fallbacks
 //!
-//! Time O(n log n + n · sqrt(cells) + cells), memory about 20 bytes per compressed cell,
-//! with the cells bounded by [`CELL_BUDGET`]:
+//! Time O(n · (log n + s + log² cells) + cells), where `s <= sqrt(cells)` is the number of
+//! lines a widget spans; memory about 20 bytes per compressed cell, with the cells bounded
+//! by [`CELL_BUDGET`]:
 //!
 //! - If the compressed grid of all rectangles fits the budget (always with at most 512
 //!   widgets, and for every layout inside the default limits' 48 × 1000 grid), the answer is

@@ -708,13 +708,14 @@ impl Dashboard {
     /// Every rule this dashboard breaks, in document order (empty when it is valid).
     ///
     /// For a widget that overlaps others, the first of them in document order is named.
-    /// The time is O(n log n) in the number of widgets plus the grid's compressed cells: each
-    /// distinct column edge times each distinct row edge, at most a 2²⁰ budget. Past that
-    /// budget (many widgets far outside the grid the limits allow), overlaps are looked for
-    /// only inside `columns` (at most [`SchemaLimits::max_columns`]) × [`SchemaLimits::max_rows`]:
-    /// a widget that reaches outside is reported for that already, and for it the overlap
-    /// named may be a later widget, or none. Only with limits whose grid exceeds the budget
-    /// too does the check compare every pair.
+    /// For n widgets the time is O(n log n) plus terms bounded by the grid: its compressed
+    /// cells (distinct column edges × distinct row edges, at most 2²⁰) and n · sqrt(cells).
+    /// Past that budget (many widgets far outside the grid the limits allow), overlaps are
+    /// looked for only inside `columns` (at most [`SchemaLimits::max_columns`]) ×
+    /// [`SchemaLimits::max_rows`]: a widget that reaches outside is reported for that
+    /// already, and for it the overlap named may be a later widget, or none. Only when the
+    /// limits' own grid is over the budget too (`max_columns × max_rows` > 2²⁰) are all
+    /// pairs compared.
     #[must_use]
     pub fn violations(&self, limits: &SchemaLimits) -> Vec<SchemaViolation> {
         let mut out = Vec::new();
