@@ -71,8 +71,9 @@ fn verified_claims(token: &str) -> serde_json::Value {
 /// which panics ("overflow when adding duration to `SystemTime`") for a token signed with
 /// the server's secret whose `exp` is past `i64::MAX` seconds, e.g. `18446744073709551615`.
 /// A forger cannot reach it (the signature is checked first), so this target skips such
-/// signed claims until it is fixed; remove this guard then (the seed
-/// `corpus/jwt/signed_claims` plus a mutation finds it within seconds).
+/// signed claims until it is fixed; remove this guard then, and the seed
+/// `corpus/jwt/signed_exp_u64_max` crashes at once. (It was found while writing this
+/// target, not by mutation: 650,000 runs without the guard did not reach it.)
 fn exp_past_system_time(claims: &[u8]) -> bool {
     serde_json::from_str::<serde_json::Value>(&String::from_utf8_lossy(claims))
         .ok()
