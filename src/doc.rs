@@ -1,5 +1,7 @@
 //! [`DashboardDoc`]: a dashboard with its alert rules, as stored and served.
 
+use std::collections::{HashMap, HashSet};
+
 use rtdash_core::{Dashboard, SchemaLimits, SchemaViolation, Uuid, Widget};
 use serde::Deserialize;
 use serde_json::Value;
@@ -117,10 +119,14 @@ impl DashboardDoc {
     #[must_use]
     pub fn violations(&self, limits: &SchemaLimits) -> Vec<SchemaViolation> {
         let mut out = self.dashboard.violations(limits);
+        // Linear in widgets + rules: a set of the widget ids, the first rule of each id.
+        let widgets: HashSet<Uuid> = self.dashboard.widgets.iter().map(|w| w.widget_id).collect();
+        let mut first_with_id: HashMap<Uuid, usize> =
+            HashMap::with_capacity(self.alert_rules.len());
         for (i, rule) in self.alert_rules.iter().enumerate() {
             let prefix = format!("alert_rules[{i}].");
             rule.check(&prefix, &mut out);
-            if self.dashboard.widget(rule.widget_id).is_none() {
+            if !widgets.contains(&rule.widget_id) {
                 out.push(SchemaViolation::new(
                     format!("{prefix}widget_id"),
                     format!(
@@ -129,7 +135,8 @@ impl DashboardDoc {
                     ),
                 ));
             }
-            if let Some(j) = self.alert_rules[..i].iter().position(|r| r.id == rule.id) {
+            let j = *first_with_id.entry(rule.id).or_insert(i);
+            if j != i {
                 out.push(SchemaViolation::new(
                     format!("{prefix}id"),
                     format!(
@@ -249,5 +256,49 @@ fn strip_position(e: &serde_json::Error) -> String {
     match m.rfind(" at line ") {
         Some(p) => m[..p].to_owned(),
         None => m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AlertRule;
+
+    #[test]
+    fn alert_rules_name_unknown_widgets_and_the_first_duplicate_id() {
+        let json = br#"{"id": "ops", "name": "Ops", "widgets": [{
+            "widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+            "title": "t", "metric_name": "m", "aggregation": "max", "window_seconds": 60,
+            "refresh_interval_seconds": 1,
+            "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 1, "h": 1}}}]}"#;
+        let widget = Uuid::from_u128(1);
+        let mut doc = DashboardDoc::from_json(json).unwrap();
+        let mut rule = |id: u128, widget: Uuid| {
+            let mut r = AlertRule::above(widget, 1.0);
+            r.id = Uuid::from_u128(id);
+            doc.alert_rules.push(r);
+        };
+        rule(10, widget);
+        rule(11, Uuid::from_u128(2));
+        rule(10, widget);
+        rule(10, widget);
+        let got: Vec<String> = doc
+            .violations(&SchemaLimits::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let (w2, r10) = (Uuid::from_u128(2), Uuid::from_u128(10));
+        assert_eq!(
+            got,
+            [
+                format!("alert_rules[1].widget_id: {w2} is not a widget of dashboard `ops`"),
+                format!(
+                    "alert_rules[2].id: {r10} is also the id of alert_rules[0]; ids must be unique"
+                ),
+                format!(
+                    "alert_rules[3].id: {r10} is also the id of alert_rules[0]; ids must be unique"
+                ),
+            ]
+        );
     }
 }

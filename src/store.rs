@@ -56,7 +56,8 @@ pub trait DashboardStore: Send + Sync + 'static {
 pub struct Loaded {
     /// The documents that decoded, in a stable order (by id).
     pub dashboards: Vec<DashboardDoc>,
-    /// Documents that were skipped and files that were cleaned up, with the reason.
+    /// Documents that were skipped, files that look like documents but were ignored, and
+    /// files that were cleaned up, with the reason.
     pub problems: Vec<LoadProblem>,
 }
 
@@ -162,7 +163,15 @@ impl DashboardStore for MemoryStore {
 ///
 /// [`load_all`](DashboardStore::load_all) removes leftover temporary files of interrupted
 /// writes and reports them; a file that cannot be read or decoded, or whose `id` does not
-/// match its name, is skipped and reported with its path. Other files are ignored.
+/// match its name, is skipped and reported with its path. A file that looks like a dashboard
+/// but cannot be one is skipped and reported too: a `*.json` name that is not `<id>.json`
+/// for a valid [`DashboardId`] (a dot-file such as `.hidden.json`, a space, a name that is
+/// not UTF-8), an upper-case `.JSON`, or a `<id>.json` that is not a regular file. Other
+/// files are ignored.
+///
+/// Ids are case-sensitive: on a case-insensitive file system (the default on macOS and
+/// Windows) `Ops` and `ops` would share one file, so keep the directory on a case-sensitive
+/// one.
 ///
 /// # Examples
 ///
@@ -228,20 +237,34 @@ fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
+/// Whether a file name ends with `.json` in any case: it looks like a dashboard document.
+fn looks_like_json(name: &[u8]) -> bool {
+    name.len() >= 5 && name[name.len() - 5..].eq_ignore_ascii_case(b".json")
+}
+
 impl DashboardStore for FileStore {
     fn load_all(&self) -> Result<Loaded, Error> {
         let entries = fs::read_dir(&self.dir).map_err(|e| Error::store("list", &self.dir, e))?;
         let mut names: Vec<(String, PathBuf)> = Vec::new();
+        let mut out = Loaded::default();
         for entry in entries {
             let entry = entry.map_err(|e| Error::store("list", &self.dir, e))?;
             let path = entry.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                if looks_like_json(path.file_name().map_or(&[], |n| n.as_encoded_bytes())) {
+                    out.problems.push(LoadProblem {
+                        path,
+                        reason: "ignored: the file name is not UTF-8, so it names no dashboard \
+                                 id (dashboards are stored as `<id>.json`)"
+                            .to_owned(),
+                    });
+                }
                 continue;
             };
             names.push((name, path));
         }
         names.sort();
-        let mut out = Loaded::default();
+        out.problems.sort_by(|a, b| a.path.cmp(&b.path));
         let mut removed_temp = false;
         for (name, path) in names {
             if is_temp_name(&name) {
@@ -260,10 +283,30 @@ impl DashboardStore for FileStore {
                 out.problems.push(LoadProblem { path, reason });
                 continue;
             }
+            if !looks_like_json(name.as_bytes()) {
+                continue;
+            }
             let Some(stem) = name.strip_suffix(".json") else {
+                out.problems.push(LoadProblem {
+                    path,
+                    reason: "ignored: dashboards are stored as `<id>.json`, with a lower-case \
+                             extension; rename the file to load it"
+                        .to_owned(),
+                });
                 continue;
             };
-            if name.starts_with('.') || !path.is_file() {
+            if let Err(e) = DashboardId::new(stem) {
+                out.problems.push(LoadProblem {
+                    path,
+                    reason: format!("ignored: the name is not `<id>.json` for a valid id: {e}"),
+                });
+                continue;
+            }
+            if !path.is_file() {
+                out.problems.push(LoadProblem {
+                    path,
+                    reason: "ignored: not a regular file".to_owned(),
+                });
                 continue;
             }
             let bytes = match fs::read(&path) {

@@ -129,3 +129,59 @@ fn a_failed_write_changes_nothing() {
             .is_empty()
     );
 }
+
+#[test]
+fn files_that_look_like_dashboards_but_cannot_be_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = |id: &str| format!(r#"{{"id": "{id}", "name": "D"}}"#);
+    // Dot-files (written by versions that accepted ids starting with `.`).
+    fs::write(dir.path().join(".hidden.json"), doc(".hidden")).unwrap();
+    fs::write(dir.path().join("...json"), doc("..")).unwrap();
+    fs::write(dir.path().join("bad name.json"), doc("bad name")).unwrap();
+    fs::write(dir.path().join("upper.JSON"), doc("upper")).unwrap();
+    fs::create_dir(dir.path().join("folder.json")).unwrap();
+    fs::write(dir.path().join("fine.json"), doc("fine")).unwrap();
+    fs::write(dir.path().join("notes.txt"), b"not a dashboard").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+        fs::write(dir.path().join(name), doc("cafe")).unwrap();
+    }
+
+    let loaded = FileStore::open(dir.path()).unwrap().load_all().unwrap();
+    let ids: Vec<&str> = loaded.dashboards.iter().map(|d| d.id()).collect();
+    assert_eq!(ids, ["fine"]);
+    let reported: Vec<String> = loaded
+        .problems
+        .iter()
+        .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let mut want = vec![
+        "...json",
+        ".hidden.json",
+        "bad name.json",
+        "folder.json",
+        "upper.JSON",
+    ];
+    if cfg!(unix) {
+        want.insert(0, "caf\u{fffd}.json");
+    }
+    assert_eq!(reported, want, "{:?}", loaded.problems);
+    let reason = |name: &str| {
+        let p = loaded
+            .problems
+            .iter()
+            .find(|p| p.path == dir.path().join(name))
+            .unwrap();
+        p.reason.clone()
+    };
+    assert!(
+        reason(".hidden.json").contains("may not start with a dot"),
+        "{}",
+        reason(".hidden.json")
+    );
+    assert!(reason("bad name.json").contains("not allowed"));
+    assert!(reason("upper.JSON").contains("lower-case"));
+    assert!(reason("folder.json").contains("not a regular file"));
+}

@@ -98,6 +98,7 @@ mod error;
 mod event;
 mod fast;
 mod filter;
+mod grid;
 mod schema;
 mod series;
 mod time;

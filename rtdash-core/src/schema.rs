@@ -1,6 +1,7 @@
 //! The widget and dashboard schema: what a dashboard document holds and the rules it must
 //! follow ([`Dashboard::validate`]).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ use crate::aggregation::Aggregation;
 use crate::error::{CoreError, SchemaViolation, clip};
 use crate::event::{check_metric_name, check_tag_key};
 use crate::filter::TagFilter;
+use crate::grid;
 
 /// The id of a dashboard: 1 to [`DashboardId::MAX_LEN`] bytes of ASCII letters, digits, `_`,
-/// `.` and `-` (so it is safe in URLs and as a pub/sub topic name).
+/// `.` and `-`, not starting with `.` (so it is safe in URLs, as a pub/sub topic name and as
+/// a file name: never `.`, `..` or a hidden dot-file).
 ///
 /// Serialized as a JSON string.
 ///
@@ -24,7 +27,10 @@ use crate::filter::TagFilter;
 ///
 /// let id = DashboardId::new("ops-overview")?;
 /// assert_eq!(id.as_str(), "ops-overview");
+/// assert!(DashboardId::new("v1.2").is_ok());
 /// assert!(DashboardId::new("ops overview").is_err());
+/// assert!(DashboardId::new(".hidden").is_err());
+/// assert!(DashboardId::new("..").is_err());
 /// # Ok::<(), rtdash_core::CoreError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,7 +46,8 @@ impl DashboardId {
     /// # Errors
     ///
     /// [`CoreError::InvalidDashboardId`] when `id` is empty, longer than
-    /// [`DashboardId::MAX_LEN`] bytes, or has a character outside `A-Z a-z 0-9 _ . -`.
+    /// [`DashboardId::MAX_LEN`] bytes, starts with `.`, or has a character outside
+    /// `A-Z a-z 0-9 _ . -`.
     pub fn new(id: impl Into<String>) -> Result<Self, CoreError> {
         let id = id.into();
         let reason = if id.is_empty() {
@@ -51,6 +58,12 @@ impl DashboardId {
                 id.len(),
                 Self::MAX_LEN
             ))
+        } else if id.starts_with('.') {
+            Some(
+                "the id starts with `.`; an id may not start with a dot (`.`, `..` and \
+                 dot-files are not dashboard names); start it with A-Z a-z 0-9 _ or -"
+                    .to_owned(),
+            )
         } else {
             id.char_indices()
                 .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
@@ -693,6 +706,16 @@ impl Dashboard {
     }
 
     /// Every rule this dashboard breaks, in document order (empty when it is valid).
+    ///
+    /// For a widget that overlaps others, the first of them in document order is named.
+    /// For n widgets the time is O(n log n) plus terms bounded by the grid: its compressed
+    /// cells (distinct column edges × distinct row edges, at most 2²⁰) and n · sqrt(cells).
+    /// Past that budget (many widgets far outside the grid the limits allow), overlaps are
+    /// looked for only inside `columns` (at most [`SchemaLimits::max_columns`]) ×
+    /// [`SchemaLimits::max_rows`]: a widget that reaches outside is reported for that
+    /// already, and for it the overlap named may be a later widget, or none. Only when the
+    /// limits' own grid is over the budget too (`max_columns × max_rows` > 2²⁰) are all
+    /// pairs compared.
     #[must_use]
     pub fn violations(&self, limits: &SchemaLimits) -> Vec<SchemaViolation> {
         let mut out = Vec::new();
@@ -716,12 +739,19 @@ impl Dashboard {
                 ),
             ));
         }
-        for (i, w) in self.widgets.iter().enumerate() {
+        // Both rules between widgets in O(n log n): the first earlier widget with the same
+        // id, and the first earlier widget sharing a grid cell (see the `grid` module).
+        let mut first_with_id: HashMap<Uuid, usize> = HashMap::with_capacity(self.widgets.len());
+        let positions: Vec<GridPos> = self.widgets.iter().map(|w| w.display.position).collect();
+        let overlaps = grid::first_overlaps(
+            &positions,
+            (self.columns.min(limits.max_columns), limits.max_rows),
+            grid::CELL_BUDGET,
+        );
+        for ((i, w), overlap) in self.widgets.iter().enumerate().zip(overlaps) {
             let prefix = format!("widgets[{i}].");
-            if let Some(j) = self.widgets[..i]
-                .iter()
-                .position(|o| o.widget_id == w.widget_id)
-            {
+            let j = *first_with_id.entry(w.widget_id).or_insert(i);
+            if j != i {
                 out.push(SchemaViolation::new(
                     format!("{prefix}widget_id"),
                     format!(
@@ -751,14 +781,7 @@ impl Dashboard {
                     ),
                 ));
             }
-            if p.w > 0
-                && p.h > 0
-                && let Some(j) = self.widgets[..i].iter().position(|o| {
-                    o.display.position.w > 0
-                        && o.display.position.h > 0
-                        && o.display.position.overlaps(&p)
-                })
-            {
+            if let Some(j) = overlap {
                 out.push(SchemaViolation::new(
                     format!("{prefix}display_config.position"),
                     format!(
@@ -916,4 +939,213 @@ setters! {
     with_max_tag_key_len: max_tag_key_len: usize;
     /// Sets [`max_tag_value_len`](Self::max_tag_value_len).
     with_max_tag_value_len: max_tag_value_len: usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn dashboard_ids_may_not_start_with_a_dot() {
+        for id in [".", "..", "...", ".hidden", ".ops.json"] {
+            let err = DashboardId::new(id).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("`{id}`")) && msg.contains("may not start with a dot"),
+                "{msg}"
+            );
+        }
+        for id in ["ops", "v1.2", "a..b", "ops.", "_x", "-x"] {
+            assert_eq!(
+                DashboardId::new(id).map(|d| d.to_string()).ok().as_deref(),
+                Some(id)
+            );
+        }
+        // JSON decoding applies the same rule.
+        let err = Dashboard::from_json(br#"{"id": "..", "name": "x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("may not start with a dot"),
+            "{err}"
+        );
+    }
+
+    fn widget(id: u128, dash: &str, pos: GridPos) -> Widget {
+        Widget {
+            widget_id: Uuid::from_u128(id),
+            dashboard_id: DashboardId::new(dash).unwrap(),
+            title: "w".into(),
+            metric_name: "m".into(),
+            aggregation: Aggregation::Count,
+            window_seconds: 60,
+            refresh_interval_seconds: 1.0,
+            tag_filter: TagFilter::new(),
+            group_by: None,
+            stale_after_seconds: None,
+            display: DisplayConfig::new(ChartType::Stat, pos),
+        }
+    }
+
+    /// The rules between widgets as they were checked before: every pair compared. The
+    /// oracle for [`Dashboard::violations`].
+    fn pairwise_violations(d: &Dashboard, limits: &SchemaLimits) -> Vec<SchemaViolation> {
+        let mut out = Vec::new();
+        check_name(&d.name, limits.max_name_len, "name", &mut out);
+        if d.columns == 0 || d.columns > limits.max_columns {
+            out.push(SchemaViolation::new(
+                "columns",
+                format!(
+                    "is {}; the grid must have 1 to {} columns",
+                    d.columns, limits.max_columns
+                ),
+            ));
+        }
+        if d.widgets.len() > limits.max_widgets {
+            out.push(SchemaViolation::new(
+                "widgets",
+                format!(
+                    "has {} widgets, the limit is {} (SchemaLimits::max_widgets)",
+                    d.widgets.len(),
+                    limits.max_widgets
+                ),
+            ));
+        }
+        for (i, w) in d.widgets.iter().enumerate() {
+            let prefix = format!("widgets[{i}].");
+            if let Some(j) = d.widgets[..i]
+                .iter()
+                .position(|o| o.widget_id == w.widget_id)
+            {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}widget_id"),
+                    format!(
+                        "{} is also the id of widgets[{j}]; widget ids must be unique",
+                        w.widget_id
+                    ),
+                ));
+            }
+            if w.dashboard_id != d.id {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}dashboard_id"),
+                    format!(
+                        "is `{}` but the widget is in dashboard `{}`",
+                        w.dashboard_id, d.id
+                    ),
+                ));
+            }
+            w.check(limits, &prefix, &mut out);
+            let p = w.display.position;
+            if d.columns > 0 && u64::from(p.x) + u64::from(p.w) > u64::from(d.columns) {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}display_config.position"),
+                    format!(
+                        "x + w = {} exceeds the grid width of {} columns",
+                        u64::from(p.x) + u64::from(p.w),
+                        d.columns
+                    ),
+                ));
+            }
+            if p.w > 0
+                && p.h > 0
+                && let Some(j) = d.widgets[..i].iter().position(|o| {
+                    o.display.position.w > 0
+                        && o.display.position.h > 0
+                        && o.display.position.overlaps(&p)
+                })
+            {
+                out.push(SchemaViolation::new(
+                    format!("{prefix}display_config.position"),
+                    format!(
+                        "({p}) overlaps widgets[{j}] ({}); widgets may not share grid cells",
+                        d.widgets[j].display.position
+                    ),
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn overlaps_and_duplicates_name_the_first_earlier_widget() {
+        let mut d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops");
+        d.widgets = vec![
+            widget(1, "ops", GridPos::new(0, 0, 6, 4)),
+            widget(2, "ops", GridPos::new(6, 0, 6, 4)),
+            widget(1, "ops", GridPos::new(5, 3, 2, 2)),
+            widget(1, "ops", GridPos::new(0, 4, 12, 1)),
+        ];
+        let got: Vec<String> = d
+            .violations(&SchemaLimits::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let id = Uuid::from_u128(1);
+        assert_eq!(
+            got,
+            [
+                format!("widgets[2].widget_id: {id} is also the id of widgets[0]; widget ids must be unique"),
+                "widgets[2].display_config.position: (2x2 at column 5, row 3) overlaps widgets[0] \
+                 (6x4 at column 0, row 0); widgets may not share grid cells"
+                    .to_owned(),
+                format!("widgets[3].widget_id: {id} is also the id of widgets[0]; widget ids must be unique"),
+                "widgets[3].display_config.position: (12x1 at column 0, row 4) overlaps widgets[2] \
+                 (2x2 at column 5, row 3); widgets may not share grid cells"
+                    .to_owned(),
+            ]
+        );
+        assert_eq!(
+            got.len(),
+            pairwise_violations(&d, &SchemaLimits::default()).len()
+        );
+    }
+
+    #[test]
+    fn a_large_valid_grid_is_valid() {
+        // 12 columns x 1000 rows of 1x1 widgets, exactly the default row limit.
+        let mut d = Dashboard::new(DashboardId::new("big").unwrap(), "Big");
+        let mut id = 0;
+        for y in 0..1000 {
+            for x in 0..12 {
+                id += 1;
+                d.widgets.push(widget(id, "big", GridPos::new(x, y, 1, 1)));
+            }
+        }
+        let limits = SchemaLimits::default().with_max_widgets(20_000);
+        assert_eq!(d.violations(&limits), []);
+        d.widgets
+            .push(widget(id + 1, "big", GridPos::new(11, 999, 1, 1)));
+        let v = d.violations(&limits);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].to_string().contains("overlaps widgets[11999]"),
+            "{}",
+            v[0]
+        );
+    }
+
+    fn layout() -> impl Strategy<Value = (u32, Vec<(u128, bool, GridPos)>)> {
+        let widget = (
+            0u128..6,
+            prop::bool::weighted(0.9),
+            (0u32..14, 0u32..12, 0u32..6, 0u32..5),
+        )
+            .prop_map(|(id, ours, (x, y, w, h))| (id, ours, GridPos::new(x, y, w, h)));
+        (0u32..14, prop::collection::vec(widget, 0..30))
+    }
+
+    proptest! {
+        #[test]
+        fn violations_match_the_pairwise_oracle((columns, ws) in layout()) {
+            let mut d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops");
+            d.columns = columns;
+            d.widgets = ws
+                .into_iter()
+                .map(|(id, ours, pos)| widget(id, if ours { "ops" } else { "other" }, pos))
+                .collect();
+            let limits = SchemaLimits::default().with_max_rows(10).with_max_columns(12);
+            let got = d.violations(&limits);
+            prop_assert_eq!(got.is_empty(), d.validate(&limits).is_ok());
+            prop_assert_eq!(got, pairwise_violations(&d, &limits));
+        }
+    }
 }

@@ -108,14 +108,19 @@ prop_compose! {
 }
 
 fn dashboard() -> impl Strategy<Value = Dashboard> {
-    ("[A-Za-z0-9_.-]{1,16}", "\\PC{0,30}", any::<u32>()).prop_flat_map(|(id, name, columns)| {
-        prop::collection::vec(widget(id.clone()), 0..4).prop_map(move |widgets| Dashboard {
-            id: DashboardId::new(id.clone()).unwrap(),
-            name: name.clone(),
-            columns,
-            widgets,
+    (
+        "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,15}",
+        "\\PC{0,30}",
+        any::<u32>(),
+    )
+        .prop_flat_map(|(id, name, columns)| {
+            prop::collection::vec(widget(id.clone()), 0..4).prop_map(move |widgets| Dashboard {
+                id: DashboardId::new(id.clone()).unwrap(),
+                name: name.clone(),
+                columns,
+                widgets,
+            })
         })
-    })
 }
 
 fn same_bits(a: f64, b: f64) -> bool {
