@@ -483,19 +483,21 @@ impl Engine {
     /// with another window configuration (bucket width, retention, grace, percentiles)
     /// than this engine's; nothing changes then.
     pub fn restore(&self, checkpoint: EngineCheckpoint) -> Result<(), Error> {
-        let (window, ()) =
-            WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
-                reason: e.to_string(),
-            })?;
-        if *window.config() != self.inner.config.window {
+        // Checked before anything is built: the configuration decides what the restore
+        // allocates, so a foreign one is refused first.
+        let theirs = checkpoint.window.config();
+        if theirs != self.inner.config.window {
             return Err(Error::InvalidCheckpoint {
                 reason: format!(
-                    "window configuration differs: checkpoint {:?}, engine {:?}",
-                    window.config(),
+                    "window configuration differs: checkpoint {theirs:?}, engine {:?}",
                     self.inner.config.window
                 ),
             });
         }
+        let (window, ()) =
+            WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
+                reason: e.to_string(),
+            })?;
         let shared = self.inner.recorder.shared();
         let mut store = self.inner.recorder.write_store();
         *shared.dedup.lock().unwrap_or_else(PoisonError::into_inner) =

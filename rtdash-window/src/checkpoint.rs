@@ -67,6 +67,14 @@ impl<O> Checkpoint<O> {
         &self.source_offset
     }
 
+    /// The window configuration the checkpoint was taken with (and that
+    /// [`WindowStore::restore`] will build). Compare it with your own before restoring a
+    /// checkpoint you do not fully trust: it decides how much memory the restore allocates.
+    #[must_use]
+    pub fn config(&self) -> WindowConfig {
+        self.config.to_config()
+    }
+
     /// Number of series in the checkpoint.
     #[must_use]
     pub fn series_count(&self) -> usize {
