@@ -68,11 +68,13 @@ impl AlertCondition {
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[cfg_attr(
     feature = "http",
-    schema(description = "A threshold rule on one widget's live value: fires when the value stays \
+    schema(
+        description = "A threshold rule on one widget's live value: fires when the value stays \
         above (or below) `threshold` for at least `for_seconds`, resolves when it no longer \
         does. For a widget with `group_by` the worst group counts; a window without data does \
         not breach. `id` (a random UUID when omitted), `for_seconds` (0) and `name` may be \
-        omitted; unknown fields are refused.")
+        omitted; unknown fields are refused."
+    )
 )]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
