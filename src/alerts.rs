@@ -7,6 +7,7 @@ use rtdash_core::{SchemaViolation, Timestamp, Uuid};
 use serde::{Deserialize, Serialize};
 
 /// Which side of the threshold is bad.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertCondition {
@@ -64,6 +65,17 @@ impl AlertCondition {
 ///     .with_name("p99 latency high");
 /// assert_eq!(rule.for_duration(), Duration::from_secs(30));
 /// ```
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "http",
+    schema(
+        description = "A threshold rule on one widget's live value: fires when the value stays \
+        above (or below) `threshold` for at least `for_seconds`, resolves when it no longer \
+        does. For a widget with `group_by` the worst group counts; a window without data does \
+        not breach. `id` (a random UUID when omitted), `for_seconds` (0) and `name` may be \
+        omitted; unknown fields are refused."
+    )
+)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRule {
@@ -197,6 +209,7 @@ impl AlertRule {
 }
 
 /// Whether an alert started or ended.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
@@ -219,6 +232,7 @@ impl AlertState {
 
 /// An alert firing or resolving, as pushed to subscribers (frame `{"type":"alert", ...}`)
 /// and kept in [`Engine::alerts`](crate::Engine::alerts).
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {
     /// The rule.
@@ -241,6 +255,7 @@ pub struct AlertEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
     /// When it happened (the scheduler's time), ms since the Unix epoch.
+    #[cfg_attr(feature = "http", schema(value_type = i64))]
     pub at: Timestamp,
     /// A human-readable summary, e.g. `p99 latency high: 312 is above 250`.
     pub message: String,

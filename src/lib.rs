@@ -145,7 +145,7 @@
 //!
 //! | feature | default | enables |
 //! |---|---|---|
-//! | `http` | yes | [`http::router`]: the HTTP API on axum, with WebSocket (`rtdash-transport/axum`) and SSE (`rtdash-transport/sse`) streams |
+//! | `http` | yes | [`http::router`]: the HTTP API on axum, with WebSocket (`rtdash-transport/axum`) and SSE (`rtdash-transport/sse`) streams, and its OpenAPI document ([`http::openapi_json`], `GET /openapi.json`, made with `utoipa`) |
 //! | `jwt` | no | `rtdash-transport/jwt`: `rtdash::transport::JwtAuthenticator` (HS256 JSON Web Tokens) |
 
 mod alerts;

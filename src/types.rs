@@ -23,6 +23,7 @@ pub enum WidgetKey {
 /// Serialized (HTTP snapshot endpoint) as `{"dashboard_id", "widget", "value", "count",
 /// "window_start", "window_end", "event_time", "stale", "groups"?, "evaluated_at"}`, times
 /// in ms since the Unix epoch.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WidgetState {
     /// The dashboard.
@@ -38,12 +39,15 @@ pub struct WidgetState {
     /// Start of the window (inclusive): `window_seconds` before `window_end`, rounded up to
     /// whole buckets; for windows longer than the window store's fine span (5 min by
     /// default), moved back to a roll-up boundary (1 min by default).
+    #[cfg_attr(feature = "http", schema(value_type = i64))]
     pub window_start: Timestamp,
     /// End of the window (exclusive): the end of the time bucket holding `evaluated_at`
     /// (up to one bucket, 1 s by default, after it).
+    #[cfg_attr(feature = "http", schema(value_type = i64))]
     pub window_end: Timestamp,
     /// Newest event time of any matching series (`None`: no data at all).
     #[serde(rename = "event_time")]
+    #[cfg_attr(feature = "http", schema(value_type = Option<i64>))]
     pub last_event_time: Option<Timestamp>,
     /// Whether the value must not be shown as fresh: the series had no data for longer
     /// than the widget's [`stale_after_seconds`](crate::Widget::stale_after_seconds), or,
@@ -57,10 +61,12 @@ pub struct WidgetState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<GroupValue>>,
     /// When it was computed.
+    #[cfg_attr(feature = "http", schema(value_type = i64))]
     pub evaluated_at: Timestamp,
 }
 
 /// One group's value of a `group_by` widget.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupValue {
     /// The tag value (e.g. the region).
@@ -71,6 +77,7 @@ pub struct GroupValue {
     pub count: u64,
     /// Newest event time of the group's series.
     #[serde(rename = "event_time")]
+    #[cfg_attr(feature = "http", schema(value_type = Option<i64>))]
     pub last_event_time: Option<Timestamp>,
     /// Whether this group's value is stale.
     pub stale: bool,
@@ -96,6 +103,7 @@ pub enum IngestOutcome {
 ///
 /// Every element is counted exactly once: `accepted + rejected + late + duplicates ==`
 /// number of elements.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct IngestReport {
     /// Events aggregated.
@@ -111,6 +119,7 @@ pub struct IngestReport {
 }
 
 /// Why one element of a batch was refused.
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IngestError {
     /// Index of the element in the batch (0 for a single-object body).

@@ -1,11 +1,73 @@
 //! [`ApiError`]: a refused request, as the status and JSON error body the API answers.
+//!
+//! The body is serialized from [`ErrorBody`], the type whose schema the OpenAPI document
+//! gives for every error response, so the two cannot drift apart.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::json::json_response;
+use super::json::json_text;
 use crate::Error;
+
+/// The body of every error the API answers: `{"error": {"code", "message", …}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {
+    "code": "invalid_dashboard",
+    "message": "invalid dashboard: widgets[0].window_seconds: is 0; a window must be at least 1 second",
+    "violations": [{"path": "widgets[0].window_seconds", "message": "is 0; a window must be at least 1 second"}]
+}}))]
+pub(crate) struct ErrorBody {
+    /// What was refused and why.
+    error: ErrorDetail,
+}
+
+/// What was refused and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A short machine-friendly name of the error: `malformed_json`, `wrong_shape`,
+    /// `bad_request`, `unauthorized`, `forbidden`, `auth_unavailable`, `not_found`,
+    /// `unknown_dashboard`, `unknown_widget`, `dashboard_exists`, `payload_too_large`,
+    /// `unsupported_media_type`, `invalid_event`, `invalid_dashboard`, `invalid_widget`,
+    /// `invalid_alert_rule`, `ingest_log_pending`, `shutting_down`, `store_failed`, …
+    code: &'static str,
+    /// What is wrong and what to change, for humans.
+    message: String,
+    /// For `422` on a dashboard, widget or alert rule: every rule broken, with its JSON
+    /// path in the document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    violations: Option<Vec<Violation>>,
+    /// For `422` on a metric event: the field at fault (`metric_name`, `value`,
+    /// `tags["k"]`, `event_time`, `id`, `event` or `series`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<String>,
+    /// For `400 malformed_json`: where the parser stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    position: Option<Position>,
+}
+
+/// One broken rule of a document.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Violation {
+    /// The JSON path of the field at fault, e.g. `widgets[0].window_seconds` (empty when
+    /// the rule is about the whole document).
+    path: String,
+    /// What is wrong.
+    message: String,
+}
+
+/// A place in a request body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Position {
+    /// 1-based line (0 when unknown).
+    line: usize,
+    /// 1-based column (0 when unknown).
+    column: usize,
+}
 
 /// A refused request: a status and the body `{"error": {"code", "message", …}}`.
 ///
@@ -14,10 +76,7 @@ use crate::Error;
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    code: &'static str,
-    message: String,
-    /// One more member of the `error` object, e.g. `violations`.
-    extra: Option<(&'static str, Value)>,
+    detail: ErrorDetail,
 }
 
 impl ApiError {
@@ -25,22 +84,21 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            code,
-            message: message.into(),
-            extra: None,
+            detail: ErrorDetail {
+                code,
+                message: message.into(),
+                violations: None,
+                field: None,
+                position: None,
+            },
         }
-    }
-
-    /// Adds member `key` to the `error` object.
-    fn with(mut self, key: &'static str, value: Value) -> Self {
-        self.extra = Some((key, value));
-        self
     }
 }
 
 impl From<Error> for ApiError {
     /// The status of each kind of engine error: `400` malformed JSON or wrong shape, `413`,
-    /// `422` invalid input, `404` unknown ids, `409` dashboard exists, else `500` (logged).
+    /// `422` invalid input, `404` unknown ids, `409` dashboard exists, `503` ingest log
+    /// pending, else `500` (logged).
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::MalformedJson { .. } | Error::WrongShape { .. } => StatusCode::BAD_REQUEST,
@@ -54,30 +112,36 @@ impl From<Error> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "request failed");
         }
-        let err = Self::new(status, e.code(), e.to_string());
+        let mut err = Self::new(status, e.code(), e.to_string());
         match e {
-            Error::Invalid { violations, .. } => err.with(
-                "violations",
-                violations
-                    .iter()
-                    .map(|v| json!({"path": v.path, "message": v.message}))
-                    .collect(),
-            ),
-            Error::InvalidEvent { field, .. } => err.with("field", Value::from(field)),
-            Error::MalformedJson { line, column, .. } => {
-                err.with("position", json!({"line": line, "column": column}))
+            Error::Invalid { violations, .. } => {
+                err.detail.violations = Some(
+                    violations
+                        .into_iter()
+                        .map(|v| Violation {
+                            path: v.path,
+                            message: v.message,
+                        })
+                        .collect(),
+                );
             }
-            _ => err,
+            Error::InvalidEvent { field, .. } => err.detail.field = Some(field),
+            Error::MalformedJson { line, column, .. } => {
+                err.detail.position = Some(Position { line, column });
+            }
+            _ => {}
         }
+        err
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut err = json!({"code": self.code, "message": self.message});
-        if let (Some((k, v)), Value::Object(map)) = (self.extra, &mut err) {
-            map.insert(k.to_owned(), v);
-        }
-        json_response(self.status, &json!({ "error": err }))
+        let body = ErrorBody { error: self.detail };
+        // Serializing plain strings and numbers cannot fail.
+        json_text(
+            self.status,
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
     }
 }

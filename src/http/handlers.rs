@@ -2,17 +2,26 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::extract::{Extension, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rtdash_core::Uuid;
 use rtdash_transport::Transport;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::auth::{Reader, Writer};
-use super::error::ApiError;
-use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
-use crate::{AlertRule, DashboardDoc, Engine, Error, Registry, Subject, WidgetKey, WidgetPatch};
+use super::error::{ApiError, ErrorBody};
+use super::json::{JsonBody, doc_response, json_text, json_value};
+use super::schemas::{
+    AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardList, Health,
+    IngestBody, SseEvent, StreamRefusal, WidgetPatchSchema,
+};
+use crate::{
+    AlertRule, DashboardDoc, Engine, Error, IngestReport, Registry, Subject, WidgetKey,
+    WidgetPatch, WidgetState,
+};
 
 /// The state every handler shares.
 #[derive(Clone, Debug)]
@@ -54,15 +63,114 @@ impl Api {
 
 type Answer = Result<Response, ApiError>;
 
-pub(crate) async fn health() -> Response {
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+/// The path parameters of a route, refused as JSON like every other error: a parameter
+/// that is not percent-encoded UTF-8 names nothing that exists (dashboard ids are ASCII,
+/// widget ids UUIDs), so it is a `404` (axum's own rejection would be a `400` in plain
+/// text).
+pub(crate) struct Params<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no route for `{}`: {}; path parameters are percent-encoded UTF-8",
+                    parts.uri.path(),
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
 }
 
+/// Whether the server answers.
+///
+/// Always open (no token needed).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses((status = 200, description = "The server answers.", body = Health)),
+)]
+pub(crate) async fn health() -> Response {
+    json_value(StatusCode::OK, &Health { status: "ok" })
+}
+
+/// This document: the OpenAPI description of the HTTP API.
+///
+/// Always open (no token needed).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "The OpenAPI 3.1 document.",
+        content_type = "application/json",
+        body = Object
+    )),
+)]
+pub(crate) async fn openapi_document() -> Response {
+    json_text(StatusCode::OK, super::openapi::document().to_owned())
+}
+
+/// Ingest a batch of metric events.
+///
+/// The body is an array of events or one event object. Each element is validated on its
+/// own: a refused one is reported with its index in `errors` and never spoils the others,
+/// so a batch with bad elements is still a `200`. Late events (past the grace period) and
+/// replays (an `id` seen before) are counted, not aggregated.
+#[utoipa::path(
+    post,
+    path = "/ingest",
+    tag = "ingest",
+    request_body(content = IngestBody, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Every element counted once: accepted, rejected (with its index and reason), late or duplicate.", body = IngestReport),
+        (status = 400, description = "`malformed_json` (syntax error, truncated or empty body; with `position`), `wrong_shape` (neither an array nor an object) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit (`EngineConfig::max_body_bytes`, 8 MiB by default).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not `application/json` (or `…+json`).", body = ErrorBody),
+        (status = 422, description = "`invalid_event`: the engine's ingest log refused the batch as a whole, with `field` (the default log never does: refused elements are reported in the `200` body).", body = ErrorBody),
+        (status = 500, description = "The engine's ingest log failed to append.", body = ErrorBody),
+        (status = 503, description = "`ingest_log_pending` or the ingest log is unavailable: retry later.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> Answer {
     let report = api.engine.submit_json(&body).await?;
     Ok(json_value(StatusCode::OK, &report))
 }
 
+/// Create a dashboard.
+///
+/// The document is validated as a whole (every broken rule is listed in `violations`)
+/// and stored before it is visible.
+#[utoipa::path(
+    post,
+    path = "/dashboards",
+    tag = "dashboards",
+    request_body(content = DashboardDocSchema, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 201, description = "Created; the stored document.", body = DashboardDocSchema,
+            headers(("Location" = String, description = "`/dashboards/{id}` of the new dashboard."))),
+        (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
+        (status = 409, description = "`dashboard_exists`: a dashboard with this id exists; replace it with `PUT /dashboards/{id}`.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_dashboard`: a field of the wrong type, an unknown field, or broken rules, each in `violations`.", body = ErrorBody),
+        (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn create_dashboard(
     State(api): State<Api>,
     writer: Option<Extension<Writer>>,
@@ -80,7 +188,19 @@ pub(crate) async fn create_dashboard(
     Ok(r)
 }
 
-/// The dashboards the reader may see.
+/// List the dashboards the caller may see.
+#[utoipa::path(
+    get,
+    path = "/dashboards",
+    tag = "dashboards",
+    params(TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The documents the token's principal may see, ordered by id.", body = DashboardList),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn list_dashboards(
     State(api): State<Api>,
     Extension(reader): Extension<Reader>,
@@ -97,14 +217,54 @@ pub(crate) async fn list_dashboards(
     json_text(StatusCode::OK, body)
 }
 
-pub(crate) async fn get_dashboard(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// Get a dashboard document.
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}",
+    tag = "dashboards",
+    params(DashboardIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The document.", body = DashboardDocSchema),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn get_dashboard(State(api): State<Api>, Params(id): Params<String>) -> Answer {
     let doc = api.dashboard(&id)?;
     Ok(doc_response(StatusCode::OK, &doc))
 }
 
+/// Create or replace a dashboard.
+///
+/// The document's `id` must be the one in the path. Replacing keeps the widgets' live
+/// values where the widget is unchanged.
+#[utoipa::path(
+    put,
+    path = "/dashboards/{id}",
+    tag = "dashboards",
+    params(DashboardIdParam),
+    request_body(content = DashboardDocSchema, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Replaced; the stored document.", body = DashboardDocSchema),
+        (status = 201, description = "Created; the stored document.", body = DashboardDocSchema),
+        (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the id in the path is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_dashboard`: a field of the wrong type, an unknown field, an `id` other than the path's, or broken rules, each in `violations`.", body = ErrorBody),
+        (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn put_dashboard(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Answer {
     let doc = DashboardDoc::from_json(&body)?;
@@ -128,14 +288,55 @@ pub(crate) async fn put_dashboard(
     Ok(doc_response(status, &doc))
 }
 
-pub(crate) async fn delete_dashboard(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// Delete a dashboard.
+///
+/// Its subscribers get a `dashboard` frame with `"event": "deleted"`.
+#[utoipa::path(
+    delete,
+    path = "/dashboards/{id}",
+    tag = "dashboards",
+    params(DashboardIdParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 500, description = "`store_failed`: the dashboard store could not remove the document.", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn delete_dashboard(State(api): State<Api>, Params(id): Params<String>) -> Answer {
     api.change(move |dashboards| dashboards.delete(&id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Add, replace and remove widgets of a dashboard at once.
+///
+/// The result is validated as a whole; nothing changes unless all of it is valid.
+#[utoipa::path(
+    patch,
+    path = "/dashboards/{id}/widgets",
+    tag = "dashboards",
+    params(DashboardIdParam),
+    request_body(content = WidgetPatchSchema, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The updated document.", body = DashboardDocSchema),
+        (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`; `unknown_widget` for an id in `update` or `remove` that the dashboard does not have; `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_widget` (a field of the wrong type or an unknown field) or `invalid_dashboard` (the result breaks rules, each in `violations`).", body = ErrorBody),
+        (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn patch_widgets(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Answer {
     api.dashboard(&id)?;
@@ -146,9 +347,26 @@ pub(crate) async fn patch_widgets(
     Ok(doc_response(StatusCode::OK, &doc))
 }
 
+/// The current value of one widget.
+///
+/// Computed now from the window store (not the last published value).
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/widgets/{widget_id}/snapshot",
+    tag = "dashboards",
+    params(DashboardIdParam, WidgetIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The widget's value now.", body = WidgetState),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, `unknown_widget` (also for a widget id that is not a UUID), or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn widget_snapshot(
     State(api): State<Api>,
-    Path((id, widget)): Path<(String, String)>,
+    Params((id, widget)): Params<(String, String)>,
 ) -> Answer {
     let widget = Uuid::parse_str(&widget).map_err(|_| {
         ApiError::new(
@@ -161,46 +379,94 @@ pub(crate) async fn widget_snapshot(
     Ok(json_value(StatusCode::OK, &state))
 }
 
-pub(crate) async fn alerts(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// The alerts of a dashboard: its history and those firing now.
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/alerts",
+    tag = "alerts",
+    params(DashboardIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The dashboard's alerts.", body = AlertList),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn alerts(State(api): State<Api>, Params(id): Params<String>) -> Answer {
     api.dashboard(&id)?;
-    let mut history: Vec<_> = api
+    let mut alerts: Vec<_> = api
         .engine
         .alerts()
         .into_iter()
         .filter(|a| a.dashboard_id == id)
         .collect();
-    history.reverse();
+    alerts.reverse();
     let firing: Vec<_> = api
         .engine
         .firing_alerts()
         .into_iter()
         .filter(|a| a.dashboard_id == id)
         .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "alerts": serde_json::to_value(&history).unwrap_or(Value::Null),
-            "firing": serde_json::to_value(&firing).unwrap_or(Value::Null),
-        }),
-    ))
+    Ok(json_value(StatusCode::OK, &AlertList { alerts, firing }))
 }
 
 /// `{"alert_rules": [rule, …]}` of `doc`.
 fn alert_rules_response(doc: &DashboardDoc) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({ "alert_rules": serde_json::to_value(&doc.alert_rules).unwrap_or(Value::Null) }),
-    )
+    let rules = AlertRuleList {
+        alert_rules: doc.alert_rules.clone(),
+    };
+    json_value(StatusCode::OK, &rules)
 }
 
-pub(crate) async fn get_alert_rules(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+/// The alert rules of a dashboard.
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/alert-rules",
+    tag = "alerts",
+    params(DashboardIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The dashboard's rules.", body = AlertRuleList),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn get_alert_rules(State(api): State<Api>, Params(id): Params<String>) -> Answer {
     let doc = api.dashboard(&id)?;
     Ok(alert_rules_response(&doc))
 }
 
+/// Replace the alert rules of a dashboard.
+///
+/// The rules are validated with the dashboard (each on a widget of it, unique ids, a
+/// finite threshold, `for_seconds` within 0 to 86,400).
+#[utoipa::path(
+    put,
+    path = "/dashboards/{id}/alert-rules",
+    tag = "alerts",
+    params(DashboardIdParam),
+    request_body(content = AlertRulesInput, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The dashboard's rules now.", body = AlertRuleList),
+        (status = 400, description = "`malformed_json` (with `position`) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_alert_rule` (not a list of rules: a field of the wrong type or an unknown field) or `invalid_dashboard` (broken rules, each in `violations`).", body = ErrorBody),
+        (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
+        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn put_alert_rules(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
     JsonBody(body): JsonBody,
 ) -> Answer {
     api.dashboard(&id)?;
@@ -238,30 +504,97 @@ fn with_topic(mut req: Request, id: &str) -> Result<Request, ApiError> {
     Ok(req)
 }
 
-/// The WebSocket stream of dashboard `id`. Nothing is looked up before the session has
-/// authenticated its client: the transport then closes with 4003 if the principal may
-/// not see the dashboard, 4004 if it does not exist (so ids cannot be probed without a
-/// token that may see them).
+/// A WebSocket session subscribed to the dashboard.
+///
+/// Send the WebSocket handshake (`Connection: Upgrade`, `Upgrade: websocket`,
+/// `Sec-WebSocket-Version: 13`, `Sec-WebSocket-Key`). The token is checked after the
+/// upgrade, from `?token=`, `Authorization: Bearer` or the first `hello` message: a
+/// refused one closes the socket with code 4001 (`auth_failed`) or 4003 (`forbidden`),
+/// so this route never answers `401`. Nothing is looked up before the client has
+/// authenticated: an unknown dashboard closes with 4004 (`unknown_topic`) after the 4003
+/// check, so ids cannot be probed without a token that may see them, and this route never
+/// answers `404` for one. More topics may be named with `?topics=a,b`. The frames are those
+/// of the crate documentation's wire protocol.
+#[utoipa::path(
+    get,
+    path = "/stream/{id}",
+    tag = "streams",
+    params(DashboardIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; the session starts.",
+            headers(
+                ("Upgrade" = String, description = "`websocket`"),
+                ("Connection" = String, description = "`upgrade`"),
+                ("Sec-WebSocket-Accept" = String, description = "The handshake's answer key."),
+            )),
+        (status = 400, description = "Not a WebSocket upgrade request (plain text naming the missing header), or an invalid topic in `?topics=` (the protocol's error frame, `bad_request`).",
+            content(
+                (StreamRefusal = "application/json"),
+                (String = "text/plain"),
+            )),
+        (status = 403, description = "`forbidden`: the request's `Origin` is not one the server allows (`TransportConfig::with_allowed_origins`).", body = StreamRefusal),
+        (status = 404, description = "`not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded (e.g. HTTP/2).", body = String, content_type = "text/plain"),
+    ),
+)]
 pub(crate) async fn stream_ws(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
     req: Request,
 ) -> Answer {
     Ok(api.transport.ws_upgrade(with_topic(req, &id)?))
 }
 
-/// The SSE stream of dashboard `id`, checked as [`stream_ws`] (the refusal is the stream's
-/// `error` event).
+/// A Server-Sent Events stream of the dashboard's frames.
+///
+/// The same frames as the WebSocket session, one `message` event each, for
+/// `EventSource`. The token comes from `?token=` or `Authorization: Bearer` (a token is
+/// required even when the server admits anonymous reads). Snapshot and update events
+/// carry an `id`: a reconnecting client sends it back as `Last-Event-ID` (or
+/// `?last_event_id=`) and gets only what changed. More topics may be named with
+/// `?topics=a,b`. Refusals are HTTP errors before the stream starts, so `EventSource`
+/// does not retry them.
+#[utoipa::path(
+    get,
+    path = "/sse/{id}",
+    tag = "streams",
+    params(DashboardIdParam, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The event stream; it ends when the server closes the session (a `closing` frame comes first).", body = SseEvent, content_type = "text/event-stream"),
+        (status = 400, description = "An invalid or excess topic in `?topics=` (`bad_request`, `too_many_subscriptions`).", body = StreamRefusal),
+        (status = 401, description = "`auth_failed` (no token, or a token the authenticator refuses) or `token_expired`.", body = StreamRefusal),
+        (status = 403, description = "`forbidden`: the token's principal may not see the dashboard (or another topic named).", body = StreamRefusal),
+        (status = 404, description = "`not_found` for an id that is not percent-encoded UTF-8. An unknown dashboard is told only to a token that may see it, as the stream's `error` event `unknown_topic`.", body = ErrorBody),
+        (status = 503, description = "`try_again_later` (too many connections, or the authenticator is unavailable or timed out) or `going_away` (the server is shutting down).", body = StreamRefusal),
+    ),
+)]
 pub(crate) async fn stream_sse(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Params(id): Params<String>,
     req: Request,
 ) -> Answer {
     Ok(api.transport.sse_response(with_topic(req, &id)?).await)
 }
 
-/// The metrics name every dashboard (subscribers per dashboard): only for a reader who
-/// may see all of them.
+/// The server's metrics, in the Prometheus text format.
+///
+/// They name every dashboard (subscribers per dashboard), so only a principal that may
+/// see all of them may read them.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    params(TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see every dashboard.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn metrics(
     State(api): State<Api>,
     Extension(reader): Extension<Reader>,
@@ -286,10 +619,49 @@ pub(crate) async fn metrics(
         .into_response())
 }
 
+/// The answer to a method a route does not have (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{}` does not take {method}", uri.path()),
+    )
+}
+
 pub(crate) async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
         format!("no route for `{}`", uri.path()),
     )
+}
+
+/// The path parameter `{id}`: a dashboard's id.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)] // Describes the parameter; `Params` reads it.
+pub(crate) struct DashboardIdParam(
+    /// The dashboard's id (1 to 128 bytes of `A-Z a-z 0-9 _ . -`).
+    #[param(example = "ops")]
+    String,
+);
+
+/// The path parameter `{widget_id}`: a widget's id.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("widget_id"), parameter_in = Path)]
+#[allow(dead_code)] // Describes the parameter; `Params` reads it.
+pub(crate) struct WidgetIdParam(
+    /// The widget's id, a UUID.
+    #[param(example = "0a5e7d3c-0001-4b6e-9a3f-5c2d0e000001")]
+    Uuid,
+);
+
+/// The query parameter `token`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes the parameter; the reader gate and the transport read it.
+pub(crate) struct TokenParam {
+    /// The caller's token, where `Authorization: Bearer` cannot be sent (browsers'
+    /// `EventSource` and WebSocket); the header wins when both are present.
+    token: Option<String>,
 }

@@ -16,6 +16,7 @@
 //! | `GET /sse/{id}` | Server-Sent Events: the same frames (token as `?token=` or `Authorization: Bearer`) |
 //! | `GET /metrics` | Prometheus text exposition |
 //! | `GET /health` | `{"status": "ok"}` |
+//! | `GET /openapi.json` | the OpenAPI 3.1 description of these routes ([`openapi_json`]) |
 //!
 //! **Reads** (`GET` of dashboards, snapshots, alerts, alert rules and `/metrics`) need a
 //! token that the router's authenticator — the one its streams use — accepts, as
@@ -23,7 +24,8 @@
 //! be one the principal may see (else `403`, before the dashboard is looked up, so ids
 //! cannot be probed); `GET /dashboards` lists only those; `/metrics` needs a principal
 //! that may see every dashboard. [`AllowAll`](crate::AllowAll) is the explicit choice of
-//! open reads: it admits requests without a token. `GET /health` is always open.
+//! open reads: it admits requests without a token. `GET /health` and `GET /openapi.json`
+//! are always open.
 //!
 //! The routes that change state (`POST`, `PUT`, `PATCH`, `DELETE`) are open unless the
 //! router is wrapped with [`require_writers`], which asks them for a bearer token of its
@@ -33,10 +35,15 @@
 //! Bodies are JSON (`Content-Type: application/json`, else `415`), at most
 //! [`EngineConfig::max_body_bytes`](crate::EngineConfig::max_body_bytes) (else `413`).
 //! Errors are `{"error": {"code": "…", "message": "…"}}` with the matching status: `400`
-//! malformed JSON, `404` unknown dashboard or widget, `409` dashboard exists, `413`, `415`,
-//! `422` invalid dashboard/widget/alert rule (with `"violations": [{"path", "message"}]`
-//! naming each field) or invalid single event. The frames on the streams are described in
-//! the crate documentation.
+//! malformed JSON, `404` unknown dashboard or widget (or no such route), `405` a method the
+//! route does not take (with `Allow`), `409` dashboard exists, `413`, `415`, `422` invalid
+//! dashboard/widget/alert rule (with `"violations": [{"path", "message"}]` naming each
+//! field). The streams' own refusals are the wire protocol's error frame. The frames on the
+//! streams are described in the crate documentation.
+//!
+//! `GET /openapi.json` serves the OpenAPI 3.1 document of all this ([`openapi_json`]),
+//! generated from the handlers and the types of the bodies: every route, parameter,
+//! request body, response status and body.
 //!
 //! Changes to dashboards are made on tokio's blocking thread pool (the registry writes
 //! them to its [`DashboardStore`](crate::DashboardStore), and a
@@ -48,6 +55,8 @@ mod auth;
 mod error;
 mod handlers;
 mod json;
+mod openapi;
+mod schemas;
 mod serve;
 
 use axum::Router;
@@ -58,11 +67,12 @@ use rtdash_transport::{Authenticator, Transport, TransportConfig};
 use crate::{Engine, WidgetKey};
 use handlers::{
     Api, alerts, create_dashboard, delete_dashboard, get_alert_rules, get_dashboard, health,
-    ingest, list_dashboards, metrics, not_found, patch_widgets, put_alert_rules, put_dashboard,
-    stream_sse, stream_ws, widget_snapshot,
+    ingest, list_dashboards, method_not_allowed, metrics, not_found, openapi_document,
+    patch_widgets, put_alert_rules, put_dashboard, stream_sse, stream_ws, widget_snapshot,
 };
 
 pub use auth::require_writers;
+pub use openapi::openapi_json;
 pub use serve::{ServeConfig, serve};
 
 /// The HTTP API of `engine` (see the [module documentation](self) for the routes), with a
@@ -132,6 +142,8 @@ pub fn router_with_transport(engine: Engine, transport: Transport<WidgetKey>) ->
         .route("/stream/{id}", get(stream_ws))
         .route("/sse/{id}", get(stream_sse))
         .route("/health", get(health))
+        .route("/openapi.json", get(openapi_document))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(api)
