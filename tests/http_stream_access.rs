@@ -167,3 +167,29 @@ async fn sse_refuses_an_unknown_dashboard_after_authentication() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_path_id_cannot_smuggle_more_topics() {
+    let (_engine, base) = start().await;
+    // `ops,billing` or `ops&topics=billing` (percent-encoded in the path) would have named
+    // a second dashboard once written into the query; they are not dashboard ids: 400.
+    for path in [
+        "/stream/ops%2Cbilling?token=all-reader",
+        "/stream/ops%26topics%3Dbilling?token=all-reader",
+        "/stream/%F1%AE%9D%8B?token=all-reader",
+    ] {
+        match tokio_tungstenite::connect_async(format!("{base}{path}")).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 400, "{path}");
+                let body: Value =
+                    serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+                assert_eq!(
+                    (body["type"].as_str(), body["code"].as_str()),
+                    (Some("error"), Some("bad_request")),
+                    "{path}"
+                );
+            }
+            other => panic!("{path}: expected a refusal, got {other:?}"),
+        }
+    }
+}

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use rtdash_core::Uuid;
 use rtdash_transport::Transport;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::auth::{Reader, Writer};
 use super::error::{ApiError, ErrorBody};
-use super::json::{JsonBody, doc_response, json_text, json_value};
+use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
 use super::schemas::{
     AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardList, Health,
     IngestBody, SseEvent, StreamRefusal, WidgetPatchSchema,
@@ -486,20 +486,32 @@ pub(crate) async fn put_alert_rules(
 }
 
 /// Adds `topics=<id>` to the request's query so the transport subscribes the session to
-/// the dashboard of the path.
-fn with_topic(mut req: Request, id: &str) -> Result<Request, ApiError> {
+/// the dashboard of the path. An id that is not a valid dashboard id (which no dashboard
+/// can have, so refusing it tells nothing of what exists) is refused as the transport
+/// refuses a bad topic, `400 bad_request` with the protocol's error frame; a valid id needs
+/// no escaping in the query.
+#[allow(
+    clippy::result_large_err,
+    reason = "the refusal is the response itself"
+)]
+fn with_topic(mut req: Request, id: &str) -> Result<Request, Response> {
+    let refuse = |message: String| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"type": "error", "code": "bad_request", "message": message}),
+        )
+    };
+    if let Err(e) = rtdash_core::DashboardId::new(id) {
+        return Err(refuse(e.to_string()));
+    }
     let uri = req.uri();
     let pq = match uri.query() {
         Some(q) if !q.is_empty() => format!("{}?{q}&topics={id}", uri.path()),
         _ => format!("{}?topics={id}", uri.path()),
     };
-    let uri = pq.parse::<Uri>().map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request URI could not be rewritten",
-        )
-    })?;
+    let uri = pq
+        .parse::<Uri>()
+        .map_err(|_| refuse("the request URI could not be rewritten".to_owned()))?;
     *req.uri_mut() = uri;
     Ok(req)
 }
@@ -528,7 +540,7 @@ fn with_topic(mut req: Request, id: &str) -> Result<Request, ApiError> {
                 ("Connection" = String, description = "`upgrade`"),
                 ("Sec-WebSocket-Accept" = String, description = "The handshake's answer key."),
             )),
-        (status = 400, description = "Not a WebSocket upgrade request (plain text naming the missing header), or an invalid topic in `?topics=` (the protocol's error frame, `bad_request`).",
+        (status = 400, description = "Not a WebSocket upgrade request (plain text naming the missing header), or an invalid topic in `?topics=` or an id that is not a valid dashboard id (the protocol's error frame, `bad_request`).",
             content(
                 (StreamRefusal = "application/json"),
                 (String = "text/plain"),
@@ -543,7 +555,10 @@ pub(crate) async fn stream_ws(
     Params(id): Params<String>,
     req: Request,
 ) -> Answer {
-    Ok(api.transport.ws_upgrade(with_topic(req, &id)?))
+    Ok(match with_topic(req, &id) {
+        Ok(req) => api.transport.ws_upgrade(req),
+        Err(refused) => refused,
+    })
 }
 
 /// A Server-Sent Events stream of the dashboard's frames.
@@ -563,7 +578,7 @@ pub(crate) async fn stream_ws(
     security(("bearer" = []), ()),
     responses(
         (status = 200, description = "The event stream; it ends when the server closes the session (a `closing` frame comes first).", body = SseEvent, content_type = "text/event-stream"),
-        (status = 400, description = "An invalid or excess topic in `?topics=` (`bad_request`, `too_many_subscriptions`).", body = StreamRefusal),
+        (status = 400, description = "An id that is not a valid dashboard id, or an invalid or excess topic in `?topics=` (`bad_request`, `too_many_subscriptions`).", body = StreamRefusal),
         (status = 401, description = "`auth_failed` (no token, or a token the authenticator refuses) or `token_expired`.", body = StreamRefusal),
         (status = 403, description = "`forbidden`: the token's principal may not see the dashboard (or another topic named).", body = StreamRefusal),
         (status = 404, description = "`not_found` for an id that is not percent-encoded UTF-8. An unknown dashboard is told only to a token that may see it, as the stream's `error` event `unknown_topic`.", body = ErrorBody),
@@ -575,7 +590,10 @@ pub(crate) async fn stream_sse(
     Params(id): Params<String>,
     req: Request,
 ) -> Answer {
-    Ok(api.transport.sse_response(with_topic(req, &id)?).await)
+    Ok(match with_topic(req, &id) {
+        Ok(req) => api.transport.sse_response(req).await,
+        Err(refused) => refused,
+    })
 }
 
 /// The server's metrics, in the Prometheus text format.
