@@ -26,7 +26,8 @@ started=$SECONDS
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION"; then
   step "installing schemathesis $SCHEMATHESIS_VERSION in $VENV"
-  python3 -m venv "$VENV" || {
+  # --clear: a venv moved or left from another checkout has stale paths; start afresh.
+  python3 -m venv --clear "$VENV" || {
     echo "error: python3 -m venv failed; install python3 with venv (Debian: python3-venv)" >&2
     exit 1
   }
