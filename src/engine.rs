@@ -132,8 +132,7 @@ impl Inner {
         }
     }
 
-    /// Hands a validated batch to the ingest log. `Some(report)` when it resolved; `None`
-    /// when `wait` is false and the log could not finish at once.
+    /// Hands a validated batch to the ingest log; resolves when the log has appended it.
     async fn append(&self, batch: &Batch<'_>, report: &mut IngestReport) -> Result<(), Error> {
         self.log.append(batch, &self.recorder, report).await
     }
@@ -508,13 +507,7 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner) = checkpoint.positions;
         *store = window;
         drop(store);
-        let c = checkpoint.counters;
-        let mut stats = self.inner.meters.stats();
-        stats.accepted = c.accepted;
-        stats.rejected = c.rejected;
-        stats.late = c.late;
-        stats.duplicates = c.duplicates;
-        self.inner.meters.restore_ingest(&stats);
+        self.inner.meters.restore_ingest(&checkpoint.counters);
         Ok(())
     }
 
@@ -640,7 +633,7 @@ impl Engine {
         // Retired keys go before this tick publishes, so a new subscriber's snapshot does
         // not show them.
         for (topic, keys) in &plan.retire {
-            inner.publisher.retire(&inner.registry.topic(topic), keys);
+            inner.publisher.retire(topic, keys);
         }
         if !plan.worked {
             return report;
@@ -665,9 +658,8 @@ impl Engine {
         // One frame per dashboard with changes, encoded once.
         let sent_at = now.as_millis();
         for (topic, states) in &plan.updates {
-            let topic = inner.registry.topic(topic);
             inner.publisher.publish(&Publication {
-                topic: &topic,
+                topic,
                 sent_at,
                 payload: Payload::Update(states),
                 cached: true,

@@ -496,7 +496,7 @@ impl Meters {
     }
 
     /// Sets the ingest counters (a restored checkpoint's).
-    pub(crate) fn restore_ingest(&self, c: &crate::EngineStats) {
+    pub(crate) fn restore_ingest(&self, c: &crate::checkpoint::Counters) {
         self.accepted.store(c.accepted, Ordering::Relaxed);
         self.rejected.store(c.rejected, Ordering::Relaxed);
         self.late.store(c.late, Ordering::Relaxed);

@@ -55,15 +55,29 @@ pub(crate) struct Writer(Principal);
 impl Writer {
     /// `Ok` if the writer may change dashboard `id`, else the `403`.
     pub(crate) fn check(&self, id: &str) -> Result<(), ApiError> {
-        if self.0.may_see(id) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("`{}` may not change dashboard `{id}`", self.0.subject()),
-        ))
+        check_scope(&self.0, id, "change")
     }
+}
+
+/// `Ok` if `principal`'s topic access covers dashboard `id`, else the `403` saying it may
+/// not `verb` it.
+fn check_scope(principal: &Principal, id: &str, verb: &str) -> Result<(), ApiError> {
+    if principal.may_see(id) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("`{}` may not {verb} dashboard `{id}`", principal.subject()),
+    ))
+}
+
+/// The dashboard a `/dashboards/{id}…` path names, as sent (ids need no escaping, so a
+/// percent-escaped one matches no grant and is refused).
+fn path_dashboard(path: &str) -> Option<&str> {
+    path.strip_prefix("/dashboards/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
 }
 
 /// `401` with the JSON error body and a `WWW-Authenticate` challenge.
@@ -99,16 +113,8 @@ async fn writer_gate<A: Authenticator>(
         return unauthorized("token expired");
     }
     let writer = Writer(principal);
-    // `/dashboards/{id}…`: the dashboard is in the path, checked as sent (ids need no
-    // escaping, so a percent-escaped one matches no grant and is refused). `POST
-    // /dashboards` names it in the body: `create_dashboard` checks it.
-    let path_id = req
-        .uri()
-        .path()
-        .strip_prefix("/dashboards/")
-        .and_then(|rest| rest.split('/').next())
-        .filter(|id| !id.is_empty());
-    if let Some(Err(e)) = path_id.map(|id| writer.check(id)) {
+    // `POST /dashboards` names the dashboard in the body: `create_dashboard` checks it.
+    if let Some(Err(e)) = path_dashboard(req.uri().path()).map(|id| writer.check(id)) {
         return e.into_response();
     }
     req.extensions_mut().insert(writer);
@@ -127,14 +133,7 @@ impl Reader {
 
     /// `Ok` if the reader may see dashboard `id`, else the `403`.
     pub(crate) fn check(&self, id: &str) -> Result<(), ApiError> {
-        if self.may_see(id) {
-            return Ok(());
-        }
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("`{}` may not see dashboard `{id}`", self.0.subject()),
-        ))
+        check_scope(&self.0, id, "see")
     }
 }
 
@@ -173,13 +172,7 @@ pub(crate) async fn reader_gate(State(api): State<Api>, mut req: Request, next: 
         Err(e) => return unauthorized(&format!("token refused: {e}")),
     };
     let reader = Reader(principal);
-    let path_id = req
-        .uri()
-        .path()
-        .strip_prefix("/dashboards/")
-        .and_then(|rest| rest.split('/').next())
-        .filter(|id| !id.is_empty());
-    if let Some(Err(e)) = path_id.map(|id| reader.check(id)) {
+    if let Some(Err(e)) = path_dashboard(req.uri().path()).map(|id| reader.check(id)) {
         return e.into_response();
     }
     req.extensions_mut().insert(reader);
