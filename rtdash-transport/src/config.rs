@@ -9,10 +9,10 @@ use rtdash_fanout::SlowConsumerPolicy;
 /// Limits, timeouts and buffer sizes of the transport, with safe defaults.
 ///
 /// Every setter documents its default and what it costs. Memory per idle
-/// WebSocket connection is roughly `read_buffer_bytes` + the largest write
-/// batch seen (bounded by about `write_buffer_bytes` + one frame) + ~2 KiB
-/// of session state, task and socket bookkeeping; the kernel's socket
-/// buffers come on top but are not process memory.
+/// WebSocket connection is roughly `read_buffer_bytes` + tungstenite's write
+/// buffer (about `write_buffer_bytes` + `max_frame_bytes` while the client
+/// reads) + ~2 KiB of session state, task and socket bookkeeping; the
+/// kernel's socket buffers come on top but are not process memory.
 ///
 /// # Examples
 ///
@@ -40,6 +40,7 @@ pub struct TransportConfig {
     shutdown_timeout: Duration,
     read_buffer_bytes: NonZeroUsize,
     write_buffer_bytes: usize,
+    max_frame_bytes: NonZeroUsize,
     max_batch_frames: NonZeroUsize,
     policy: SlowConsumerPolicy,
     allowed_origins: Option<Arc<[String]>>,
@@ -74,6 +75,7 @@ impl Default for TransportConfig {
             shutdown_timeout: Duration::from_secs(5),
             read_buffer_bytes: nz(2 * 1024),
             write_buffer_bytes: 4 * 1024,
+            max_frame_bytes: nz(4 * 1024),
             max_batch_frames: nz(64),
             policy: SlowConsumerPolicy::default(),
             allowed_origins: None,
@@ -173,10 +175,29 @@ impl TransportConfig {
     /// tungstenite's write buffer target: frames are gathered up to this
     /// size before a socket write; a batch is always flushed at its end.
     /// Default 4 KiB (tungstenite: 128 KiB). The buffer grows to the largest
-    /// batch written and keeps that capacity.
+    /// frame or batch that did not fit the socket at once and keeps that
+    /// capacity; [`with_max_frame_bytes`](Self::with_max_frame_bytes) keeps
+    /// the frames small.
     #[must_use]
     pub fn with_write_buffer_bytes(mut self, bytes: usize) -> Self {
         self.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// Largest WebSocket frame payload the server writes, in bytes. A
+    /// longer message (a snapshot of a big dashboard) goes out as a text
+    /// frame followed by continuation frames (RFC 6455 section 5.4), cut at
+    /// UTF-8 character boundaries; clients see one message as before.
+    /// Default 4 KiB.
+    ///
+    /// Why: tungstenite's write buffer grows to the largest frame it was
+    /// given and keeps that capacity for the connection's lifetime, so
+    /// without this every connection would hold a buffer the size of its
+    /// largest snapshot (tens of KiB, times every client). Larger values
+    /// save a few header bytes per message and cost that memory.
+    #[must_use]
+    pub fn with_max_frame_bytes(mut self, bytes: NonZeroUsize) -> Self {
+        self.max_frame_bytes = bytes;
         self
     }
 
@@ -284,6 +305,12 @@ impl TransportConfig {
     #[must_use]
     pub fn write_buffer_bytes(&self) -> usize {
         self.write_buffer_bytes
+    }
+
+    /// See [`with_max_frame_bytes`](Self::with_max_frame_bytes).
+    #[must_use]
+    pub fn max_frame_bytes(&self) -> NonZeroUsize {
+        self.max_frame_bytes
     }
 
     /// See [`with_max_batch_frames`](Self::with_max_batch_frames).

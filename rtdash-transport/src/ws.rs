@@ -12,7 +12,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
 use crate::query::Refusal;
@@ -32,6 +34,8 @@ pub struct WsConnection<S> {
     ws: WebSocketStream<S>,
     /// The client sent its close frame (tungstenite has queued the echo).
     peer_closed: bool,
+    /// Longest frame payload written; longer messages are fragmented.
+    max_frame: usize,
 }
 
 impl<S> std::fmt::Debug for WsConnection<S> {
@@ -81,13 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
         ))
         .await
         .map_err(|e| TransportError::Protocol(format!("WebSocket handshake failed: {e}")))?;
-        Ok((
-            Self {
-                ws,
-                peer_closed: false,
-            },
-            params,
-        ))
+        Ok((Self::new(ws, transport_config), params))
     }
 
     /// Wraps a stream whose WebSocket handshake is already done (for
@@ -99,11 +97,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
             Some(transport.config().websocket_config()),
         )
         .await;
+        Self::new(ws, transport.config())
+    }
+
+    fn new(ws: WebSocketStream<S>, config: &TransportConfig) -> Self {
         Self {
             ws,
             peer_closed: false,
+            max_frame: config.max_frame_bytes().get(),
         }
     }
+}
+
+/// Splits `text` into pieces of at most `max` bytes at UTF-8 character
+/// boundaries (a piece is longer only when one character is: `max` < 4).
+/// Returns the end offset of each piece.
+fn fragment_ends(text: &str, max: usize) -> impl Iterator<Item = usize> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= text.len() {
+            return None;
+        }
+        let mut end = text.floor_char_boundary(start.saturating_add(max).min(text.len()));
+        if end <= start {
+            end = text.ceil_char_boundary(start + 1);
+        }
+        start = end;
+        Some(end)
+    })
 }
 
 /// After sending its close frame, how long the server waits for anything
@@ -205,11 +226,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for WsConnec
         }
     }
 
+    /// Writes the frame as one WebSocket message: one text frame, or when
+    /// it is longer than [`TransportConfig::with_max_frame_bytes`] a text
+    /// frame and continuation frames, so that tungstenite's write buffer
+    /// never has to grow to a whole snapshot.
     async fn feed(&mut self, out: Outgoing<'_>) -> Result<(), TransportError> {
-        self.ws
-            .feed(Message::Text(out.frame.into_ws_text()))
-            .await
-            .map_err(ws_error)
+        let text = out.frame.into_ws_text();
+        if text.len() <= self.max_frame {
+            return self.ws.feed(Message::Text(text)).await.map_err(ws_error);
+        }
+        let bytes = Bytes::from(text.clone());
+        let mut start = 0;
+        for end in fragment_ends(text.as_str(), self.max_frame) {
+            let opcode = if start == 0 {
+                OpCode::Data(Data::Text)
+            } else {
+                OpCode::Data(Data::Continue)
+            };
+            let frame = WsFrame::message(bytes.slice(start..end), opcode, end == text.len());
+            self.ws
+                .feed(Message::Frame(frame))
+                .await
+                .map_err(ws_error)?;
+            start = end;
+        }
+        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), TransportError> {
@@ -333,4 +374,50 @@ async fn accept_one<K: Key>(stream: TcpStream, transport: Transport<K>) {
     };
     let start = SessionStart::new(params.token, params.topics, accepted_at);
     crate::session::run(std::sync::Arc::clone(&transport.inner), conn, start, permit).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fragment_ends;
+    use proptest::prelude::*;
+
+    fn pieces(text: &str, max: usize) -> Vec<&str> {
+        let mut start = 0;
+        fragment_ends(text, max)
+            .map(|end| {
+                let piece = &text[start..end];
+                start = end;
+                piece
+            })
+            .collect()
+    }
+
+    #[test]
+    fn short_text_is_one_piece_and_empty_text_none() {
+        assert_eq!(pieces("abc", 4), ["abc"]);
+        assert_eq!(pieces("abcd", 4), ["abcd"]);
+        assert_eq!(pieces("abcde", 4), ["abcd", "e"]);
+        assert!(pieces("", 4).is_empty());
+    }
+
+    #[test]
+    fn cuts_fall_between_characters() {
+        // "é" is two bytes, "€" three, "𝄞" four.
+        assert_eq!(pieces("aéb", 2), ["a", "é", "b"]);
+        assert_eq!(pieces("€€", 4), ["€", "€"]);
+        // A character longer than the limit is one piece of its own.
+        assert_eq!(pieces("𝄞a", 1), ["𝄞", "a"]);
+    }
+
+    proptest! {
+        #[test]
+        fn pieces_rebuild_the_text_within_the_limit(text in "\\PC{0,200}", max in 1usize..64) {
+            let parts = pieces(&text, max);
+            prop_assert_eq!(parts.concat(), text.clone());
+            for p in &parts {
+                prop_assert!(!p.is_empty());
+                prop_assert!(p.len() <= max || p.chars().count() == 1, "{p:?} over {max}");
+            }
+        }
+    }
 }

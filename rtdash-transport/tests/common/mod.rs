@@ -338,10 +338,17 @@ impl RawClient {
         }
     }
 
-    /// Reads one (unmasked, unfragmented) server frame.
+    /// Reads one (unmasked) server frame: its opcode and payload.
     pub async fn read_frame(&mut self) -> (u8, Vec<u8>) {
+        let (_, opcode, payload) = self.read_frame_fin().await;
+        (opcode, payload)
+    }
+
+    /// Reads one (unmasked) server frame: its FIN bit, opcode and payload.
+    pub async fn read_frame_fin(&mut self) -> (bool, u8, Vec<u8>) {
         let mut h = [0u8; 2];
         self.read_exact(&mut h).await;
+        let fin = h[0] & 0x80 != 0;
         let opcode = h[0] & 0x0f;
         let mut len = u64::from(h[1] & 0x7f);
         if len == 126 {
@@ -355,7 +362,7 @@ impl RawClient {
         }
         let mut payload = vec![0u8; len as usize];
         self.read_exact(&mut payload).await;
-        (opcode, payload)
+        (fin, opcode, payload)
     }
 
     async fn read_exact(&mut self, buf: &mut [u8]) {
