@@ -8,6 +8,7 @@ use rtdash_fanout::{HubConfig, SlowConsumerPolicy};
 use rtdash_window::WindowConfig;
 
 use crate::Error;
+use crate::MetricsSink;
 
 /// Configuration of an [`Engine`](crate::Engine).
 ///
@@ -62,6 +63,11 @@ pub struct EngineConfig {
     /// Largest JSON body accepted by [`Engine::ingest_json`](crate::Engine::ingest_json) and
     /// by the HTTP API (larger ones get `413`). Default 8 MiB.
     pub max_body_bytes: usize,
+    /// Where the engine's metrics go: the recorder the host installed for the `metrics`
+    /// crate ([`MetricsSink::Host`], the default), or a private Prometheus recorder that
+    /// [`Engine::render_metrics`](crate::Engine::render_metrics) and the router's
+    /// `/metrics` serve ([`MetricsSink::Isolated`]).
+    pub metrics: MetricsSink,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +83,7 @@ impl Default for EngineConfig {
             stale_after_intervals: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
             dedup_capacity: 100_000,
             max_body_bytes: 8 << 20,
+            metrics: MetricsSink::default(),
         }
     }
 }
@@ -117,6 +124,8 @@ setters! {
     with_dedup_capacity: dedup_capacity: usize;
     /// Sets [`max_body_bytes`](Self::max_body_bytes).
     with_max_body_bytes: max_body_bytes: usize;
+    /// Sets [`metrics`](Self::metrics).
+    with_metrics: metrics: MetricsSink;
 }
 
 impl EngineConfig {

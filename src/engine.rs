@@ -271,7 +271,7 @@ impl EngineBuilder {
             None => Arc::new(HubPublisher::new(hub.clone())),
         };
         let registry = Registry::load(self.store, config.schema.clone(), Arc::clone(&publisher))?;
-        let meters = Arc::new(Meters::new());
+        let meters = Arc::new(Meters::new(config.metrics));
         let recorder = Recorder::new(window, config.dedup_capacity, {
             let meters = Arc::clone(&meters);
             Arc::new(move |r: &IngestReport| meters.count(r))
@@ -614,6 +614,7 @@ impl Engine {
                 .is_some_and(|d| d >= Duration::from_secs(1))
         }) {
             inner.meters.metrics.upkeep();
+            inner.meters.metrics.refresh(&self.scrape());
             state.last_upkeep = Some(now);
         }
         let started = Instant::now();
@@ -698,6 +699,45 @@ impl Engine {
         report.alerts = plan.alerts;
         m.metrics.tick.record(started.elapsed().as_secs_f64());
         report
+    }
+
+    /// Starts the engine's background work on the current tokio runtime — the refresh
+    /// scheduler ([`run`](Self::run)) — and returns the one handle that stops it:
+    /// [`EngineTask::shutdown`] stops the scheduler and closes every WebSocket and SSE
+    /// session with 1001 ([`close_sessions`](Self::close_sessions)).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn` does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::{Engine, EngineConfig, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rtdash::Error> {
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// let task = engine.spawn();
+    /// // … serve the router until the server should stop, then:
+    /// task.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn spawn(&self) -> EngineTask {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = self.clone();
+        let scheduler = tokio::spawn(async move {
+            engine
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        EngineTask {
+            engine: self.clone(),
+            stop: Some(stop),
+            scheduler,
+        }
     }
 
     /// Runs the refresh scheduler until `shutdown` completes: calls [`tick`](Self::tick)
@@ -837,16 +877,31 @@ impl Engine {
     }
 
     /// The engine's metrics in the Prometheus text exposition format (version 0.0.4), as
-    /// served by `GET /metrics`: ingest (`rtdash_ingest_events_total`, `…_rejected_total`,
+    /// served by `GET /metrics`, when they go to a private recorder
+    /// ([`MetricsSink::Isolated`](crate::MetricsSink::Isolated)); `None` when they go to
+    /// the recorder the host installed (the default), which the host's exporter serves.
+    ///
+    /// The metrics: ingest (`rtdash_ingest_events_total`, `…_rejected_total`,
     /// `…_late_total`), refused events by reason (`rtdash_events_rejected_total{reason}`:
     /// `future`, `too_old`, `event_time`, `metric_name`, `value`, `tags`, `id`, `series`,
     /// `malformed`), aggregation time (`rtdash_aggregation_seconds`), push latency from
     /// event to socket write (`rtdash_push_latency_seconds`) and to publish
     /// (`rtdash_publish_latency_seconds`), active connections, subscribers per dashboard,
-    /// conflated/dropped/evicted messages and more. Each engine has its own recorder; no
-    /// global recorder is installed.
+    /// conflated/dropped/evicted messages and more. The gauges and totals read from the hub,
+    /// the transports and the window store are refreshed by the scheduler about once a
+    /// second, and here before rendering.
     #[must_use]
-    pub fn render_metrics(&self) -> String {
+    pub fn render_metrics(&self) -> Option<String> {
+        let metrics = &self.inner.meters.metrics;
+        if !metrics.is_isolated() {
+            return None;
+        }
+        metrics.refresh(&self.scrape());
+        metrics.render()
+    }
+
+    /// The values the metrics mirror from the hub, the transports and the window store.
+    fn scrape(&self) -> Scrape {
         let inner = &self.inner;
         let hub = inner.hub.stats();
         let window = self.window_stats();
@@ -886,6 +941,44 @@ impl Engine {
             s.frames_sent += ts.frames_sent;
             s.auth_failures += ts.auth_failures;
         }
-        inner.meters.metrics.render(&s)
+        s
+    }
+}
+
+/// The background work of an [`Engine`] started by [`Engine::spawn`].
+///
+/// Dropping it without [`shutdown`](Self::shutdown) stops the scheduler too (sessions are
+/// then left to the host).
+#[derive(Debug)]
+#[must_use = "dropping the task stops the engine's scheduler at once"]
+pub struct EngineTask {
+    engine: Engine,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl EngineTask {
+    /// The engine this task runs.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Stops the refresh scheduler (after the tick under way, if any) and closes every
+    /// WebSocket and SSE session of the engine's transports with 1001 (going away), so
+    /// clients reconnect elsewhere; returns when both are done (sessions wait at most their
+    /// `shutdown_timeout`).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.scheduler).await;
+        self.engine.close_sessions().await;
+    }
+}
+
+impl Drop for EngineTask {
+    fn drop(&mut self) {
+        self.scheduler.abort();
     }
 }

@@ -171,9 +171,10 @@ pub use auth::AllowAll;
 pub use checkpoint::EngineCheckpoint;
 pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
-pub use engine::{Engine, EngineBuilder};
+pub use engine::{Engine, EngineBuilder, EngineTask};
 pub use error::{Error, Subject};
 pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
+pub use metrics::MetricsSink;
 pub use registry::Registry;
 pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore};
 pub use types::{

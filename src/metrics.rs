@@ -1,5 +1,8 @@
-//! The engine's Prometheus metrics: one recorder per engine (no global recorder), handles
-//! registered once, rendered on demand.
+//! The engine's metrics, through the `metrics` facade: into the recorder the host installed
+//! ([`MetricsSink::Host`], the default), or into a private Prometheus recorder per engine
+//! ([`MetricsSink::Isolated`]) rendered on demand. Handles are registered once; the gauges
+//! and counters read from other parts (hub, transports, window store) are refreshed by the
+//! scheduler about once a second and before each isolated render.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,9 +90,68 @@ impl RejectReason {
     }
 }
 
-pub(crate) struct Metrics {
+/// Where an engine's metrics go ([`EngineConfig::metrics`](crate::EngineConfig::metrics)).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{Engine, EngineConfig, MemoryStore, MetricsSink};
+///
+/// // A host that wants this engine's metrics apart from its own.
+/// let config = EngineConfig::default().with_metrics(MetricsSink::Isolated);
+/// let engine = Engine::new(config, MemoryStore::new())?;
+/// let text = engine.render_metrics().expect("an isolated engine renders its metrics");
+/// assert!(text.contains("rtdash_ingest_events_total"));
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MetricsSink {
+    /// The recorder installed for the `metrics` crate when the engine is built
+    /// (`metrics::set_global_recorder`, e.g. by `metrics-exporter-prometheus`'s
+    /// `PrometheusBuilder::install_recorder`, or a thread-local one): the library emits,
+    /// the application chooses the exporter and serves it. Install the recorder before
+    /// building the engine; with none installed the metrics cost next to nothing and go
+    /// nowhere. [`Engine::render_metrics`](crate::Engine::render_metrics) returns `None`
+    /// and the router's `/metrics` answers `404`.
+    #[default]
+    Host,
+    /// A private Prometheus recorder for this engine only (several engines in one process
+    /// stay apart): [`Engine::render_metrics`](crate::Engine::render_metrics) renders it in
+    /// the Prometheus text format and the router's `GET /metrics` serves it.
+    Isolated,
+}
+
+/// The private recorder of a [`MetricsSink::Isolated`] engine.
+struct Isolated {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+}
+
+/// Gauges and counters whose values are read from other parts at refresh time.
+struct Mirrored {
+    active_connections: Gauge,
+    hub_subscribers: Gauge,
+    series: Gauge,
+    dashboards: Gauge,
+    late_buffered: Gauge,
+    alerts_firing: Gauge,
+    fanout_ratio: Gauge,
+    late_dropped: Counter,
+    published: Counter,
+    delivered: Counter,
+    conflated: Counter,
+    dropped: Counter,
+    evicted: Counter,
+    sessions: Counter,
+    slow_consumers: Counter,
+    frames_sent: Counter,
+    auth_failures: Counter,
+}
+
+pub(crate) struct Metrics {
+    isolated: Option<Isolated>,
+    mirrored: Mirrored,
     pub(crate) accepted: Counter,
     pub(crate) rejected: Counter,
     /// `rtdash_events_rejected_total{reason}`, in the order of [`RejectReason::ALL`].
@@ -137,14 +199,29 @@ pub(crate) struct Scrape {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
-        // `set_buckets` only fails for an empty list.
-        let builder = PrometheusBuilder::new()
-            .set_buckets(BUCKETS)
-            .unwrap_or_else(|_| PrometheusBuilder::new());
-        let recorder = builder.build_recorder();
-        let handle = recorder.handle();
-        let r = &recorder;
+    pub(crate) fn new(sink: MetricsSink) -> Self {
+        let isolated = match sink {
+            MetricsSink::Host => None,
+            MetricsSink::Isolated => {
+                // `set_buckets` only fails for an empty list.
+                let builder = PrometheusBuilder::new()
+                    .set_buckets(BUCKETS)
+                    .unwrap_or_else(|_| PrometheusBuilder::new());
+                let recorder = builder.build_recorder();
+                let handle = recorder.handle();
+                Some(Isolated { recorder, handle })
+            }
+        };
+        let mut built = None;
+        with_sink(isolated.as_ref(), |r| built = Some(Self::register(r)));
+        // `with_sink` always calls its closure.
+        let mut m = built.unwrap_or_else(|| Self::register(&metrics::NoopRecorder));
+        m.isolated = isolated;
+        m
+    }
+
+    /// Describes and registers every fixed metric on `r` (with no isolated recorder).
+    fn register(r: &dyn Recorder) -> Self {
         let counter = |name: &'static str, help: &'static str| {
             r.describe_counter(name.into(), None, help.into());
             r.register_counter(&Key::from_static_name(name), &META)
@@ -163,6 +240,11 @@ impl Metrics {
              store, e.g. its series limit), malformed (not an event object)."
                 .into(),
         );
+        r.describe_gauge(
+            DASHBOARD_SUBSCRIBERS.into(),
+            None,
+            "Subscribers of each dashboard's topic.".into(),
+        );
         let rejected_by = RejectReason::ALL
             .iter()
             .map(|reason| {
@@ -171,6 +253,8 @@ impl Metrics {
             })
             .collect();
         Self {
+            isolated: None,
+            mirrored: Mirrored::register(r),
             rejected_by,
             accepted: counter(
                 "rtdash_ingest_events_total",
@@ -223,12 +307,85 @@ impl Metrics {
             ),
             alerts_firing: counter("rtdash_alerts_fired_total", "Alerts that started firing."),
             alerts_resolved: counter("rtdash_alerts_resolved_total", "Alerts that resolved."),
-            recorder,
-            handle,
         }
     }
+}
 
-    /// Counts one event refused for `reason`.
+impl Mirrored {
+    fn register(r: &dyn Recorder) -> Self {
+        let counter = |name: &'static str, help: &'static str| {
+            r.describe_counter(name.into(), None, help.into());
+            r.register_counter(&Key::from_static_name(name), &META)
+        };
+        let gauge = |name: &'static str, help: &'static str| {
+            r.describe_gauge(name.into(), None, help.into());
+            r.register_gauge(&Key::from_static_name(name), &META)
+        };
+        Self {
+            active_connections: gauge(
+                "rtdash_active_connections",
+                "WebSocket and SSE connections open now.",
+            ),
+            hub_subscribers: gauge(
+                "rtdash_hub_subscribers",
+                "Live hub subscriptions (sessions and in-process subscribers).",
+            ),
+            series: gauge("rtdash_series", "Series held by the window store."),
+            dashboards: gauge("rtdash_dashboards", "Dashboards in the registry."),
+            late_buffered: gauge(
+                "rtdash_late_buffered",
+                "Late events waiting in the side channel (Engine::drain_late).",
+            ),
+            alerts_firing: gauge("rtdash_alerts_firing", "Alerts firing now."),
+            fanout_ratio: gauge(
+                "rtdash_fanout_ratio",
+                "Messages queued to subscribers per message published (fan-out ratio).",
+            ),
+            late_dropped: counter(
+                "rtdash_late_dropped_total",
+                "Late events dropped because the side channel was full.",
+            ),
+            published: counter(
+                "rtdash_fanout_published_total",
+                "Messages published to the hub.",
+            ),
+            delivered: counter(
+                "rtdash_fanout_delivered_total",
+                "Messages queued to subscribers (one publish to N subscribers counts N).",
+            ),
+            conflated: counter(
+                "rtdash_fanout_conflated_total",
+                "Queued messages discarded by conflation (a newer value superseded them).",
+            ),
+            dropped: counter(
+                "rtdash_fanout_dropped_total",
+                "Messages discarded by the drop-oldest policy.",
+            ),
+            evicted: counter(
+                "rtdash_fanout_evicted_total",
+                "Subscribers evicted as slow consumers by the disconnect policy.",
+            ),
+            sessions: counter(
+                "rtdash_transport_sessions_total",
+                "WebSocket and SSE sessions started.",
+            ),
+            slow_consumers: counter(
+                "rtdash_transport_slow_consumers_total",
+                "Sessions closed as slow consumers (eviction or write timeout).",
+            ),
+            frames_sent: counter(
+                "rtdash_transport_frames_sent_total",
+                "Frames written to clients.",
+            ),
+            auth_failures: counter(
+                "rtdash_transport_auth_failures_total",
+                "Sessions refused because authentication failed.",
+            ),
+        }
+    }
+}
+
+impl Metrics {
     pub(crate) fn reject(&self, reason: RejectReason) {
         // `ALL` lists the variants in declaration order.
         if let Some(c) = self.rejected_by.get(reason as usize) {
@@ -236,122 +393,71 @@ impl Metrics {
         }
     }
 
-    fn gauge(&self, name: &'static str, help: &'static str) -> Gauge {
-        self.recorder.describe_gauge(name.into(), None, help.into());
-        self.recorder
-            .register_gauge(&Key::from_static_name(name), &META)
-    }
-
-    fn absolute(&self, name: &'static str, help: &'static str, value: u64) {
-        self.recorder
-            .describe_counter(name.into(), None, help.into());
-        self.recorder
-            .register_counter(&Key::from_static_name(name), &META)
-            .absolute(value);
-    }
-
-    /// Drains recorded histogram samples into their distributions (bounded memory).
     pub(crate) fn upkeep(&self) {
-        self.handle.run_upkeep();
+        if let Some(i) = &self.isolated {
+            i.handle.run_upkeep();
+        }
     }
 
-    pub(crate) fn render(&self, s: &Scrape) -> String {
+    /// Sets the mirrored gauges and counters from `s`.
+    pub(crate) fn refresh(&self, s: &Scrape) {
         #[allow(clippy::cast_precision_loss)]
         let f = |v: u64| v as f64;
-        self.gauge(
-            "rtdash_active_connections",
-            "WebSocket and SSE connections open now.",
-        )
-        .set(f(s.active_connections));
-        self.gauge(
-            "rtdash_hub_subscribers",
-            "Live hub subscriptions (sessions and in-process subscribers).",
-        )
-        .set(f(s.hub_subscribers));
-        self.recorder.describe_gauge(
-            "rtdash_dashboard_subscribers".into(),
-            None,
-            "Subscribers of each dashboard's topic.".into(),
-        );
-        for (id, n) in &s.per_dashboard {
-            let key = Key::from_parts(
-                "rtdash_dashboard_subscribers",
-                vec![Label::new("dashboard", id.clone())],
-            );
-            self.recorder.register_gauge(&key, &META).set(f(*n));
-        }
-        self.gauge("rtdash_series", "Series held by the window store.")
-            .set(f(s.series));
-        self.gauge("rtdash_dashboards", "Dashboards in the registry.")
-            .set(f(s.dashboards));
-        self.gauge(
-            "rtdash_late_buffered",
-            "Late events waiting in the side channel (Engine::drain_late).",
-        )
-        .set(f(s.late_buffered));
-        self.gauge("rtdash_alerts_firing", "Alerts firing now.")
-            .set(f(s.firing_alerts));
+        let m = &self.mirrored;
+        m.active_connections.set(f(s.active_connections));
+        m.hub_subscribers.set(f(s.hub_subscribers));
+        m.series.set(f(s.series));
+        m.dashboards.set(f(s.dashboards));
+        m.late_buffered.set(f(s.late_buffered));
+        m.alerts_firing.set(f(s.firing_alerts));
         let ratio = if s.published == 0 {
             0.0
         } else {
             f(s.delivered) / f(s.published)
         };
-        self.gauge(
-            "rtdash_fanout_ratio",
-            "Messages queued to subscribers per message published (fan-out ratio).",
-        )
-        .set(ratio);
-        self.absolute(
-            "rtdash_late_dropped_total",
-            "Late events dropped because the side channel was full.",
-            s.late_dropped,
-        );
-        self.absolute(
-            "rtdash_fanout_published_total",
-            "Messages published to the hub.",
-            s.published,
-        );
-        self.absolute(
-            "rtdash_fanout_delivered_total",
-            "Messages queued to subscribers (one publish to N subscribers counts N).",
-            s.delivered,
-        );
-        self.absolute(
-            "rtdash_fanout_conflated_total",
-            "Queued messages discarded by conflation (a newer value superseded them).",
-            s.conflated,
-        );
-        self.absolute(
-            "rtdash_fanout_dropped_total",
-            "Messages discarded by the drop-oldest policy.",
-            s.dropped,
-        );
-        self.absolute(
-            "rtdash_fanout_evicted_total",
-            "Subscribers evicted as slow consumers by the disconnect policy.",
-            s.evicted,
-        );
-        self.absolute(
-            "rtdash_transport_sessions_total",
-            "WebSocket and SSE sessions started.",
-            s.sessions,
-        );
-        self.absolute(
-            "rtdash_transport_slow_consumers_total",
-            "Sessions closed as slow consumers (eviction or write timeout).",
-            s.slow_consumers,
-        );
-        self.absolute(
-            "rtdash_transport_frames_sent_total",
-            "Frames written to clients.",
-            s.frames_sent,
-        );
-        self.absolute(
-            "rtdash_transport_auth_failures_total",
-            "Sessions refused because authentication failed.",
-            s.auth_failures,
-        );
-        self.handle.render()
+        m.fanout_ratio.set(ratio);
+        m.late_dropped.absolute(s.late_dropped);
+        m.published.absolute(s.published);
+        m.delivered.absolute(s.delivered);
+        m.conflated.absolute(s.conflated);
+        m.dropped.absolute(s.dropped);
+        m.evicted.absolute(s.evicted);
+        m.sessions.absolute(s.sessions);
+        m.slow_consumers.absolute(s.slow_consumers);
+        m.frames_sent.absolute(s.frames_sent);
+        m.auth_failures.absolute(s.auth_failures);
+        with_sink(self.isolated.as_ref(), |r| {
+            for (id, n) in &s.per_dashboard {
+                let key = Key::from_parts(
+                    DASHBOARD_SUBSCRIBERS,
+                    vec![Label::new("dashboard", id.clone())],
+                );
+                r.register_gauge(&key, &META).set(f(*n));
+            }
+        });
+    }
+
+    /// Whether the metrics go to a private recorder.
+    pub(crate) fn is_isolated(&self) -> bool {
+        self.isolated.is_some()
+    }
+
+    /// The Prometheus text of an isolated engine's recorder (after [`refresh`](Self::refresh)),
+    /// `None` when the metrics go to the host's recorder.
+    pub(crate) fn render(&self) -> Option<String> {
+        self.isolated.as_ref().map(|i| i.handle.render())
+    }
+}
+
+/// The per-dashboard subscriber gauge (labelled `dashboard`).
+const DASHBOARD_SUBSCRIBERS: &str = "rtdash_dashboard_subscribers";
+
+/// Runs `f` with the isolated recorder, or else with the recorder the `metrics` crate
+/// currently has installed (a no-op one when none is).
+fn with_sink(isolated: Option<&Isolated>, f: impl FnOnce(&dyn Recorder)) {
+    match isolated {
+        Some(i) => f(&i.recorder),
+        None => metrics::with_recorder(f),
     }
 }
 
@@ -447,9 +553,9 @@ pub(crate) struct Meters {
 }
 
 impl Meters {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(sink: MetricsSink) -> Self {
         Self {
-            metrics: Metrics::new(),
+            metrics: Metrics::new(sink),
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             late: AtomicU64::new(0),

@@ -9,7 +9,9 @@ mod common;
 use common::{dashboard, read_json, serve_app, widget};
 use reqwest::StatusCode;
 use rtdash::transport::{Principal, StaticTokens, TopicAccess};
-use rtdash::{Aggregation, AlertRule, Engine, EngineConfig, MemoryStore, TransportConfig};
+use rtdash::{
+    Aggregation, AlertRule, Engine, EngineConfig, MemoryStore, MetricsSink, TransportConfig,
+};
 use serde_json::Value;
 
 struct Server {
@@ -39,7 +41,11 @@ impl Server {
 /// Dashboards `ops` (one widget with a value and an alert rule) and `billing`; tokens
 /// `ops-reader` (sees `ops`), `all-reader` (sees everything), `expired`.
 async fn start() -> (Server, String) {
-    let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+    let engine = Engine::new(
+        EngineConfig::default().with_metrics(MetricsSink::Isolated),
+        MemoryStore::new(),
+    )
+    .unwrap();
     let w = widget("ops", "req", Aggregation::Sum, 60, 1.0, 0);
     let wid = w.widget_id;
     let mut doc = dashboard("ops", vec![w]);

@@ -6,11 +6,18 @@
 mod common;
 
 use common::{Http, prometheus_value};
-use rtdash::{Engine, EngineConfig, MemoryStore, Timestamp};
+use rtdash::{Engine, EngineConfig, MemoryStore, MetricsSink, Timestamp};
 use serde_json::json;
 
 async fn start(config: EngineConfig) -> Http {
-    Http::start(Engine::new(config, MemoryStore::new()).unwrap()).await
+    Http::start(
+        Engine::new(
+            config.with_metrics(MetricsSink::Isolated),
+            MemoryStore::new(),
+        )
+        .unwrap(),
+    )
+    .await
 }
 
 #[tokio::test]

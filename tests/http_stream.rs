@@ -24,7 +24,8 @@ fn dashboard_json() -> Value {
 
 #[tokio::test]
 async fn create_ingest_and_stream_over_websocket() {
-    let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+    let config = EngineConfig::default().with_metrics(rtdash::MetricsSink::Isolated);
+    let engine = Engine::new(config, MemoryStore::new()).unwrap();
     let base = common::serve(engine.clone()).await;
     let client = Client::new();
 

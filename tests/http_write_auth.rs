@@ -18,7 +18,11 @@ fn dashboard(id: &str) -> Value {
 }
 
 async fn start() -> (String, Engine) {
-    let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+    let engine = Engine::new(
+        EngineConfig::default().with_metrics(rtdash::MetricsSink::Isolated),
+        MemoryStore::new(),
+    )
+    .unwrap();
     let writers = StaticTokens::new()
         .with_token(
             "ops-writer",

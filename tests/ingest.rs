@@ -5,10 +5,16 @@ mod common;
 use std::time::Duration;
 
 use common::{T0, batch, t};
-use rtdash::{Engine, EngineConfig, Error, IngestOutcome, MemoryStore, MetricEvent, WindowConfig};
+use rtdash::{
+    Engine, EngineConfig, Error, IngestOutcome, MemoryStore, MetricEvent, MetricsSink, WindowConfig,
+};
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap()
+    Engine::new(
+        EngineConfig::default().with_metrics(MetricsSink::Isolated),
+        MemoryStore::new(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -130,7 +136,7 @@ fn single_events_are_validated() {
     assert!(matches!(e, Error::InvalidEvent { ref field, .. } if field == "event_time"));
     assert!(e.to_string().contains("max_future_skew"), "{e}");
     // Both refusals are counted, by reason.
-    let text = engine.render_metrics();
+    let text = engine.render_metrics().unwrap();
     for needle in [
         "rtdash_ingest_rejected_total 2",
         "rtdash_events_rejected_total{reason=\"value\"} 1",
@@ -155,7 +161,7 @@ fn metrics_are_rendered_for_prometheus() {
             t(0),
         )
         .unwrap();
-    let text = engine.render_metrics();
+    let text = engine.render_metrics().unwrap();
     for needle in [
         "rtdash_ingest_events_total 1",
         "rtdash_ingest_rejected_total 1",
@@ -169,11 +175,15 @@ fn metrics_are_rendered_for_prometheus() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
-    // Two engines do not share metrics.
-    let other = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+    // Two isolated engines do not share metrics.
+    let other = self::engine();
     assert!(
         other
             .render_metrics()
+            .unwrap()
             .contains("rtdash_ingest_events_total 0")
     );
+    // By default they go to the host's recorder: nothing to render here.
+    let hosted = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
+    assert_eq!(hosted.render_metrics(), None);
 }

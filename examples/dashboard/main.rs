@@ -26,7 +26,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rtdash::{
-    AllowAll, DashboardDoc, Engine, EngineConfig, FileStore, MemoryStore, Timestamp,
+    AllowAll, DashboardDoc, Engine, EngineConfig, FileStore, MemoryStore, MetricsSink, Timestamp,
     TransportConfig,
 };
 use tokio::sync::watch;
@@ -158,7 +158,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let config = EngineConfig::default();
+    // The router's `/metrics` serves this engine's own recorder.
+    let config = EngineConfig::default().with_metrics(MetricsSink::Isolated);
     let engine = match &args.data_dir {
         Some(dir) => Engine::new(config, FileStore::open(dir)?)?,
         None => Engine::new(config, MemoryStore::new())?,
@@ -198,11 +199,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let scheduler = tokio::spawn({
-        let engine = engine.clone();
-        let stop = stopped(stop_rx.clone());
-        async move { engine.run(stop).await }
-    });
+    // The refresh scheduler; `task.shutdown()` stops it and closes the streams.
+    let task = engine.spawn();
     let producer = args.demo.then(|| {
         let config = DemoConfig {
             seed: args.seed.unwrap_or_else(clock_seed),
@@ -228,13 +226,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let _ = stop_tx.send(true);
     // Streams are upgraded connections that the server's graceful shutdown does not track:
-    // close them (code 1001, "going away") so clients reconnect, then wait for the rest.
-    engine.close_sessions().await;
+    // the task closes them (code 1001, "going away") so clients reconnect, and stops the
+    // scheduler; then wait for the rest.
+    task.shutdown().await;
     let served = match ended_early {
         Some(r) => r,
         None => server.await,
     };
-    let _ = scheduler.await;
     if let Some(p) = producer {
         let _ = p.await;
     }

@@ -610,6 +610,7 @@ pub(crate) async fn stream_sse(
         (status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain"),
         (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the token's principal may not see every dashboard.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the engine's metrics go to the host's recorder (`EngineConfig::metrics` is `MetricsSink::Host`), whose exporter serves them.", body = ErrorBody),
         (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
     ),
 )]
@@ -626,13 +627,21 @@ pub(crate) async fn metrics(
     {
         reader.check(hidden.id())?;
     }
+    let Some(text) = api.engine.render_metrics() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "this engine's metrics go to the host's recorder (EngineConfig::metrics): the \
+             host's exporter serves them",
+        ));
+    };
     Ok((
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        api.engine.render_metrics(),
+        text,
     )
         .into_response())
 }
