@@ -182,15 +182,23 @@ pub use types::{
     WidgetKey, WidgetState,
 };
 
+/// The axum version the [`http`] module is built on, for hosts that nest its router.
+#[cfg(feature = "http")]
+pub use axum;
 pub use rtdash_core as core;
 pub use rtdash_core::{
-    Aggregation, ChartType, Dashboard, DashboardId, DisplayConfig, EventId, GridPos, MetricEvent,
-    Percentile, SchemaLimits, SchemaViolation, TagFilter, Tags, Threshold, Timestamp, Uuid,
-    ValidationLimits, Widget,
+    Aggregation, ChartType, CoreError, Dashboard, DashboardId, DisplayConfig, EventId, GridPos,
+    MetricEvent, Percentile, SchemaLimits, SchemaViolation, TagFilter, Tags, Threshold, Timestamp,
+    Uuid, ValidationLimits, Widget,
 };
 pub use rtdash_fanout as fanout;
-pub use rtdash_fanout::{HubConfig, SlowConsumerPolicy};
+pub use rtdash_fanout::{Event, HubConfig, SlowConsumerPolicy, Subscription};
 pub use rtdash_transport as transport;
-pub use rtdash_transport::{Frame, FrameHub, Topic, Transport, TransportConfig};
+#[cfg(feature = "jwt")]
+pub use rtdash_transport::JwtAuthenticator;
+pub use rtdash_transport::{
+    AuthError, Authenticator, Frame, FrameHub, Principal, StaticTokens, Topic, TopicAccess,
+    Transport, TransportConfig,
+};
 pub use rtdash_window as window;
-pub use rtdash_window::WindowConfig;
+pub use rtdash_window::{WindowConfig, WindowStats};

@@ -227,8 +227,8 @@ impl std::fmt::Debug for TopicAccess {
 /// and internal tools.
 ///
 /// Lookups are not constant-time; do not use it where tokens may be guessed
-/// by timing. Use [`JwtAuthenticator`](crate::JwtAuthenticator) (feature
-/// `jwt`) or your own [`Authenticator`] in production.
+/// by timing. Use `JwtAuthenticator` (feature `jwt`) or your own
+/// [`Authenticator`] in production.
 ///
 /// # Examples
 ///
