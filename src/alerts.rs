@@ -7,6 +7,17 @@ use rtdash_core::{SchemaViolation, Timestamp, Uuid};
 use serde::{Deserialize, Serialize};
 
 /// Which side of the threshold is bad.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::AlertCondition;
+///
+/// assert!(AlertCondition::Above.breached(250.5, 250.0));
+/// assert!(!AlertCondition::Above.breached(250.0, 250.0)); // strictly above
+/// assert!(AlertCondition::Below.breached(0.5, 1.0));
+/// assert_eq!(AlertCondition::Below.as_str(), "below");
+/// ```
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -209,6 +220,17 @@ impl AlertRule {
 }
 
 /// Whether an alert started or ended.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::AlertState;
+///
+/// assert_eq!(AlertState::Firing.as_str(), "firing");
+/// // The same name in JSON (alert frames, `GET /dashboards/{id}/alerts`).
+/// assert_eq!(serde_json::to_string(&AlertState::Resolved)?, r#""resolved""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -232,6 +254,32 @@ impl AlertState {
 
 /// An alert firing or resolving, as pushed to subscribers (frame `{"type":"alert", ...}`)
 /// and kept in [`Engine::alerts`](crate::Engine::alerts).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{AlertState, DashboardDoc, Engine, EngineConfig, MemoryStore, Timestamp};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// // Widget 1 shows the highest `cpu` of the last 10 s; its rule fires above 80.
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations", "widgets": [
+///     {"widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+///      "title": "CPU", "metric_name": "cpu", "aggregation": "max", "window_seconds": 10,
+///      "refresh_interval_seconds": 1,
+///      "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 4, "h": 2}}}],
+///   "alert_rules": [{"widget_id": "00000000-0000-0000-0000-000000000001",
+///      "condition": "above", "threshold": 80, "name": "CPU hot"}]}"#)?;
+/// engine.dashboards().create(doc)?;
+///
+/// let now = Timestamp::from_millis(1_700_000_000_000);
+/// let body = br#"{"metric_name": "cpu", "value": 93, "event_time": 1700000000000}"#;
+/// engine.ingest_json_at(body, now)?;
+/// let alerts = engine.tick(now).alerts; // also pushed to the dashboard's subscribers
+/// assert_eq!((alerts[0].state, alerts[0].value), (AlertState::Firing, Some(93.0)));
+/// assert_eq!(alerts[0].message, "CPU hot: 93 is above 80");
+/// assert_eq!(engine.firing_alerts(), alerts);
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 #[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertEvent {

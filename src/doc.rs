@@ -178,6 +178,31 @@ impl DashboardDoc {
 /// ```json
 /// {"add": [ {widget…} ], "update": [ {widget…} ], "remove": ["6f1c…"]}
 /// ```
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, Error, MemoryStore, Uuid, WidgetPatch};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let dashboards = engine.dashboards();
+/// dashboards.create(DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?)?;
+/// let add = WidgetPatch::from_json(br#"{"add": [
+///     {"widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+///      "title": "CPU", "metric_name": "cpu", "aggregation": "max", "window_seconds": 60,
+///      "refresh_interval_seconds": 1,
+///      "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 4, "h": 2}}}]}"#)?;
+///
+/// // The same, and remove widget 9, which the dashboard does not have: all of it is refused.
+/// let mut patch = add.clone();
+/// patch.remove.push(Uuid::from_u128(9));
+/// let refused = dashboards.patch_widgets("ops", &patch);
+/// assert!(matches!(refused, Err(Error::UnknownWidget { .. })));
+/// assert!(dashboards.get("ops")?.dashboard.widgets.is_empty());
+///
+/// assert_eq!(dashboards.patch_widgets("ops", &add)?.dashboard.widgets.len(), 1);
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetPatch {

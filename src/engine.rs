@@ -38,6 +38,39 @@ use crate::{
 /// Thread-safe: ingest from many tasks at once (each call or batch takes the window
 /// store's lock once); the scheduler runs in one task ([`run`](Self::run)) or is stepped
 /// by hand ([`tick`](Self::tick)).
+///
+/// # Examples
+///
+/// A dashboard with one widget, a subscriber, two events and one step of the scheduler:
+///
+/// ```
+/// use rtdash::fanout::Event;
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, MemoryStore, Timestamp};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// // Widget 1: how many `api.requests` events arrived in the last minute.
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations", "widgets": [
+///     {"widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+///      "title": "Requests", "metric_name": "api.requests", "aggregation": "count",
+///      "window_seconds": 60, "refresh_interval_seconds": 1,
+///      "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 4, "h": 2}}}]}"#)?;
+/// engine.dashboards().create(doc)?;
+/// let sub = engine.subscribe("ops")?; // a snapshot first, then every update
+///
+/// let now = Timestamp::from_millis(1_700_000_000_000);
+/// let body = br#"[{"metric_name": "api.requests", "value": 1, "event_time": 1700000000000},
+///                 {"metric_name": "api.requests", "value": 1, "event_time": 1699999999500}]"#;
+/// assert_eq!(engine.ingest_json_at(body, now)?.accepted, 2);
+///
+/// // `run` (or `spawn`) calls this every 100 ms with the current time.
+/// let tick = engine.tick(now);
+/// assert_eq!((tick.widgets_evaluated, tick.frames_published), (1, 1));
+/// assert!(matches!(sub.try_recv(), Ok(Event::Snapshot { .. })));
+/// let Ok(Event::Message { msg, .. }) = sub.try_recv() else { panic!("no update") };
+/// let update: serde_json::Value = serde_json::from_str(msg.as_str())?;
+/// assert_eq!(update["items"][0]["value"], 2.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -949,6 +982,31 @@ impl Engine {
 ///
 /// Dropping it without [`shutdown`](Self::shutdown) stops the scheduler too (sessions are
 /// then left to the host).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, MemoryStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rtdash::Error> {
+/// let config = EngineConfig::default().with_tick(Duration::from_millis(10));
+/// let task = Engine::new(config, MemoryStore::new())?.spawn();
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations", "widgets": [
+///     {"widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+///      "title": "CPU", "metric_name": "cpu", "aggregation": "max", "window_seconds": 10,
+///      "refresh_interval_seconds": 1,
+///      "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 4, "h": 2}}}]}"#)?;
+/// task.engine().dashboards().create(doc)?;
+///
+/// // The scheduler evaluates the new widget at its next tick, by itself.
+/// while task.engine().stats().widget_evaluations == 0 {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+/// }
+/// task.shutdown().await; // stops the scheduler; WebSocket and SSE clients get 1001
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping the task stops the engine's scheduler at once"]
 pub struct EngineTask {

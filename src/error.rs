@@ -12,6 +12,25 @@ use rtdash_window::WindowError;
 /// Every message names the field, id or file at fault and, where it is not obvious, what to
 /// change. [`Error::code`] gives a short machine-friendly name (also the `code` of the HTTP
 /// API's error bodies).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{Engine, EngineConfig, Error, MemoryStore};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let err = engine.dashboards().get("billing").unwrap_err();
+/// assert!(matches!(&err, Error::UnknownDashboard { id } if id == "billing"));
+/// assert_eq!(err.code(), "unknown_dashboard");
+/// assert_eq!(
+///     err.to_string(),
+///     "unknown dashboard `billing`; list the dashboards with GET /dashboards"
+/// );
+///
+/// let err = engine.ingest_json(br#"[{"metric_name": "cpu", "#).unwrap_err();
+/// assert!(matches!(err, Error::MalformedJson { line: 1, .. }));
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -117,6 +136,22 @@ pub enum Error {
 }
 
 /// What an [`Error::Invalid`] is about.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{AlertRule, DashboardDoc, Engine, EngineConfig, Error, MemoryStore, Subject, Uuid};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let dashboards = engine.dashboards();
+/// dashboards.create(DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?)?;
+/// // A rule on a widget the dashboard does not have.
+/// let err = dashboards.add_alert_rule("ops", AlertRule::above(Uuid::from_u128(7), 1.0));
+/// let Err(Error::Invalid { what, violations }) = err else { panic!("{err:?}") };
+/// assert_eq!((what, what.as_str()), (Subject::AlertRule, "alert rule"));
+/// assert_eq!(violations[0].path, "alert_rules[0].widget_id");
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Subject {

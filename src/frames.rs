@@ -15,6 +15,29 @@ use crate::{AlertEvent, WidgetState};
 
 /// What happened to a dashboard, the `event` field of a `dashboard` frame
 /// ([`encode_dashboard_event`]).
+///
+/// The [`Registry`](crate::Registry) publishes one on the dashboard's topic after each
+/// change, so clients reload the dashboard's definition.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::fanout::Event;
+/// use rtdash::{DashboardDoc, DashboardEvent, Engine, EngineConfig, MemoryStore};
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let dashboards = engine.dashboards();
+/// dashboards.create(DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?)?;
+/// let sub = engine.subscribe("ops")?;
+/// dashboards.put(DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations EU"}"#)?)?;
+///
+/// assert!(matches!(sub.try_recv(), Ok(Event::Snapshot { .. })));
+/// let Ok(Event::Message { msg, .. }) = sub.try_recv() else { panic!("no notice") };
+/// assert!(msg.as_str().starts_with(r#"{"type":"dashboard","topic":"ops""#));
+/// assert!(msg.as_str().ends_with(r#""event":"updated"}"#));
+/// assert_eq!(DashboardEvent::Updated.as_str(), "updated");
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DashboardEvent {

@@ -49,6 +49,34 @@ use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, W
 /// assert_eq!(created.id(), "ops");
 /// # Ok(()) }
 /// ```
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{DashboardDoc, Engine, EngineConfig, MemoryStore, Uuid, WidgetPatch};
+///
+/// let store = MemoryStore::new();
+/// let engine = Engine::new(EngineConfig::default(), store.clone())?;
+/// let dashboards = engine.dashboards();
+/// dashboards.create(DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?)?;
+///
+/// let patch = WidgetPatch::from_json(br#"{"add": [{
+///     "widget_id": "00000000-0000-0000-0000-000000000001", "dashboard_id": "ops",
+///     "title": "Errors", "metric_name": "api.errors", "aggregation": "sum",
+///     "window_seconds": 60, "refresh_interval_seconds": 1,
+///     "display_config": {"chart": "stat", "position": {"x": 0, "y": 0, "w": 4, "h": 2}}}]}"#)?;
+/// dashboards.patch_widgets("ops", &patch)?;
+/// let mut widget = dashboards.widget("ops", Uuid::from_u128(1))?;
+/// widget.title = "5xx errors".into();
+/// dashboards.update_widget("ops", widget)?;
+/// let doc = dashboards.get("ops")?;
+/// assert_eq!(doc.dashboard.widgets[0].title, "5xx errors");
+/// assert_eq!(store.get("ops").as_ref(), Some(&*doc)); // stored before it became visible
+///
+/// dashboards.delete("ops")?;
+/// assert!(dashboards.is_empty() && store.is_empty());
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 pub struct Registry {
     store: Box<dyn DashboardStore>,
     limits: SchemaLimits,

@@ -26,6 +26,39 @@ use crate::{DashboardDoc, Error};
 ///
 /// Implement it to keep dashboards in a database; use [`MemoryStore`] for tests and
 /// [`FileStore`] for a directory of JSON files.
+///
+/// # Examples
+///
+/// A store whose disk is full: the registry refuses every change, and nothing changes.
+///
+/// ```
+/// use rtdash::{DashboardDoc, DashboardId, DashboardStore, Engine, EngineConfig, Error, Loaded};
+///
+/// struct DiskFull;
+///
+/// impl DashboardStore for DiskFull {
+///     fn load_all(&self) -> Result<Loaded, Error> {
+///         Ok(Loaded::default())
+///     }
+///
+///     fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
+///         let path = format!("/var/lib/rtdash/{}.json", doc.id()).into();
+///         let reason = "no space left on device".into();
+///         Err(Error::Store { action: "write", path, reason })
+///     }
+///
+///     fn delete(&self, _id: &DashboardId) -> Result<(), Error> {
+///         Ok(())
+///     }
+/// }
+///
+/// let engine = Engine::new(EngineConfig::default(), DiskFull)?;
+/// let doc = DashboardDoc::from_json(br#"{"id": "ops", "name": "Operations"}"#)?;
+/// let err = engine.dashboards().create(doc).unwrap_err();
+/// assert_eq!(err.code(), "store_failed");
+/// assert!(!engine.dashboards().contains("ops"));
+/// # Ok::<(), rtdash::Error>(())
+/// ```
 pub trait DashboardStore: Send + Sync + 'static {
     /// Loads every stored dashboard. A document that cannot be read or decoded should be
     /// reported in [`Loaded::problems`] (with where it is), not fail the whole load.
@@ -52,6 +85,24 @@ pub trait DashboardStore: Send + Sync + 'static {
 }
 
 /// What [`DashboardStore::load_all`] found.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{DashboardStore, FileStore};
+///
+/// let dir = std::env::temp_dir().join(format!("rtdash-doc-loaded-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("ops.json"), r#"{"id": "ops", "name": "Operations"}"#)?;
+/// std::fs::write(dir.join("sales.json"), r#"{"id": "sales", "name": "#)?; // truncated
+///
+/// let loaded = FileStore::open(&dir)?.load_all()?;
+/// assert_eq!(loaded.dashboards.len(), 1);
+/// assert_eq!(loaded.dashboards[0].id(), "ops");
+/// assert_eq!(loaded.problems[0].path, dir.join("sales.json"));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Loaded {
     /// The documents that decoded, in a stable order (by id).
@@ -62,6 +113,30 @@ pub struct Loaded {
 }
 
 /// A stored document that was not loaded (or a leftover file that was removed), and why.
+///
+/// The engine starts without such documents;
+/// [`Registry::load_problems`](crate::Registry::load_problems) lists them.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::{Engine, EngineConfig, FileStore};
+///
+/// let dir = std::env::temp_dir().join(format!("rtdash-doc-problem-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// std::fs::write(dir.join("ops.json"), r#"{"id": "sales", "name": "Sales"}"#)?;
+///
+/// let engine = Engine::new(EngineConfig::default(), FileStore::open(&dir)?)?;
+/// assert!(engine.dashboards().is_empty());
+/// let problem = &engine.dashboards().load_problems()[0];
+/// assert_eq!(problem.path, dir.join("ops.json"));
+/// assert_eq!(
+///     problem.reason,
+///     "holds dashboard `sales` but is named for `ops`; rename the file to `sales.json`"
+/// );
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoadProblem {
     /// Where it is: a file path for [`FileStore`], a key for other stores.

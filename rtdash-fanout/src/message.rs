@@ -101,6 +101,36 @@ pub struct Snapshot<M> {
 /// topic (sent by [`SlowConsumerPolicy::Conflate`](crate::SlowConsumerPolicy::Conflate)
 /// when a backlog cannot be conflated key by key) replaces the client's state
 /// for that topic, and live messages continue at its `seq + 1`.
+///
+/// # Examples
+///
+/// A consumer keeping the current state of one topic:
+///
+/// ```
+/// use rtdash_fanout::{Event, Hub, HubConfig, SlowConsumerPolicy};
+///
+/// let hub: Hub<&str, &str, &str> = Hub::new(HubConfig::default());
+/// hub.publish(&"ops", "cpu", "cpu=41");
+/// let sub = hub.subscribe(SlowConsumerPolicy::default());
+/// sub.subscribe("ops")?;
+/// hub.publish(&"ops", "mem", "mem=73");
+///
+/// let mut state = Vec::new();
+/// while let Ok(event) = sub.try_recv() {
+///     assert_eq!(event.topic(), Some(&"ops"));
+///     match event {
+///         Event::Snapshot { messages, .. } => {
+///             state = messages.into_iter().map(|m| m.msg).collect();
+///         }
+///         Event::Message { msg, .. } => state.push(msg),
+///         Event::Skipped { count, .. } => eprintln!("{count} messages lost"),
+///         Event::Evicted { reason } => eprintln!("evicted: {reason}"),
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(state, ["cpu=41", "mem=73"]);
+/// # Ok::<(), rtdash_fanout::FanoutError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event<T, M> {

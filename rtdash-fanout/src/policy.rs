@@ -15,6 +15,33 @@ use crate::FanoutError;
 /// [`FanoutError::ZeroBound`] for 0.
 ///
 /// See the [crate documentation](crate#choosing-a-policy) for when to pick which.
+///
+/// # Examples
+///
+/// Two consumers that fell three messages behind:
+///
+/// ```
+/// use rtdash_fanout::{Event, Hub, HubConfig, SlowConsumerPolicy};
+///
+/// let hub: Hub<&str, &str, &str> = Hub::new(HubConfig::default());
+/// let values = hub.subscribe(SlowConsumerPolicy::conflate(2)?);
+/// let log = hub.subscribe(SlowConsumerPolicy::drop_oldest(2, usize::MAX)?);
+/// for sub in [&values, &log] {
+///     sub.subscribe("ops")?;
+///     assert!(matches!(sub.try_recv(), Ok(Event::Snapshot { .. })));
+/// }
+/// for msg in ["cpu=41", "cpu=42", "cpu=43"] {
+///     hub.publish(&"ops", "cpu", msg);
+/// }
+/// // Conflate: only the newest value of the key is left.
+/// assert!(matches!(values.try_recv(), Ok(Event::Message { msg: "cpu=43", .. })));
+/// // DropOldest: the newest two messages, after a count of what was lost.
+/// assert!(matches!(log.try_recv(), Ok(Event::Skipped { count: 1, .. })));
+/// assert!(matches!(log.try_recv(), Ok(Event::Message { msg: "cpu=42", .. })));
+///
+/// assert!(SlowConsumerPolicy::conflate(0).is_err()); // bounds are never zero
+/// # Ok::<(), rtdash_fanout::FanoutError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SlowConsumerPolicy {

@@ -26,6 +26,28 @@ use crate::{
 ///
 /// Dropping the subscription unsubscribes it from every topic and frees its
 /// queue at once.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_fanout::{Hub, HubConfig, SlowConsumerPolicy};
+///
+/// let hub: Hub<&str, u32, &str> = Hub::new(HubConfig::default());
+/// let sub = hub.subscribe(SlowConsumerPolicy::default());
+/// sub.subscribe("ops")?;
+/// sub.subscribe("sales")?;
+/// hub.publish(&"ops", 1, "cpu=41");
+/// hub.publish(&"sales", 1, "orders=7");
+///
+/// // What is ready, in one batch (a session writes it, then flushes once).
+/// let mut batch = Vec::new();
+/// assert_eq!(sub.drain_into(&mut batch, 64), 4); // two snapshots, two messages
+/// assert!(sub.unsubscribe(&"sales"));
+/// assert_eq!(sub.topics(), ["ops"]);
+/// drop(sub); // leaves every topic
+/// assert_eq!(hub.subscriber_count(&"ops"), 0);
+/// # Ok::<(), rtdash_fanout::FanoutError>(())
+/// ```
 pub struct Subscription<T: Key, K: Key, M: Message> {
     shared: Arc<SubShared<T, K, M>>,
     hub: Weak<HubInner<T, K, M>>,

@@ -138,6 +138,21 @@ impl Principal {
 /// The set of topics (dashboards or raw topics) a principal may see.
 ///
 /// Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_transport::TopicAccess;
+///
+/// let listed = TopicAccess::topics(["ops", "team-a.*"]);
+/// assert!(listed.allows("ops") && listed.allows("team-a.latency"));
+/// assert!(!listed.allows("team-b.latency"));
+///
+/// // Or ask the host's own ACL, once per subscribe request.
+/// let public = TopicAccess::predicate(|topic| topic.starts_with("public."));
+/// assert!(public.allows("public.status") && !public.allows("ops"));
+/// assert!(TopicAccess::all().allows("ops") && !TopicAccess::none().allows("ops"));
+/// ```
 #[derive(Clone)]
 pub struct TopicAccess(Access);
 

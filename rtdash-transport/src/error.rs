@@ -66,6 +66,20 @@ impl TransportError {
 /// Each variant maps to a documented close code (see
 /// [`AuthError::close_code`]): a client can tell "get a new token" from
 /// "you may not connect" from "try again later".
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_transport::{AuthError, Authenticator, CloseCode, StaticTokens};
+///
+/// let refused = futures::executor::block_on(StaticTokens::new().authenticate("guess"));
+/// let err = refused.unwrap_err();
+/// assert_eq!(err, AuthError::Invalid("unknown token".into()));
+/// assert_eq!(err.close_code(), CloseCode::AuthFailed);
+/// assert_eq!(err.close_code().code(), 4001);
+/// // An expired token: the client should get a new one and reconnect.
+/// assert_eq!(AuthError::Expired.close_code().code(), 4009);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {

@@ -16,10 +16,40 @@ use crate::{AuthError, Authenticator, Connection, Frame, Principal, TransportCon
 /// A topic name as the transport's hub carries it: a dashboard id or a raw
 /// topic. `Arc<str>` so the hub's per-subscriber copies are reference-count
 /// increments.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use rtdash_transport::Topic;
+///
+/// let topic: Topic = "ops".into();
+/// let copy = Arc::clone(&topic); // no allocation, no copy of the name
+/// assert!(Arc::ptr_eq(&topic, &copy));
+/// assert_eq!(&*copy, "ops");
+/// ```
 pub type Topic = Arc<str>;
 
 /// The hub type the transport serves: topics are [`Topic`]s, messages are
 /// encoded [`Frame`]s, `K` is the conflation key (e.g. a widget id).
+///
+/// # Examples
+///
+/// A publisher encodes each frame once, with the sequence number the hub assigns:
+///
+/// ```
+/// use rtdash_transport::{Frame, FrameHub, Topic};
+///
+/// let hub: FrameHub<u32> = FrameHub::default();
+/// let topic: Topic = "ops".into();
+/// let seq = hub.publish_with(&topic, [7], |seq| {
+///     Frame::from_string(format!(r#"{{"type":"update","topic":"ops","seq":{seq}}}"#))
+/// });
+/// assert_eq!(seq, 1);
+/// // Kept as the last value of key 7, for the snapshots of new subscribers.
+/// let snapshot = hub.snapshot(&topic);
+/// assert_eq!(snapshot.messages[0].msg.as_str(), r#"{"type":"update","topic":"ops","seq":1}"#);
+/// ```
 pub type FrameHub<K> = Hub<Topic, K, Frame>;
 
 /// The shared state of one server's sessions: the hub, the authenticator,

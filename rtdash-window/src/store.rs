@@ -64,6 +64,28 @@ pub struct QueryResult {
 }
 
 /// Counters of a store.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use rtdash_core::Timestamp;
+/// use rtdash_window::{Recorded, WindowConfig, WindowStore};
+///
+/// let mut store = WindowStore::new(WindowConfig::default())?; // 30 s grace
+/// let cpu = store.series_id("cpu", [("host", "a")])?;
+/// let t0 = Timestamp::from_millis(1_700_000_000_000);
+/// assert_eq!(store.record(cpu, t0, 41.0)?, Recorded::Accepted);
+/// // A minute older than the series' newest event: late, set aside, not aggregated.
+/// let late = t0.saturating_sub(Duration::from_secs(60));
+/// assert_eq!(store.record(cpu, late, 12.0)?, Recorded::LateBuffered);
+///
+/// let stats = store.stats();
+/// assert_eq!((stats.series, stats.accepted), (1, 1));
+/// assert_eq!((stats.late_total, stats.late_buffered, stats.late_dropped), (1, 1, 0));
+/// assert_eq!(stats.max_event_time, Some(t0));
+/// # Ok::<(), rtdash_window::WindowError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WindowStats {
