@@ -202,3 +202,8 @@ pub use rtdash_transport::{
 };
 pub use rtdash_window as window;
 pub use rtdash_window::{WindowConfig, WindowStats};
+
+/// The README's Rust snippets, compiled as doc tests so that they stay true.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
