@@ -184,12 +184,48 @@ async fn a_path_id_cannot_smuggle_more_topics() {
                 let body: Value =
                     serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
                 assert_eq!(
-                    (body["type"].as_str(), body["code"].as_str()),
-                    (Some("error"), Some("bad_request")),
-                    "{path}"
+                    body["error"]["code"].as_str(),
+                    Some("bad_request"),
+                    "{path}: {body}"
                 );
+                assert!(body.get("type").is_none(), "{path}: {body}");
             }
             other => panic!("{path}: expected a refusal, got {other:?}"),
         }
+    }
+}
+
+/// Issue #12 point 11: the streams' refusals before they start answer the API's error
+/// shape `{"error": {"code", "message"}}` (with the protocol's codes), not the
+/// protocol's `error` frame.
+#[tokio::test]
+async fn stream_refusals_are_the_api_error_shape() {
+    let (_engine, base) = start().await;
+    let http = base.replace("ws://", "http://");
+    let client = reqwest::Client::new();
+    for (path, status, code) in [
+        ("/sse/ops", 401, "auth_failed"),
+        ("/sse/ops?token=nope", 401, "auth_failed"),
+        ("/sse/billing?token=ops-reader", 403, "forbidden"),
+        ("/sse/ops%2Cbilling?token=all-reader", 400, "bad_request"),
+        ("/sse/ops?token=all-reader&topics=%01", 400, "bad_request"),
+        // A plain GET of the WebSocket route is not an upgrade.
+        ("/stream/ops?token=all-reader", 400, "bad_request"),
+    ] {
+        let resp = tokio::time::timeout(WAIT, client.get(format!("{http}{path}")).send())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json", "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{path}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{path}: {body}"
+        );
+        assert!(body.get("type").is_none(), "{path}: {body}");
     }
 }

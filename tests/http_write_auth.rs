@@ -1,4 +1,4 @@
-//! `http::require_writers`: the routes that change state need a writer's bearer token,
+//! `http::RequireWriters`: the routes that change state need a writer's bearer token,
 //! scoped to the dashboards its principal may see; reads and streams are untouched, and a
 //! refused request changes nothing.
 #![cfg(feature = "http")]
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::serve_app;
 use reqwest::{Client, RequestBuilder, StatusCode};
+use rtdash::http::RequireWriters;
 use rtdash::transport::{Principal, StaticTokens, TopicAccess};
 use rtdash::{AllowAll, Engine, EngineConfig, MemoryStore, TransportConfig};
 use serde_json::{Value, json};
@@ -33,10 +34,8 @@ async fn start() -> (String, Engine) {
             Principal::new("old", TopicAccess::all())
                 .with_expires_at(SystemTime::now() - Duration::from_secs(5)),
         );
-    let app = rtdash::http::require_writers(
-        rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default()),
-        writers,
-    );
+    let app = rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default())
+        .layer(RequireWriters::new(writers));
     (serve_app(app).await, engine)
 }
 

@@ -276,10 +276,8 @@ fn api_router(
             println!(
                 "rtdash dashboard: writer token (POST /ingest, dashboard changes; 24 h): {writer_token}"
             );
-            let api = rtdash::http::require_writers(
-                rtdash::http::router(engine.clone(), auth, config),
-                writers,
-            );
+            let api = rtdash::http::router(engine.clone(), auth, config)
+                .layer(rtdash::http::RequireWriters::new(writers));
             Ok((api, Some(token)))
         }
         #[cfg(not(feature = "jwt"))]

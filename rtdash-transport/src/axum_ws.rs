@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::MethodRouter;
 use hyper_util::rt::TokioIo;
 use rtdash_fanout::Key;
@@ -43,32 +43,40 @@ impl<K: Key> Transport<K> {
     /// connection is upgraded. Use it from your own handler when you need
     /// to look at the request first.
     ///
-    /// Responds `400 Bad Request` to a request that is not a WebSocket
-    /// upgrade (RFC 6455 section 4.2.1) and `426 Upgrade Required` when the
-    /// server cannot upgrade the connection (e.g. HTTP/2). Before upgrading
-    /// it refuses, with a JSON `error` body, an `Origin` outside
+    /// Every refusal has the JSON body `{"error":{"code":..,"message":..}}`.
+    /// Responds `400` (`bad_request`) to a request that is not a WebSocket
+    /// upgrade (RFC 6455 section 4.2.1) and `426` (`upgrade_required`) when
+    /// the server cannot upgrade the connection (e.g. HTTP/2). Before
+    /// upgrading it refuses an `Origin` outside
     /// [`TransportConfig::with_allowed_origins`](crate::TransportConfig::with_allowed_origins)
     /// (`403`, `forbidden`) and an invalid topic in `?topics=` (`400`,
     /// `bad_request`, the same check as for a `subscribe` message).
     pub fn ws_upgrade(&self, mut req: Request) -> Response {
+        let bad_request = |message: &str| Refusal {
+            status: 400,
+            code: "bad_request",
+            message: message.to_owned(),
+        };
         if let Err(why) = check_upgrade(req.method(), req.headers()) {
-            return (StatusCode::BAD_REQUEST, why).into_response();
+            return bad_request(why).response();
         }
         let params =
             match RequestParams::from_request(self.config(), req.uri().query(), req.headers()) {
                 Ok(p) => p,
-                Err(refusal) => return refusal_response(&refusal),
+                Err(refusal) => return refusal.response(),
             };
         let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
-            return (StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key").into_response();
+            return bad_request("missing `Sec-WebSocket-Key`").response();
         };
         let accept = derive_accept_key(key.as_bytes());
         let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-            return (
-                StatusCode::UPGRADE_REQUIRED,
-                "this connection cannot be upgraded to a WebSocket",
-            )
-                .into_response();
+            return Refusal {
+                status: 426,
+                code: "upgrade_required",
+                message: "this connection cannot be upgraded to a WebSocket (HTTP/1.1 only)"
+                    .to_owned(),
+            }
+            .response();
         };
         let accepted_at = tokio::time::Instant::now();
         let permit = self.try_acquire();
@@ -81,8 +89,14 @@ impl<K: Key> Transport<K> {
             let start = SessionStart::new(params.token, params.topics, accepted_at);
             crate::session::run(std::sync::Arc::clone(&transport.inner), conn, start, permit).await;
         });
+        // The key is base64: always a valid header value.
         let Ok(accept) = HeaderValue::from_str(&accept) else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            return Refusal {
+                status: 500,
+                code: "internal_error",
+                message: "the handshake's answer key is not a header value".to_owned(),
+            }
+            .response();
         };
         let mut resp = Response::new(Body::empty());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -92,20 +106,6 @@ impl<K: Key> Transport<K> {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         resp
     }
-}
-
-/// A refusal as an HTTP response with a JSON body.
-pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        refusal.body(),
-    )
-        .into_response()
 }
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {

@@ -267,17 +267,6 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// The JSON body of an HTTP refusal (an SSE request or a WebSocket upgrade
-/// refused before the stream starts), in the shape of an `error` frame.
-pub(crate) fn refusal_body(code: &str, message: &str) -> String {
-    let mut body = String::from(r#"{"type":"error","code":"#);
-    push_json_str(&mut body, code);
-    body.push_str(r#","message":"#);
-    push_json_str(&mut body, message);
-    body.push('}');
-    body
-}
-
 /// Server frames that are built per session (rare), encoded with serde.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -1,22 +1,58 @@
-//! Request parameters from URL queries and headers.
+//! Request parameters from URL queries and headers, and the refusal of a
+//! request before any session starts.
 
 /// Why a WebSocket upgrade or an SSE request is refused before any session
-/// starts: an HTTP status and the body of an `error` in the protocol's
-/// shape.
+/// starts: an HTTP status and the error it answers.
+///
+/// The body is `{"error":{"code":..,"message":..}}`, the shape of every
+/// error of the rtdash HTTP API (not the protocol's `error` frame, which
+/// only travels inside an open session).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Refusal {
     /// The HTTP status (400, 403, ...).
     pub(crate) status: u16,
-    /// The protocol's error code (`bad_request`, `forbidden`, ...).
+    /// The error code (`bad_request`, `forbidden`, ...).
     pub(crate) code: &'static str,
     /// What is wrong, for humans.
     pub(crate) message: String,
 }
 
 impl Refusal {
-    /// The JSON body: `{"type":"error","code":..,"message":..}`.
+    /// A refusal with `status`, `code` and `message`.
+    #[cfg(feature = "sse")]
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The JSON body: `{"error":{"code":..,"message":..}}`.
     pub(crate) fn body(&self) -> String {
-        crate::protocol::refusal_body(self.code, &self.message)
+        let mut body = String::from(r#"{"error":{"code":"#);
+        crate::protocol::push_json_str(&mut body, self.code);
+        body.push_str(r#","message":"#);
+        crate::protocol::push_json_str(&mut body, &self.message);
+        body.push_str("}}");
+        body
+    }
+
+    /// The refusal as an HTTP response with its JSON body.
+    #[cfg(any(feature = "axum", feature = "sse"))]
+    pub(crate) fn response(&self) -> axum::response::Response {
+        use axum::http::{HeaderValue, StatusCode, header};
+        use axum::response::IntoResponse;
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
+        )
+            .into_response()
     }
 
     /// The first topic that fails [`check_topic`](crate::protocol::check_topic), as a 400.
@@ -71,6 +107,20 @@ pub(crate) fn parse(query: Option<&str>) -> Query {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_bodies_are_the_api_error_shape() {
+        let r = Refusal {
+            status: 403,
+            code: "forbidden",
+            message: "no \"ops\"\n".to_owned(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "forbidden", "message": "no \"ops\"\n"}})
+        );
+    }
 
     #[test]
     fn parses_queries() {

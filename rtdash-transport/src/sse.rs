@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::MethodRouter;
 use bytes::{BufMut, Bytes, BytesMut};
 use rtdash_fanout::Key;
@@ -36,8 +36,9 @@ impl<K: Key> Transport<K> {
     /// reconnect the browser sends it back as `Last-Event-ID` (or pass
     /// `&last_event_id=`), and the session sends only what changed since,
     /// or a full snapshot when the id cannot be honoured. Refusals are HTTP
-    /// errors before the stream starts (401, 403, 400, 503), so
-    /// `EventSource` does not retry them.
+    /// errors before the stream starts (401, 403, 400, 503) with the JSON
+    /// body `{"error":{"code":..,"message":..}}`, so `EventSource` does not
+    /// retry them.
     ///
     /// # Examples
     ///
@@ -84,7 +85,7 @@ impl<K: Key> Transport<K> {
             );
         }
         if let Err(r) = Refusal::check_topics(&topics) {
-            return refuse(StatusCode::BAD_REQUEST, r.code, &r.message);
+            return r.response();
         }
         let max = self.config().max_subscriptions().get();
         if topics.len() > max {
@@ -173,18 +174,9 @@ impl<K: Key> Transport<K> {
     }
 }
 
-/// An HTTP refusal with a JSON body in the protocol's `error` shape.
-fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = crate::protocol::refusal_body(code, message);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+/// An HTTP refusal with the JSON body `{"error":{"code":..,"message":..}}`.
+fn refuse(status: StatusCode, code: &'static str, message: &str) -> Response {
+    Refusal::new(status.as_u16(), code, message).response()
 }
 
 /// Parses `"<epoch hex>:<seq>,<seq>,..."`; `None` if it is from another

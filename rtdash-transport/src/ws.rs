@@ -53,7 +53,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> WsConnection<S> {
     /// The request is checked before the upgrade: an `Origin` not in
     /// [`TransportConfig::with_allowed_origins`] is refused with HTTP 403,
     /// an invalid topic in `?topics=` with HTTP 400 (the same check as for a
-    /// `subscribe` message); both with a JSON `error` body.
+    /// `subscribe` message); both with the JSON body
+    /// `{"error":{"code":..,"message":..}}`.
     ///
     /// # Errors
     ///

@@ -29,9 +29,18 @@ async fn websocket_route_in_an_axum_router() {
     assert_eq!(next_json(&mut ws2).await["type"], "welcome");
     assert_eq!(next_json(&mut ws2).await["type"], "snapshot");
 
-    // A plain GET is not an upgrade.
+    // A plain GET is not an upgrade: 400 with the API's JSON error shape.
     let resp = reqwest::get(format!("http://{addr}/ws")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Connection")),
+        "{body}"
+    );
 
     transport.shutdown().await;
     assert_eq!(expect_close(&mut ws).await, 1001);

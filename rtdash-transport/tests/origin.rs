@@ -28,10 +28,12 @@ async fn check(url: &str) {
     for origin in [Some("https://evil.example"), Some("null"), None] {
         let (status, body) = expect_refused(request(url, origin)).await;
         assert_eq!(
-            (status, body["code"].as_str()),
+            (status, body["error"]["code"].as_str()),
             (403, Some("forbidden")),
-            "{origin:?}"
+            "{origin:?}: {body}"
         );
+        // The API's error shape, not the protocol's frame.
+        assert!(body.get("type").is_none(), "{body}");
     }
     for origin in ["https://dash.example", "HTTP://LOCALHOST:8080"] {
         let (mut ws, _) = tokio_tungstenite::connect_async(request(url, Some(origin)))

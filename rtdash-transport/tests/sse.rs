@@ -155,13 +155,16 @@ async fn refusals_are_http_errors() {
         .await
         .err()
         .unwrap();
-    assert_eq!((status, body["code"].as_str()), (401, Some("auth_failed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("auth_failed"))
+    );
     let (status, body) = SseClient::open(&format!("{b}/events?topics=a&token=expired"), None)
         .await
         .err()
         .unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, body["error"]["code"].as_str()),
         (401, Some("token_expired"))
     );
     let (status, _) = SseClient::open(&format!("{b}/events?topics=a"), None)
@@ -173,7 +176,10 @@ async fn refusals_are_http_errors() {
         .await
         .err()
         .unwrap();
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (status, _) = SseClient::open(&format!("{b}/events?token=good"), None)
         .await
         .err()
@@ -194,7 +200,7 @@ async fn refusals_are_http_errors() {
         .err()
         .unwrap();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (status, body["error"]["code"].as_str()),
         (503, Some("try_again_later"))
     );
 }

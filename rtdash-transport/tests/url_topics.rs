@@ -44,10 +44,16 @@ async fn invalid_url_topics_refuse_the_standalone_upgrade() {
     for (encoded, raw) in bad_topics() {
         let (status, body) =
             expect_refused(server.url(&format!("?token=good&topics=ok,{encoded}"))).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request"))
+        );
         let err = subscribe_error(&server.url(""), &raw).await;
-        assert_eq!(body["message"], err["message"]);
-        assert!(body["message"].as_str().unwrap().len() < 200, "{body}");
+        assert_eq!(body["error"]["message"], err["message"]);
+        assert!(
+            body["error"]["message"].as_str().unwrap().len() < 200,
+            "{body}"
+        );
     }
     // Nothing was subscribed, not even the valid topic before the bad one.
     assert_eq!(server.transport.hub().stats().topics, 0);
@@ -76,9 +82,12 @@ async fn invalid_url_topics_refuse_the_axum_upgrade() {
     for (encoded, raw) in bad_topics() {
         let (status, body) =
             expect_refused(format!("ws://{addr}/ws?token=good&topics=ok,{encoded}")).await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_request"))
+        );
         let err = subscribe_error(&format!("ws://{addr}/ws"), &raw).await;
-        assert_eq!(body["message"], err["message"]);
+        assert_eq!(body["error"]["message"], err["message"]);
     }
     assert_eq!(transport.hub().stats().topics, 0);
 }
@@ -94,9 +103,9 @@ async fn invalid_url_topics_refuse_the_sse_request() {
         .unwrap();
         assert_eq!(resp.status().as_u16(), 400);
         let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-        assert_eq!(body["code"], "bad_request");
+        assert_eq!(body["error"]["code"], "bad_request");
         let err = subscribe_error(&format!("ws://{addr}/ws"), &raw).await;
-        assert_eq!(body["message"], err["message"]);
+        assert_eq!(body["error"]["message"], err["message"]);
     }
     assert_eq!(transport.hub().stats().topics, 0);
 }

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use super::json::json_text;
 use crate::Error;
 
-/// The body of every error the API answers: `{"error": {"code", "message", …}}`.
+/// The body of every error the API answers, the streams' refusals included:
+/// `{"error": {"code", "message", …}}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"error": {
     "code": "invalid_dashboard",
@@ -30,7 +31,10 @@ pub(crate) struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `forbidden`, `auth_unavailable`, `not_found`,
     /// `unknown_dashboard`, `unknown_widget`, `dashboard_exists`, `payload_too_large`,
     /// `unsupported_media_type`, `invalid_event`, `invalid_dashboard`, `invalid_widget`,
-    /// `invalid_alert_rule`, `ingest_log_pending`, `shutting_down`, `store_failed`, …
+    /// `invalid_alert_rule`, `ingest_log_pending`, `shutting_down`, `store_failed`; and for
+    /// the refusals of the streams (`/stream/{id}`, `/sse/{id}`) before they start, the
+    /// wire protocol's codes: `auth_failed`, `token_expired`, `too_many_subscriptions`,
+    /// `try_again_later`, `going_away`, `upgrade_required`, …
     code: &'static str,
     /// What is wrong and what to change, for humans.
     message: String,

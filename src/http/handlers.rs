@@ -7,16 +7,16 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rtdash_core::Uuid;
-use rtdash_transport::Transport;
+use rtdash_transport::{Principal, Transport};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::auth::{Reader, Writer};
+use super::auth::check_scope;
 use super::error::{ApiError, ErrorBody};
-use super::json::{JsonBody, doc_response, json_response, json_text, json_value};
+use super::json::{JsonBody, doc_response, json_text, json_value};
 use super::schemas::{
     AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardList, Health,
-    IngestBody, SseEvent, StreamRefusal, WidgetPatchSchema,
+    IngestBody, SseEvent, WidgetPatchSchema,
 };
 use crate::{
     AlertRule, DashboardDoc, Engine, Error, IngestReport, Registry, Subject, WidgetKey,
@@ -62,6 +62,20 @@ impl Api {
 }
 
 type Answer = Result<Response, ApiError>;
+
+/// The writer a [`RequireWriters`](super::RequireWriters) layer admitted, if any.
+type Writer = Option<Extension<Principal>>;
+
+/// `Ok` if `writer` (when the router requires writers) may change dashboard `id`, else the
+/// `403`. The layer checks the path when it sees `/dashboards/{id}`; this check holds
+/// wherever the host applied it (e.g. outside a nested router, where the path has a
+/// prefix).
+fn may_change(writer: &Writer, id: &str) -> Result<(), ApiError> {
+    match writer {
+        Some(Extension(w)) => check_scope(w, id, "change"),
+        None => Ok(()),
+    }
+}
 
 /// The path parameters of a route, refused as JSON like every other error: a parameter
 /// that is not percent-encoded UTF-8 names nothing that exists (dashboard ids are ASCII,
@@ -134,7 +148,7 @@ pub(crate) async fn openapi_document() -> Response {
     responses(
         (status = 200, description = "Every element counted once: accepted, rejected (with its index and reason), late or duplicate.", body = IngestReport),
         (status = 400, description = "`malformed_json` (syntax error, truncated or empty body; with `position`), `wrong_shape` (neither an array nor an object) or `bad_request` (the body could not be read).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the server's limit (`EngineConfig::max_body_bytes`, 8 MiB by default).", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not `application/json` (or `…+json`).", body = ErrorBody),
         (status = 422, description = "`invalid_event`: the engine's ingest log refused the batch as a whole, with `field` (the default log never does: refused elements are reported in the `200` body).", body = ErrorBody),
@@ -161,7 +175,7 @@ pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> 
         (status = 201, description = "Created; the stored document.", body = DashboardDocSchema,
             headers(("Location" = String, description = "`/dashboards/{id}` of the new dashboard."))),
         (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 409, description = "`dashboard_exists`: a dashboard with this id exists; replace it with `PUT /dashboards/{id}`.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
@@ -173,13 +187,11 @@ pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> 
 )]
 pub(crate) async fn create_dashboard(
     State(api): State<Api>,
-    writer: Option<Extension<Writer>>,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Answer {
     let doc = DashboardDoc::from_json(&body)?;
-    if let Some(Extension(w)) = &writer {
-        w.check(doc.id())?;
-    }
+    may_change(&writer, doc.id())?;
     let doc = api.change(|dashboards| dashboards.create(doc)).await?;
     let mut r = doc_response(StatusCode::CREATED, &doc);
     if let Ok(loc) = HeaderValue::from_str(&format!("/dashboards/{}", doc.id())) {
@@ -203,7 +215,7 @@ pub(crate) async fn create_dashboard(
 )]
 pub(crate) async fn list_dashboards(
     State(api): State<Api>,
-    Extension(reader): Extension<Reader>,
+    Extension(reader): Extension<Principal>,
 ) -> Response {
     let mut body = String::from(r#"{"dashboards":["#);
     let docs = api.engine.dashboards().list();
@@ -252,7 +264,7 @@ pub(crate) async fn get_dashboard(State(api): State<Api>, Params(id): Params<Str
         (status = 200, description = "Replaced; the stored document.", body = DashboardDocSchema),
         (status = 201, description = "Created; the stored document.", body = DashboardDocSchema),
         (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 404, description = "`not_found`: the id in the path is not percent-encoded UTF-8.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
@@ -265,8 +277,10 @@ pub(crate) async fn get_dashboard(State(api): State<Api>, Params(id): Params<Str
 pub(crate) async fn put_dashboard(
     State(api): State<Api>,
     Params(id): Params<String>,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Answer {
+    may_change(&writer, &id)?;
     let doc = DashboardDoc::from_json(&body)?;
     if doc.id() != id {
         return Err(Error::invalid(
@@ -299,14 +313,19 @@ pub(crate) async fn put_dashboard(
     security(("bearer" = []), ()),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not remove the document.", body = ErrorBody),
         (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
-pub(crate) async fn delete_dashboard(State(api): State<Api>, Params(id): Params<String>) -> Answer {
+pub(crate) async fn delete_dashboard(
+    State(api): State<Api>,
+    Params(id): Params<String>,
+    writer: Writer,
+) -> Answer {
+    may_change(&writer, &id)?;
     api.change(move |dashboards| dashboards.delete(&id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -324,7 +343,7 @@ pub(crate) async fn delete_dashboard(State(api): State<Api>, Params(id): Params<
     responses(
         (status = 200, description = "The updated document.", body = DashboardDocSchema),
         (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 404, description = "`unknown_dashboard`; `unknown_widget` for an id in `update` or `remove` that the dashboard does not have; `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
@@ -337,8 +356,10 @@ pub(crate) async fn delete_dashboard(State(api): State<Api>, Params(id): Params<
 pub(crate) async fn patch_widgets(
     State(api): State<Api>,
     Params(id): Params<String>,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Answer {
+    may_change(&writer, &id)?;
     api.dashboard(&id)?;
     let patch = WidgetPatch::from_json(&body)?;
     let doc = api
@@ -454,7 +475,7 @@ pub(crate) async fn get_alert_rules(State(api): State<Api>, Params(id): Params<S
     responses(
         (status = 200, description = "The dashboard's rules now.", body = AlertRuleList),
         (status = 400, description = "`malformed_json` (with `position`) or `bad_request` (the body could not be read).", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: the router requires writers (`require_writers`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
@@ -467,8 +488,10 @@ pub(crate) async fn get_alert_rules(State(api): State<Api>, Params(id): Params<S
 pub(crate) async fn put_alert_rules(
     State(api): State<Api>,
     Params(id): Params<String>,
+    writer: Writer,
     JsonBody(body): JsonBody,
 ) -> Answer {
+    may_change(&writer, &id)?;
     api.dashboard(&id)?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| Error::from_json(&e, Subject::AlertRule))?;
@@ -488,19 +511,9 @@ pub(crate) async fn put_alert_rules(
 /// Adds `topics=<id>` to the request's query so the transport subscribes the session to
 /// the dashboard of the path. An id that is not a valid dashboard id (which no dashboard
 /// can have, so refusing it tells nothing of what exists) is refused as the transport
-/// refuses a bad topic, `400 bad_request` with the protocol's error frame; a valid id needs
-/// no escaping in the query.
-#[allow(
-    clippy::result_large_err,
-    reason = "the refusal is the response itself"
-)]
-fn with_topic(mut req: Request, id: &str) -> Result<Request, Response> {
-    let refuse = |message: String| {
-        json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"type": "error", "code": "bad_request", "message": message}),
-        )
-    };
+/// refuses a bad topic, `400 bad_request`; a valid id needs no escaping in the query.
+fn with_topic(mut req: Request, id: &str) -> Result<Request, ApiError> {
+    let refuse = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message);
     if let Err(e) = rtdash_core::DashboardId::new(id) {
         return Err(refuse(e.to_string()));
     }
@@ -540,14 +553,10 @@ fn with_topic(mut req: Request, id: &str) -> Result<Request, Response> {
                 ("Connection" = String, description = "`upgrade`"),
                 ("Sec-WebSocket-Accept" = String, description = "The handshake's answer key."),
             )),
-        (status = 400, description = "Not a WebSocket upgrade request (plain text naming the missing header), or an invalid topic in `?topics=` or an id that is not a valid dashboard id (the protocol's error frame, `bad_request`).",
-            content(
-                (StreamRefusal = "application/json"),
-                (String = "text/plain"),
-            )),
-        (status = 403, description = "`forbidden`: the request's `Origin` is not one the server allows (`TransportConfig::with_allowed_origins`).", body = StreamRefusal),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade request (the message names the missing header), an invalid topic in `?topics=`, or an id that is not a valid dashboard id.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the request's `Origin` is not one the server allows (`TransportConfig::with_allowed_origins`).", body = ErrorBody),
         (status = 404, description = "`not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
-        (status = 426, description = "The connection cannot be upgraded (e.g. HTTP/2).", body = String, content_type = "text/plain"),
+        (status = 426, description = "`upgrade_required`: the connection cannot be upgraded (e.g. HTTP/2).", body = ErrorBody),
     ),
 )]
 pub(crate) async fn stream_ws(
@@ -555,10 +564,7 @@ pub(crate) async fn stream_ws(
     Params(id): Params<String>,
     req: Request,
 ) -> Answer {
-    Ok(match with_topic(req, &id) {
-        Ok(req) => api.transport.ws_upgrade(req),
-        Err(refused) => refused,
-    })
+    Ok(api.transport.ws_upgrade(with_topic(req, &id)?))
 }
 
 /// A Server-Sent Events stream of the dashboard's frames.
@@ -578,11 +584,11 @@ pub(crate) async fn stream_ws(
     security(("bearer" = []), ()),
     responses(
         (status = 200, description = "The event stream; it ends when the server closes the session (a `closing` frame comes first).", body = SseEvent, content_type = "text/event-stream"),
-        (status = 400, description = "An id that is not a valid dashboard id, or an invalid or excess topic in `?topics=` (`bad_request`, `too_many_subscriptions`).", body = StreamRefusal),
-        (status = 401, description = "`auth_failed` (no token, or a token the authenticator refuses) or `token_expired`.", body = StreamRefusal),
-        (status = 403, description = "`forbidden`: the token's principal may not see the dashboard (or another topic named).", body = StreamRefusal),
+        (status = 400, description = "An id that is not a valid dashboard id, or an invalid or excess topic in `?topics=` (`bad_request`, `too_many_subscriptions`).", body = ErrorBody),
+        (status = 401, description = "`auth_failed` (no token, or a token the authenticator refuses) or `token_expired`.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see the dashboard (or another topic named).", body = ErrorBody),
         (status = 404, description = "`not_found` for an id that is not percent-encoded UTF-8. An unknown dashboard is told only to a token that may see it, as the stream's `error` event `unknown_topic`.", body = ErrorBody),
-        (status = 503, description = "`try_again_later` (too many connections, or the authenticator is unavailable or timed out) or `going_away` (the server is shutting down).", body = StreamRefusal),
+        (status = 503, description = "`try_again_later` (too many connections, or the authenticator is unavailable or timed out) or `going_away` (the server is shutting down).", body = ErrorBody),
     ),
 )]
 pub(crate) async fn stream_sse(
@@ -590,10 +596,7 @@ pub(crate) async fn stream_sse(
     Params(id): Params<String>,
     req: Request,
 ) -> Answer {
-    Ok(match with_topic(req, &id) {
-        Ok(req) => api.transport.sse_response(req).await,
-        Err(refused) => refused,
-    })
+    Ok(api.transport.sse_response(with_topic(req, &id)?).await)
 }
 
 /// The server's metrics, in the Prometheus text format.
@@ -616,7 +619,7 @@ pub(crate) async fn stream_sse(
 )]
 pub(crate) async fn metrics(
     State(api): State<Api>,
-    Extension(reader): Extension<Reader>,
+    Extension(reader): Extension<Principal>,
 ) -> Answer {
     if let Some(hidden) = api
         .engine
@@ -625,7 +628,7 @@ pub(crate) async fn metrics(
         .iter()
         .find(|d| !reader.may_see(d.id()))
     {
-        reader.check(hidden.id())?;
+        check_scope(&reader, hidden.id(), "see")?;
     }
     let Some(text) = api.engine.render_metrics() else {
         return Err(ApiError::new(

@@ -12,7 +12,7 @@ use super::handlers;
 use super::schemas::{
     AlertList, AlertRuleList, AlertRulesInput, ChartTypeSchema, DashboardDocSchema, DashboardList,
     DisplayConfigSchema, EventTime, GridPosSchema, Health, IngestBody, MetricEventSchema, SseEvent,
-    StreamRefusal, ThresholdSchema, WidgetPatchSchema, WidgetSchema,
+    ThresholdSchema, WidgetPatchSchema, WidgetSchema,
 };
 use crate::{
     AlertCondition, AlertEvent, AlertRule, AlertState, GroupValue, IngestError, IngestReport,
@@ -29,15 +29,16 @@ that the server's authenticator accepts, as `Authorization: Bearer <token>` or `
 else `401`; a server configured with `AllowAll` admits reads without a token. A dashboard \
 in the path must be one the token's principal may see, else `403`. **Changes** (`POST`, \
 `PUT`, `PATCH`, `DELETE`) are open unless the server requires writers \
-(`rtdash::http::require_writers`): then they need `Authorization: Bearer <token>` of a \
+(`rtdash::http::RequireWriters`): then they need `Authorization: Bearer <token>` of a \
 writer (`401`) who may change the dashboard (`403`). `GET /health` and \
 `GET /openapi.json` are always open.
 
 Request bodies are JSON (`Content-Type: application/json`, else `415`) of at most the \
-server's limit (8 MiB by default, else `413`). Every error of the API is \
-`{\"error\": {\"code\", \"message\", …}}`; the streams' own refusals are the wire \
-protocol's error frame `{\"type\": \"error\", \"code\", \"message\"}`. A path that matches \
-no route is a `404` with `code` `not_found`.";
+server's limit (8 MiB by default, else `413`). Every error is \
+`{\"error\": {\"code\", \"message\", …}}`, the streams' refusals before they start \
+included (with the wire protocol's codes); only inside an open stream are errors the \
+protocol's `error` frames. A path that matches no route is a `404` with `code` \
+`not_found`.";
 
 /// The document's structure: every route of [`router`](super::router) and the schemas.
 #[derive(OpenApi)]
@@ -88,7 +89,6 @@ no route is a `404` with `code` `not_found`.";
         AlertEvent,
         AlertState,
         AlertList,
-        StreamRefusal,
         SseEvent,
         Health,
     )),
@@ -116,7 +116,7 @@ impl Modify for BearerScheme {
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
                         "`Authorization: Bearer <token>`: a token of the server's authenticator \
-                         (reads, streams) or of its writers' (changes, with `require_writers`). \
+                         (reads, streams) or of its writers' (changes, with `RequireWriters`). \
                          Reads and streams also take it as `?token=`.",
                     ))
                     .build(),

@@ -302,23 +302,6 @@ pub(crate) enum EventTime {
     Rfc3339(String),
 }
 
-/// A refusal of a stream request by the transport, before the stream starts: the
-/// protocol's error frame.
-#[allow(dead_code, reason = "schema only: decoded in tests, never read")]
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"type": "error", "code": "auth_failed", "message": "token required: ?token= or Authorization: Bearer"}))]
-pub(crate) struct StreamRefusal {
-    /// Always `error`.
-    #[serde(rename = "type")]
-    #[schema(example = "error")]
-    kind: String,
-    /// The protocol's error code, e.g. `bad_request`, `auth_failed`, `forbidden`,
-    /// `try_again_later`, `going_away`, `too_many_subscriptions`.
-    code: String,
-    /// What is wrong, for humans.
-    message: String,
-}
-
 /// One Server-Sent Event of `GET /sse/{id}`: `data` is one frame of the WebSocket
 /// protocol (`welcome`, `snapshot`, `update`, `alert`, `dashboard`, `closing`, …) as
 /// JSON text; snapshot and update events carry an `id` to resume from (`Last-Event-ID`).
