@@ -18,7 +18,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use rtdash::http::{RequireWriters, ServeConfig};
 use rtdash::{
-    Aggregation, Dashboard, DashboardId, Engine, EngineConfig, MemoryStore, MetricEvent, Principal,
+    Aggregation, Dashboard, DashboardId, Engine, EngineConfig, MemoryStore, MetricEvent, Percentile, Principal,
     StaticTokens, Timestamp, TopicAccess, TransportConfig, Uuid, Widget,
 };
 
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let orders_widget = orders.widget_id;
     let dashboard = Dashboard::new(DashboardId::new("shop")?, "Shop")
         .with_widget(orders)
-        .with_widget(Widget::new("p99 checkout", "shop.checkout_ms", Aggregation::P99, 30).with_unit("ms"));
+        .with_widget(Widget::new("p99 checkout", "shop.checkout_ms", Aggregation::Percentile(Percentile::P99), 30).with_unit("ms"));
     engine.dashboards().create(dashboard.into())?;
     // rtdash: who may read (streams and GETs) and who may change dashboards.
     let viewers = StaticTokens::new().with_token("viewer-token", Principal::new("viewer", TopicAccess::all()));
