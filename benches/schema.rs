@@ -12,38 +12,20 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use rtdash::{
-    Aggregation, ChartType, Dashboard, DashboardId, DisplayConfig, GridPos, SchemaLimits,
-    TagFilter, Uuid, Widget,
-};
+use rtdash::{Aggregation, Dashboard, DashboardId, GridPos, SchemaLimits, Uuid, Widget};
 
 const SIZES: [usize; 2] = [1_000, 29_000];
 
 fn dashboard(n: usize) -> Dashboard {
     let id = DashboardId::new("bench").unwrap_or_else(|e| panic!("{e}"));
-    let mut d = Dashboard::new(id.clone(), "Bench");
-    d.widgets = (0..n)
-        .map(|i| {
-            let i32 = u32::try_from(i).unwrap_or_else(|e| panic!("{e}"));
-            Widget {
-                widget_id: Uuid::from_u128(i as u128 + 1),
-                dashboard_id: id.clone(),
-                title: format!("widget {i}"),
-                metric_name: "api.latency".into(),
-                aggregation: Aggregation::Count,
-                window_seconds: 60,
-                refresh_interval_seconds: 1.0,
-                tag_filter: TagFilter::new(),
-                group_by: None,
-                stale_after_seconds: None,
-                display: DisplayConfig::new(
-                    ChartType::Stat,
-                    GridPos::new(i32 % 12, i32 / 12, 1, 1),
-                ),
-            }
-        })
-        .collect();
-    d
+    (0..n).fold(Dashboard::new(id, "Bench"), |d, i| {
+        let i32 = u32::try_from(i).unwrap_or_else(|e| panic!("{e}"));
+        d.with_widget(
+            Widget::new(format!("widget {i}"), "api.latency", Aggregation::Count, 60)
+                .with_id(Uuid::from_u128(i as u128 + 1))
+                .with_position(GridPos::new(i32 % 12, i32 / 12, 1, 1)),
+        )
+    })
 }
 
 /// The check before: each widget's own rules, then every earlier widget compared for a
@@ -57,12 +39,15 @@ fn pairwise(d: &Dashboard, limits: &SchemaLimits) -> usize {
         if d.widgets[..i].iter().any(|o| o.widget_id == w.widget_id) {
             problems += 1;
         }
-        let p = w.display.position;
+        let Some(p) = w.display.position else {
+            continue;
+        };
         if p.w > 0
             && p.h > 0
             && d.widgets[..i].iter().any(|o| {
-                let q = o.display.position;
-                q.w > 0 && q.h > 0 && q.overlaps(&p)
+                o.display
+                    .position
+                    .is_some_and(|q| q.w > 0 && q.h > 0 && q.overlaps(&p))
             })
         {
             problems += 1;

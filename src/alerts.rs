@@ -55,7 +55,9 @@ impl AlertCondition {
 /// Rules are part of a dashboard document (its `alert_rules` list) and are evaluated by
 /// the refresh scheduler each time the widget is evaluated. For a widget with `group_by`,
 /// the rule looks at the worst group (the largest value for `above`, the smallest for
-/// `below`). A window with no value (no data) does not breach.
+/// `below`). A window with no value does not breach: over a window with no event, an avg,
+/// min, max or percentile widget has none, while a count or sum widget has 0, which is
+/// compared like any value (so `below 1` on a count fires when traffic stops).
 ///
 /// JSON form (`id`, `for_seconds` and `name` may be omitted; `id` then gets a random UUID):
 ///
@@ -82,8 +84,9 @@ impl AlertCondition {
     schema(
         description = "A threshold rule on one widget's live value: fires when the value stays \
         above (or below) `threshold` for at least `for_seconds`, resolves when it no longer \
-        does. For a widget with `group_by` the worst group counts; a window without data does \
-        not breach. `id` (a random UUID when omitted), `for_seconds` (0) and `name` may be \
+        does. For a widget with `group_by` the worst group counts; a window without a value \
+        (no event, for avg, min, max and percentiles) does not breach, while count and sum \
+        are 0 then and compare like any value. `id` (a random UUID when omitted), `for_seconds` (0) and `name` may be \
         omitted; unknown fields are refused."
     )
 )]

@@ -28,23 +28,31 @@ use crate::MetricsSink;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct EngineConfig {
-    /// The window store: bucket width, retention (the longest widget window), grace period
-    /// for late events, percentile precision, series limit. Default: rtdash-window's default
-    /// (1 s buckets, 1 h retention, 30 s grace).
+    /// The window store: bucket width, retention (the longest widget window: raise
+    /// [`WindowConfig::retention`] to allow longer windows), grace period for late events,
+    /// percentile precision, series limit. Default: rtdash-window's default (1 s buckets,
+    /// 1 h retention, 30 s grace).
     pub window: WindowConfig,
     /// Rules every ingested event must pass (name and tag lengths, clock skew). Default:
     /// rtdash-core's default.
     pub validation: ValidationLimits,
-    /// Rules every dashboard must pass. `max_window` must not exceed
-    /// [`window.retention`](WindowConfig::retention). Default: rtdash-core's default.
+    /// Rules every dashboard must pass. Default: rtdash-core's default.
+    ///
+    /// Widget windows follow the window store: the engine validates with
+    /// [`effective_schema`](Self::effective_schema), whose
+    /// [`retention`](SchemaLimits::retention) is
+    /// [`window.retention`](WindowConfig::retention) (any value set here is replaced).
+    /// [`max_window`](SchemaLimits::max_window) is unset by default, so raising the
+    /// retention alone allows longer windows; set it only to keep windows shorter than the
+    /// retention (it may not exceed it).
     pub schema: SchemaLimits,
     /// The fan-out hub's configuration.
     pub hub: HubConfig,
-    /// Slow-consumer policy of subscriptions made by
-    /// [`Engine::subscribe`](crate::Engine::subscribe). Default: conflate (newest value per
-    /// widget). WebSocket and SSE sessions use the policy of their
-    /// `TransportConfig` instead.
-    pub policy: SlowConsumerPolicy,
+    /// Slow-consumer policy of the in-process subscriptions made by
+    /// [`Engine::subscribe`](crate::Engine::subscribe) only. Default: conflate (newest value
+    /// per widget). WebSocket and SSE sessions do not use it: they take the policy of their
+    /// transport, [`TransportConfig::with_slow_consumer_policy`](crate::TransportConfig::with_slow_consumer_policy).
+    pub subscribe_policy: SlowConsumerPolicy,
     /// Granularity of the refresh scheduler in [`Engine::run`](crate::Engine::run): how
     /// often it wakes to evaluate the widgets that are due. A widget's value goes out at
     /// most this much after its refresh interval elapsed. Default 100 ms.
@@ -77,7 +85,7 @@ impl Default for EngineConfig {
             validation: ValidationLimits::default(),
             schema: SchemaLimits::default(),
             hub: HubConfig::default(),
-            policy: SlowConsumerPolicy::default(),
+            subscribe_policy: SlowConsumerPolicy::default(),
             tick: Duration::from_millis(100),
             alert_history: 256,
             stale_after_intervals: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
@@ -112,8 +120,11 @@ setters! {
     with_schema: schema: SchemaLimits;
     /// Sets [`hub`](Self::hub).
     with_hub: hub: HubConfig;
-    /// Sets [`policy`](Self::policy).
-    with_policy: policy: SlowConsumerPolicy;
+    /// Sets [`subscribe_policy`](Self::subscribe_policy), the policy of
+    /// [`Engine::subscribe`](crate::Engine::subscribe)'s subscriptions (for WebSocket and
+    /// SSE sessions, see
+    /// [`TransportConfig::with_slow_consumer_policy`](crate::TransportConfig::with_slow_consumer_policy)).
+    with_subscribe_policy: subscribe_policy: SlowConsumerPolicy;
     /// Sets [`tick`](Self::tick).
     with_tick: tick: Duration;
     /// Sets [`alert_history`](Self::alert_history).
@@ -129,25 +140,49 @@ setters! {
 }
 
 impl EngineConfig {
+    /// The limits the engine validates dashboards against: [`schema`](Self::schema) with
+    /// its [`retention`](SchemaLimits::retention) set to
+    /// [`window.retention`](WindowConfig::retention), so that the longest window a widget
+    /// may ask for follows the window store ([`SchemaLimits::window_limit`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtdash::{EngineConfig, WindowConfig};
+    ///
+    /// let three_hours = Duration::from_secs(3 * 3600);
+    /// let config = EngineConfig::default()
+    ///     .with_window(WindowConfig::default().with_retention(three_hours));
+    /// assert_eq!(config.effective_schema().window_limit(), Some(three_hours));
+    /// ```
+    #[must_use]
+    pub fn effective_schema(&self) -> SchemaLimits {
+        self.schema.clone().with_retention(self.window.retention)
+    }
+
     /// Checks the rules that tie the parts together.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidConfig`] naming the field: the window config is invalid
-    /// (`window`), `schema.max_window` exceeds `window.retention` (widgets could ask for
+    /// (`window`), `schema.max_window` is set above `window.retention` (widgets could ask for
     /// windows the store cannot answer), `tick` is zero, or `max_body_bytes` is zero.
     pub fn validate(&self) -> Result<(), Error> {
         self.window.validate().map_err(|e| Error::InvalidConfig {
             field: "window",
             reason: e.to_string(),
         })?;
-        if self.schema.max_window > self.window.retention {
+        if let Some(max) = self.schema.max_window
+            && max > self.window.retention
+        {
             return Err(Error::InvalidConfig {
                 field: "schema.max_window",
                 reason: format!(
-                    "{:?} exceeds the window store's retention of {:?}; lower schema.max_window \
-                     or raise window.retention",
-                    self.schema.max_window, self.window.retention
+                    "{max:?} exceeds the window store's retention of {:?}; leave \
+                     schema.max_window unset to follow the retention, lower it, or raise \
+                     window.retention",
+                    self.window.retention
                 ),
             });
         }

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rtdash_core::{Dashboard, SchemaLimits, SchemaViolation, Uuid, Widget};
+use rtdash_core::{Dashboard, DashboardId, SchemaLimits, SchemaViolation, Uuid, Widget};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -18,6 +18,28 @@ use crate::{AlertRule, Error, Subject};
 /// ```
 ///
 /// # Examples
+///
+/// In code, with the builders: each widget gets the dashboard's id, and widgets without a
+/// position are placed in the first free grid cells when the engine stores the document.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtdash::{Aggregation, AlertRule, DashboardDoc, Engine, EngineConfig, MemoryStore, Widget};
+///
+/// let p99 = Widget::new("p99 latency", "http.latency_ms", Aggregation::P99, 30).with_unit("ms");
+/// let alert = AlertRule::above(p99.widget_id, 250.0).with_for(Duration::from_secs(30));
+/// let doc = DashboardDoc::new("ops", "Operations")?
+///     .with_widget(p99)
+///     .with_widget(Widget::new("Requests", "http.requests", Aggregation::Count, 60))
+///     .with_alert_rule(alert);
+///
+/// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+/// let stored = engine.dashboards().create(doc)?;
+/// assert!(stored.dashboard.widgets.iter().all(|w| w.display.position.is_some()));
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+///
+/// From JSON:
 ///
 /// ```
 /// use rtdash::DashboardDoc;
@@ -46,10 +68,51 @@ impl From<Dashboard> for DashboardDoc {
 }
 
 impl DashboardDoc {
-    /// A document without alert rules.
+    /// An empty document: dashboard `id` named `name`, a 12-column grid, no widget and no
+    /// alert rule. Add them with [`with_widget`](Self::with_widget) and
+    /// [`with_alert_rule`](Self::with_alert_rule). (From a [`Dashboard`] you have: `From`.)
+    ///
+    /// Only the id is checked here; every other rule when the document is validated or
+    /// created ([`validate`](Self::validate), [`Registry::create`](crate::Registry::create)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::DashboardDoc;
+    ///
+    /// let doc = DashboardDoc::new("ops", "Operations")?;
+    /// assert_eq!(doc.id(), "ops");
+    /// let err = DashboardDoc::new("ops overview", "Operations").unwrap_err();
+    /// assert_eq!(err.code(), "invalid_dashboard");
+    /// assert!(err.to_string().contains("id: invalid dashboard id `ops overview`"), "{err}");
+    /// # Ok::<(), rtdash::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] (`invalid_dashboard`, path `id`) when `id` is not a valid
+    /// [`DashboardId`] (empty, too long, a character outside `A-Z a-z 0-9 _ . -`, or a
+    /// leading dot).
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Result<Self, Error> {
+        let id = DashboardId::new(id)
+            .map_err(|e| Error::invalid(Subject::Dashboard, "id", e.to_string()))?;
+        Ok(Self::from(Dashboard::new(id, name)))
+    }
+
+    /// Sets the grid's width in columns (default 12).
     #[must_use]
-    pub fn new(dashboard: Dashboard) -> Self {
-        Self::from(dashboard)
+    pub fn with_columns(mut self, columns: u32) -> Self {
+        self.dashboard.columns = columns;
+        self
+    }
+
+    /// Adds a widget (see [`Dashboard::with_widget`]): it gets this dashboard's id, and
+    /// keeps its position if it has one; if not, it is placed in the first free grid cells
+    /// when the document is stored ([`place_widgets`](Self::place_widgets)).
+    #[must_use]
+    pub fn with_widget(mut self, widget: Widget) -> Self {
+        self.dashboard = self.dashboard.with_widget(widget);
+        self
     }
 
     /// Adds an alert rule.
@@ -57,6 +120,14 @@ impl DashboardDoc {
     pub fn with_alert_rule(mut self, rule: AlertRule) -> Self {
         self.alert_rules.push(rule);
         self
+    }
+
+    /// Gives every widget without a position one, and every widget without a dashboard id
+    /// this one (see [`Dashboard::place_widgets`]). The [`Registry`](crate::Registry) does it
+    /// before it validates and stores a document, so stored and served documents are always
+    /// complete; call it to see the layout before that.
+    pub fn place_widgets(&mut self, limits: &SchemaLimits) {
+        self.dashboard.place_widgets(limits);
     }
 
     /// The dashboard's id as a string.
@@ -113,9 +184,10 @@ impl DashboardDoc {
         out
     }
 
-    /// Every rule the document breaks: the dashboard's ([`Dashboard::violations`]) and the
-    /// alert rules' (`alert_rules[i].…`: a finite threshold, `for_seconds` within
-    /// 0..=86400, a widget of this dashboard, unique ids).
+    /// Every rule the document breaks: the dashboard's ([`Dashboard::violations`], which
+    /// checks widgets without a position where [`place_widgets`](Self::place_widgets) would
+    /// put them) and the alert rules' (`alert_rules[i].…`: a finite threshold,
+    /// `for_seconds` within 0..=86400, a widget of this dashboard, unique ids).
     #[must_use]
     pub fn violations(&self, limits: &SchemaLimits) -> Vec<SchemaViolation> {
         let mut out = self.dashboard.violations(limits);
@@ -206,10 +278,12 @@ impl DashboardDoc {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetPatch {
-    /// Widgets to add; their ids must be new.
+    /// Widgets to add; their ids must be new. One without a position is placed in the first
+    /// free grid cells.
     #[serde(default)]
     pub add: Vec<Widget>,
-    /// Widgets to replace, matched by `widget_id`.
+    /// Widgets to replace, matched by `widget_id`. One without a position is placed anew
+    /// in the first free grid cells.
     #[serde(default)]
     pub update: Vec<Widget>,
     /// Ids of widgets to remove.

@@ -303,7 +303,11 @@ impl EngineBuilder {
             Some(make) => make(&hub),
             None => Arc::new(HubPublisher::new(hub.clone())),
         };
-        let registry = Registry::load(self.store, config.schema.clone(), Arc::clone(&publisher))?;
+        let registry = Registry::load(
+            self.store,
+            config.effective_schema(),
+            Arc::clone(&publisher),
+        )?;
         let meters = Arc::new(Meters::new(config.metrics));
         let recorder = Recorder::new(window, config.dedup_capacity, {
             let meters = Arc::clone(&meters);
@@ -564,8 +568,9 @@ impl Engine {
     }
 
     /// Subscribes to dashboard `dashboard` in-process, with
-    /// [`EngineConfig::policy`]: the subscription first receives a snapshot of the current
-    /// values (the newest frame per widget and alert rule), then every update frame.
+    /// [`EngineConfig::subscribe_policy`] (WebSocket and SSE sessions use their transport's
+    /// policy instead): the subscription first receives a snapshot of the current values
+    /// (the newest frame per widget and alert rule), then every update frame.
     ///
     /// # Errors
     ///
@@ -575,7 +580,7 @@ impl Engine {
         dashboard: &str,
     ) -> Result<Subscription<Topic, WidgetKey, Frame>, Error> {
         self.inner.registry.get(dashboard)?;
-        let sub = self.inner.hub.subscribe(self.inner.config.policy);
+        let sub = self.inner.hub.subscribe(self.inner.config.subscribe_policy);
         sub.subscribe(self.topic(dashboard))
             .map_err(|e| Error::InvalidConfig {
                 field: "hub",
@@ -796,22 +801,48 @@ impl Engine {
         }
     }
 
-    /// The current value of one widget, computed now from the window store (not from the
-    /// last published value).
+    /// The value of one widget, computed now from the window store — not the last
+    /// published value (which a subscription's snapshot carries), so it may be newer than
+    /// what clients were sent. Served by `GET /dashboards/{id}/widgets/{widget}/snapshot`.
+    ///
+    /// Over a window with no event the value follows
+    /// [`Aggregation`](crate::Aggregation)'s rule: 0 for count and sum, `None` otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::{Aggregation, DashboardDoc, Engine, EngineConfig, MemoryStore, MetricEvent, Widget};
+    ///
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// let requests = Widget::new("Requests", "http.requests", Aggregation::Count, 60);
+    /// let latency = Widget::new("Mean latency", "http.latency_ms", Aggregation::Avg, 60);
+    /// let (r, l) = (requests.widget_id, latency.widget_id);
+    /// engine.dashboards().create(
+    ///     DashboardDoc::new("ops", "Operations")?.with_widget(requests).with_widget(latency),
+    /// )?;
+    /// // No event yet: a count is 0, a mean has no value.
+    /// assert_eq!(engine.widget_value("ops", r)?.value, Some(0.0));
+    /// assert_eq!(engine.widget_value("ops", l)?.value, None);
+    ///
+    /// engine.ingest(MetricEvent::new("http.requests", 1.0, rtdash::Timestamp::now()))?;
+    /// let state = engine.widget_value("ops", r)?;
+    /// assert_eq!((state.value, state.count, state.stale), (Some(1.0), 1, false));
+    /// # Ok::<(), rtdash::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Error::UnknownDashboard`], [`Error::UnknownWidget`].
-    pub fn widget_snapshot(&self, dashboard: &str, widget: Uuid) -> Result<WidgetState, Error> {
-        self.widget_snapshot_at(dashboard, widget, Timestamp::now())
+    pub fn widget_value(&self, dashboard: &str, widget: Uuid) -> Result<WidgetState, Error> {
+        self.widget_value_at(dashboard, widget, Timestamp::now())
     }
 
-    /// [`widget_snapshot`](Self::widget_snapshot) at time `now`.
+    /// [`widget_value`](Self::widget_value) at time `now` (for tests and replays).
     ///
     /// # Errors
     ///
-    /// As [`widget_snapshot`](Self::widget_snapshot).
-    pub fn widget_snapshot_at(
+    /// As [`widget_value`](Self::widget_value).
+    pub fn widget_value_at(
         &self,
         dashboard: &str,
         widget: Uuid,

@@ -87,30 +87,15 @@
 //! ```
 //! use std::time::Duration;
 //! use rtdash::fanout::Event;
-//! use rtdash::{
-//!     Aggregation, ChartType, Dashboard, DashboardId, DisplayConfig, Engine, EngineConfig,
-//!     GridPos, MemoryStore, MetricEvent, Timestamp, Uuid, Widget,
-//! };
+//! use rtdash::{Aggregation, DashboardDoc, Engine, EngineConfig, MemoryStore, Timestamp, Widget};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
 //!
-//! // A dashboard with one widget: requests per minute, refreshed every second.
-//! let id = DashboardId::new("ops")?;
-//! let mut dashboard = Dashboard::new(id.clone(), "Operations");
-//! dashboard.widgets.push(Widget {
-//!     widget_id: Uuid::new_v4(),
-//!     dashboard_id: id,
-//!     title: "Requests".into(),
-//!     metric_name: "api.requests".into(),
-//!     aggregation: Aggregation::Count,
-//!     window_seconds: 60,
-//!     refresh_interval_seconds: 1.0,
-//!     tag_filter: Default::default(),
-//!     group_by: None,
-//!     stale_after_seconds: None,
-//!     display: DisplayConfig::new(ChartType::Stat, GridPos::new(0, 0, 4, 2)),
-//! });
+//! // A dashboard with one widget: requests per minute, refreshed every second (the
+//! // default), placed in the first free cells of the grid.
+//! let dashboard = DashboardDoc::new("ops", "Operations")?
+//!     .with_widget(Widget::new("Requests", "api.requests", Aggregation::Count, 60));
 //! engine.dashboards().create(dashboard)?;
 //!
 //! // A subscriber of the dashboard (WebSocket sessions do the same through the transport).

@@ -16,11 +16,15 @@ use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, W
 /// The dashboards of an [`Engine`](crate::Engine): create, read, update and delete
 /// dashboards, their widgets and their alert rules.
 ///
-/// Every change is validated as a whole document ([`DashboardDoc::validate`] against the
-/// engine's [`SchemaLimits`]: windows within the store's retention, refresh intervals, grid
-/// layout, alert rules naming widgets of the dashboard, ...) and written to the
-/// [`DashboardStore`] before it becomes visible; an invalid change or a failed write
-/// changes nothing. Changes are serialised; reads never wait for a store write.
+/// Every change is completed — widgets without a position are placed in the first free
+/// grid cells, widgets without a dashboard id get the dashboard's
+/// ([`DashboardDoc::place_widgets`]) —, validated as a whole document
+/// ([`DashboardDoc::validate`] against the engine's
+/// [`effective_schema`](crate::EngineConfig::effective_schema): windows within the store's
+/// retention, refresh intervals, grid layout, alert rules naming widgets of the dashboard,
+/// ...) and written to the [`DashboardStore`] before it becomes visible; an invalid change
+/// or a failed write changes nothing. Changes are serialised; reads never wait for a store
+/// write.
 ///
 /// Subscribers of a dashboard's topic receive a `{"type":"dashboard","event":"updated"}`
 /// (or `"deleted"`) frame after each change, so clients can reload the layout; the
@@ -107,7 +111,8 @@ impl Registry {
         let loaded = store.load_all()?;
         let mut problems = loaded.problems;
         let mut docs = BTreeMap::new();
-        for doc in loaded.dashboards {
+        for mut doc in loaded.dashboards {
+            doc.place_widgets(&limits);
             match doc.validate(&limits) {
                 Ok(()) => {
                     docs.insert(doc.id().to_owned(), Arc::new(doc));
@@ -133,7 +138,8 @@ impl Registry {
         })
     }
 
-    /// The schema limits every change is validated against.
+    /// The schema limits every change is validated against (the engine's
+    /// [`effective_schema`](crate::EngineConfig::effective_schema)).
     #[must_use]
     pub fn limits(&self) -> &SchemaLimits {
         &self.limits
@@ -274,7 +280,24 @@ impl Registry {
         self.modify(dashboard, Subject::Widget, |doc| patch.apply(doc))
     }
 
-    /// Adds a widget to dashboard `dashboard`.
+    /// Adds a widget to dashboard `dashboard`: a widget without a position is placed in the
+    /// first free grid cells, one without a dashboard id gets `dashboard`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::{Aggregation, DashboardDoc, Engine, EngineConfig, MemoryStore, Widget};
+    ///
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// engine.dashboards().create(DashboardDoc::new("ops", "Operations")?)?;
+    /// let doc = engine
+    ///     .dashboards()
+    ///     .add_widget("ops", Widget::new("Errors", "http.errors", Aggregation::Sum, 60))?;
+    /// let w = &doc.dashboard.widgets[0];
+    /// assert_eq!(w.dashboard_id.as_ref().map(|d| d.as_str()), Some("ops"));
+    /// assert_eq!(w.display.position, Some(rtdash::GridPos::new(0, 0, 3, 2)));
+    /// # Ok::<(), rtdash::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -386,7 +409,8 @@ impl Registry {
         let created = current.is_none();
         let next = decide(current.as_deref())?;
         let result = match next {
-            Some(doc) => {
+            Some(mut doc) => {
+                doc.place_widgets(&self.limits);
                 let violations: Vec<SchemaViolation> = doc.violations(&self.limits);
                 if !violations.is_empty() {
                     return Err(Error::Invalid { what, violations });

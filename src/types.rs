@@ -38,7 +38,7 @@ pub enum WidgetKey {
 }
 
 /// The current value of a widget, as computed by the refresh scheduler or by
-/// [`Engine::widget_snapshot`](crate::Engine::widget_snapshot).
+/// [`Engine::widget_value`](crate::Engine::widget_value).
 ///
 /// Serialized (HTTP snapshot endpoint) as `{"dashboard_id", "widget", "value", "count",
 /// "window_start", "window_end", "event_time", "stale", "groups"?, "evaluated_at"}`, times
@@ -76,8 +76,11 @@ pub struct WidgetState {
     /// The widget.
     #[serde(rename = "widget")]
     pub widget_id: Uuid,
-    /// The aggregate over all matching series; `None` when the window holds no event, and
-    /// for `group_by` widgets (see `groups`).
+    /// The aggregate over all matching series. Over a window with no event: `Some(0.0)` for
+    /// a count or sum, `None` for the other aggregations (see
+    /// [`Aggregation`](crate::Aggregation)). `None` also when the query failed (e.g.
+    /// percentiles disabled), and for `group_by` widgets (see `groups`). A value that is
+    /// not a finite number (a sum that overflowed) is encoded as JSON `null`.
     pub value: Option<f64>,
     /// Events in the window.
     pub count: u64,
@@ -150,7 +153,8 @@ pub struct WidgetState {
 pub struct GroupValue {
     /// The tag value (e.g. the region).
     pub group: String,
-    /// The aggregate of the group's series.
+    /// The aggregate of the group's series, with the same empty-window rule as
+    /// [`WidgetState::value`].
     pub value: Option<f64>,
     /// Events in the window.
     pub count: u64,

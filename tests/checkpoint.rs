@@ -77,7 +77,7 @@ fn answers(engine: &Engine, ids: &[Uuid], now: rtdash::Timestamp) -> Vec<serde_j
     ids.iter()
         .map(|id| {
             let mut s =
-                serde_json::to_value(engine.widget_snapshot_at("ops", *id, now).unwrap()).unwrap();
+                serde_json::to_value(engine.widget_value_at("ops", *id, now).unwrap()).unwrap();
             // Evaluation time is the query's, equal by construction; keep it anyway.
             s["stale"] = serde_json::Value::Null;
             s

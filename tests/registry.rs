@@ -220,3 +220,76 @@ fn invalid_stored_dashboards_are_skipped_and_reported() {
         problems[0]
     );
 }
+
+#[test]
+fn built_and_bare_documents_are_completed_when_stored() {
+    use rtdash::{GridPos, Widget};
+
+    let (engine, store) = engine();
+    let reg = engine.dashboards();
+    // Built in code: one widget with a position, two without.
+    let doc = DashboardDoc::new("ops", "Operations")
+        .unwrap()
+        .with_widget(
+            Widget::new("Errors", "http.errors", Aggregation::Sum, 60)
+                .with_position(GridPos::new(0, 0, 3, 2)),
+        )
+        .with_widget(Widget::new("p99", "http.latency_ms", Aggregation::P99, 30))
+        .with_widget(Widget::new(
+            "Requests",
+            "http.requests",
+            Aggregation::Count,
+            60,
+        ));
+    let stored = reg.create(doc).unwrap();
+    let at: Vec<Option<GridPos>> = stored
+        .dashboard
+        .widgets
+        .iter()
+        .map(|w| w.display.position)
+        .collect();
+    let want = [
+        Some(GridPos::new(0, 0, 3, 2)),
+        Some(GridPos::new(3, 0, 6, 4)),
+        Some(GridPos::new(9, 0, 3, 2)),
+    ];
+    assert_eq!(at, want);
+    // What the store holds (and clients are served) is complete.
+    let json = store.get("ops").unwrap().to_json();
+    assert_eq!(json.matches(r#""dashboard_id":"ops""#).count(), 3, "{json}");
+    assert_eq!(json.matches(r#""position""#).count(), 3, "{json}");
+
+    // A widget added later without a position takes the first free cells.
+    let doc = reg
+        .add_widget(
+            "ops",
+            Widget::new("Max", "http.latency_ms", Aggregation::Max, 30),
+        )
+        .unwrap();
+    assert_eq!(
+        doc.dashboard.widgets[3].display.position,
+        Some(GridPos::new(0, 4, 6, 4))
+    );
+
+    // JSON without dashboard ids or positions is completed the same way.
+    let bare = br#"{"id": "sales", "name": "Sales", "widgets": [
+        {"widget_id": "0b6e2a36-52a4-4c49-9b8e-3f1d1f0a7c01", "title": "Orders",
+         "metric_name": "orders", "aggregation": "count", "window_seconds": 60,
+         "refresh_interval_seconds": 1, "display_config": {"chart": "stat"}}]}"#;
+    let stored = reg.create(DashboardDoc::from_json(bare).unwrap()).unwrap();
+    let w = &stored.dashboard.widgets[0];
+    assert_eq!(w.dashboard_id.as_ref().map(|d| d.as_str()), Some("sales"));
+    assert_eq!(w.display.position, Some(GridPos::new(0, 0, 3, 2)));
+
+    // A bad id is refused by the constructor; the other rules when the document is created.
+    let e = DashboardDoc::new("no spaces", "x").unwrap_err();
+    assert_eq!(paths(&e), ["id"]);
+    let e = reg
+        .create(
+            DashboardDoc::new("bad", " ")
+                .unwrap()
+                .with_widget(Widget::new("w", "m", Aggregation::Avg, 0)),
+        )
+        .unwrap_err();
+    assert_eq!(paths(&e), ["name", "widgets[0].window_seconds"]);
+}

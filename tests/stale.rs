@@ -37,7 +37,7 @@ fn no_data_for_two_intervals_marks_stale_and_fresh_data_clears_it() {
     let it = item(updates(&f)[0], id).unwrap();
     assert_eq!(it["stale"], true);
     assert_eq!(it["value"], 1.0);
-    assert!(engine.widget_snapshot_at("ops", id, t(3000)).unwrap().stale);
+    assert!(engine.widget_value_at("ops", id, t(3000)).unwrap().stale);
 
     engine
         .ingest_json_at(&batch(&[("req", 1.0, 3500)]), t(3500))
@@ -97,7 +97,7 @@ fn an_unhealthy_source_marks_fresh_values_stale() {
     assert_eq!(item(up, ia).unwrap()["stale"], true);
     // `other` is healthy and unchanged: not in the frame.
     assert!(item(up, ib).is_none());
-    assert!(engine.widget_snapshot_at("ops", ia, t(3000)).unwrap().stale);
+    assert!(engine.widget_value_at("ops", ia, t(3000)).unwrap().stale);
 
     engine.set_source_health("req", true);
     engine.set_all_sources_health(false);

@@ -3,19 +3,24 @@
 //! `validate` (the core document without alert rules).
 //!
 //! Checks: no panic; `validate` agrees with `violations`; a document's own JSON parses back
-//! to an equal document with the same violations; the violations of each widget on its own
+//! to an equal document with the same violations; placing the widgets that have no position
+//! (`place_widgets`) changes no violation; the violations of each widget on its own
 //! (`Widget::validate`) do not contradict the dashboard's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rtdash::DashboardDoc;
+use std::time::Duration;
+
 use rtdash_core::{Dashboard, SchemaLimits};
 
 fuzz_target!(|data: &[u8]| {
     // Default limits, and small ones so that limits are reached with small inputs.
     let limits = [
         SchemaLimits::default(),
+        SchemaLimits::default().with_retention(Duration::from_secs(3600)),
         SchemaLimits::default()
+            .with_retention(Duration::from_secs(60))
             .with_max_widgets(3)
             .with_max_columns(4)
             .with_max_rows(4)
@@ -32,6 +37,9 @@ fuzz_target!(|data: &[u8]| {
             let violations = doc.violations(limits);
             assert_eq!(violations.is_empty(), doc.validate(limits).is_ok());
             assert_eq!(back.violations(limits), violations);
+            let mut placed = doc.clone();
+            placed.place_widgets(limits);
+            assert_eq!(placed.violations(limits), violations, "placing {json}");
         }
     }
     if let Ok(d) = Dashboard::from_json(data) {

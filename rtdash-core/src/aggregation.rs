@@ -235,6 +235,23 @@ impl fmt::Display for Percentile {
 
 /// What a widget computes over its window.
 ///
+/// # Over a window with no event
+///
+/// One rule everywhere (window queries, widget values, update frames, the HTTP snapshot):
+/// an aggregation that is defined over no values gives that value, the others give none
+/// (`None`, JSON `null`):
+///
+/// | aggregation | no event in the window |
+/// |---|---|
+/// | [`Count`](Self::Count) | `0` (no events were counted) |
+/// | [`Sum`](Self::Sum) | `0` (the empty sum) |
+/// | [`Avg`](Self::Avg), [`Min`](Self::Min), [`Max`](Self::Max), [`Percentile`](Self::Percentile) | `None` / `null` (undefined over no values) |
+///
+/// [`defined_when_empty`](Self::defined_when_empty) tells which. Either way the number of
+/// events is 0, and a value is marked stale by the age of its data, not by this rule.
+///
+/// # Serialization
+///
 /// Serialized as a string: `"count"`, `"sum"`, `"avg"`, `"min"`, `"max"`, or `"p"` followed by a
 /// percentile rank in (0, 100] with at most 6 decimal places (see [`Percentile`]) such as
 /// `"p50"`, `"p99"`, `"p99.9"`. Parsing is case-insensitive and also
@@ -247,6 +264,7 @@ impl fmt::Display for Percentile {
 ///
 /// let a: Aggregation = "p99.9".parse()?;
 /// assert_eq!(a, Aggregation::Percentile(Percentile::P999));
+/// assert_eq!(a, Aggregation::P999);
 /// assert_eq!(a.to_string(), "p99.9");
 /// assert_eq!(serde_json::to_string(&Aggregation::Avg).unwrap(), r#""avg""#);
 /// assert!("p0".parse::<Aggregation>().is_err());
@@ -255,21 +273,49 @@ impl fmt::Display for Percentile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Aggregation {
-    /// Number of events.
+    /// Number of events; 0 over an empty window.
     Count,
-    /// Sum of values.
+    /// Sum of values; 0 over an empty window.
     Sum,
-    /// Arithmetic mean of values.
+    /// Arithmetic mean of values; none over an empty window.
     Avg,
-    /// Smallest value.
+    /// Smallest value; none over an empty window.
     Min,
-    /// Largest value.
+    /// Largest value; none over an empty window.
     Max,
-    /// A percentile of the values.
+    /// A percentile of the values; none over an empty window.
     Percentile(Percentile),
 }
 
 impl Aggregation {
+    /// The median, `p50`.
+    pub const P50: Self = Self::Percentile(Percentile::P50);
+    /// The 90th percentile, `p90`.
+    pub const P90: Self = Self::Percentile(Percentile::P90);
+    /// The 99th percentile, `p99`.
+    pub const P99: Self = Self::Percentile(Percentile::P99);
+    /// The 99.9th percentile, `p99.9`.
+    pub const P999: Self = Self::Percentile(Percentile::P999);
+
+    /// Whether the aggregate has a value over a window with no event: `true` for
+    /// [`Count`](Self::Count) and [`Sum`](Self::Sum) (0), `false` for the others, whose
+    /// value is then `None` (JSON `null`). See [the rule](Self#over-a-window-with-no-event).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash_core::Aggregation;
+    ///
+    /// assert!(Aggregation::Count.defined_when_empty());
+    /// assert!(Aggregation::Sum.defined_when_empty());
+    /// assert!(!Aggregation::Avg.defined_when_empty());
+    /// assert!(!Aggregation::P99.defined_when_empty());
+    /// ```
+    #[must_use]
+    pub const fn defined_when_empty(self) -> bool {
+        matches!(self, Self::Count | Self::Sum)
+    }
+
     /// Whether the aggregate needs a value histogram (only percentiles do).
     #[must_use]
     pub const fn needs_histogram(self) -> bool {

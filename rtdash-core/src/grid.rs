@@ -1,6 +1,7 @@
 //! Grid overlap detection for [`Dashboard::validate`](crate::Dashboard::validate): for every
 //! widget, the first earlier widget whose rectangle shares a cell with it, in
-//! O(n log n + cells) instead of comparing every pair.
+//! O(n log n + cells) instead of comparing every pair; and automatic placement
+//! ([`place`], for [`Dashboard::place_widgets`](crate::Dashboard::place_widgets)).
 //!
 //! # How
 //!
@@ -36,8 +37,179 @@
 
 use crate::schema::GridPos;
 
-/// Most compressed cells the overlap check allocates for (about 20 MiB at most).
+/// Most compressed cells the overlap check allocates for (about 20 MiB at most), and most
+/// cells automatic placement searches.
 pub(crate) const CELL_BUDGET: u64 = 1 << 20;
+
+/// A widget as automatic placement sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A widget with a position: it keeps it, and its cells are taken.
+    Fixed(GridPos),
+    /// A widget to place, `w` × `h` cells (`w` is cut to the grid's width, both are at
+    /// least 1).
+    Auto { w: u32, h: u32 },
+}
+
+/// Places every [`Slot::Auto`] and returns every widget's position, in order.
+///
+/// In order, each widget to place goes to the first position, row by row from the top
+/// left (smallest row, then smallest column), where its rectangle lies inside `columns`
+/// and shares no cell with a fixed widget or one placed before it. Rows are searched up to
+/// `max_rows`, and up to `budget` cells; a widget that finds no room there goes below,
+/// at column 0, each one under the previous such widget.
+///
+/// Cost: the fixed widgets are painted into a bitmap of the rows that can be needed (at
+/// most their lowest edge plus the heights to place, and the budget); then each size has a
+/// cursor that only moves forward (a later widget of the same size never fits before an
+/// earlier one, as the grid only fills up), so the search is O(cells × h) per distinct
+/// size, whatever the number of widgets.
+pub(crate) fn place(slots: &[Slot], columns: u32, max_rows: u32, budget: u64) -> Vec<GridPos> {
+    let cols = columns.max(1);
+    let bound = u64::from(max_rows).min(budget / u64::from(cols));
+    // Below every fixed widget and every widget placed before, there is always room: a
+    // widget never needs rows past the fixed widgets' lowest edge plus the heights placed.
+    let fixed_bottom = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Fixed(p) if p.w > 0 && p.h > 0 && p.x < cols => {
+                Some(u64::from(p.y) + u64::from(p.h))
+            }
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let auto_rows: u64 = slots
+        .iter()
+        .map(|s| match s {
+            Slot::Auto { h, .. } => u64::from((*h).max(1)),
+            Slot::Fixed(_) => 0,
+        })
+        .sum();
+    // At most `budget` cells, so it fits `usize`.
+    let rows = usize::try_from(bound.min(fixed_bottom.saturating_add(auto_rows))).unwrap_or(0);
+    let mut grid = Occupancy::new(cols as usize, rows);
+    for s in slots {
+        if let Slot::Fixed(p) = s
+            && p.w > 0
+            && p.h > 0
+            && p.x < cols
+            && (p.y as usize) < rows
+        {
+            let x1 = (u64::from(p.x) + u64::from(p.w)).min(u64::from(cols)) as usize;
+            let y1 = (u64::from(p.y) + u64::from(p.h)).min(rows as u64) as usize;
+            for r in p.y as usize..y1 {
+                grid.paint(r, p.x as usize, x1 - p.x as usize);
+            }
+        }
+    }
+    // Per size, where its search resumes: (row, column).
+    let mut cursors: Vec<((usize, usize), (usize, usize))> = Vec::new();
+    let mut below = bound;
+    slots
+        .iter()
+        .map(|s| match *s {
+            Slot::Fixed(p) => p,
+            Slot::Auto { w, h } => {
+                let (w, h) = (w.clamp(1, cols), h.max(1));
+                let size = (w as usize, h as usize);
+                let i = match cursors.iter().position(|(k, _)| *k == size) {
+                    Some(i) => i,
+                    None => {
+                        cursors.push((size, (0, 0)));
+                        cursors.len() - 1
+                    }
+                };
+                match grid.first_fit(size, cursors[i].1) {
+                    Some((y, x)) => {
+                        cursors[i].1 = (y, x);
+                        for r in y..y + size.1 {
+                            grid.paint(r, x, size.0);
+                        }
+                        // Both fit u32: `x < cols`, `y < rows <= max_rows`.
+                        GridPos::new(x as u32, y as u32, w, h)
+                    }
+                    None => {
+                        let y = u32::try_from(below).unwrap_or(u32::MAX);
+                        below = below.saturating_add(u64::from(h));
+                        GridPos::new(0, y, w, h)
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Which cells of the top `rows` rows of a `cols`-wide grid are taken, one bit per cell.
+struct Occupancy {
+    bits: Vec<u64>,
+    /// Words per row.
+    stride: usize,
+    cols: usize,
+    rows: usize,
+}
+
+impl Occupancy {
+    fn new(cols: usize, rows: usize) -> Self {
+        let stride = cols.div_ceil(64);
+        Self {
+            bits: vec![0; stride * rows],
+            stride,
+            cols,
+            rows,
+        }
+    }
+
+    /// The words and masks covering cells `x .. x + w` of row `r`.
+    fn masks(&self, r: usize, x: usize, w: usize) -> impl Iterator<Item = (usize, u64)> {
+        let base = r * self.stride;
+        let end = x + w;
+        let mut at = x;
+        std::iter::from_fn(move || {
+            if at >= end {
+                return None;
+            }
+            let bit = at % 64;
+            let n = (64 - bit).min(end - at);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            let word = base + at / 64;
+            at += n;
+            Some((word, mask))
+        })
+    }
+
+    fn is_free(&self, r: usize, x: usize, w: usize) -> bool {
+        self.masks(r, x, w).all(|(i, m)| self.bits[i] & m == 0)
+    }
+
+    fn paint(&mut self, r: usize, x: usize, w: usize) {
+        let masks: Vec<(usize, u64)> = self.masks(r, x, w).collect();
+        for (i, m) in masks {
+            self.bits[i] |= m;
+        }
+    }
+
+    /// The first free `(w, h)` rectangle's top left `(row, column)` at or after `from` in
+    /// row-major order.
+    fn first_fit(&self, (w, h): (usize, usize), from: (usize, usize)) -> Option<(usize, usize)> {
+        if w > self.cols || h > self.rows {
+            return None;
+        }
+        for y in from.0..=self.rows - h {
+            let x0 = if y == from.0 { from.1 } else { 0 };
+            for x in x0..=self.cols - w {
+                if (y..y + h).all(|r| self.is_free(r, x, w)) {
+                    return Some((y, x));
+                }
+            }
+        }
+        None
+    }
+}
 
 /// A non-empty rectangle, half-open on both axes: columns `x0..x1`, rows `y0..y1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,12 +572,136 @@ mod tests {
         assert_eq!(oracle(&ps)[300], Some(299));
     }
 
+    /// Placement by its definition: try every position in row-major order, compare with
+    /// every widget so far.
+    fn place_oracle(slots: &[Slot], columns: u32, max_rows: u32) -> Vec<GridPos> {
+        let cols = columns.max(1);
+        let mut out: Vec<GridPos> = Vec::new();
+        let mut below = max_rows;
+        let taken = |q: &GridPos| q.w > 0 && q.h > 0;
+        for (i, s) in slots.iter().enumerate() {
+            let pos = match *s {
+                Slot::Fixed(q) => q,
+                Slot::Auto { w, h } => {
+                    let (w, h) = (w.clamp(1, cols), h.max(1));
+                    let others: Vec<GridPos> = out
+                        .iter()
+                        .copied()
+                        .chain(slots[i..].iter().filter_map(|s| match s {
+                            Slot::Fixed(q) => Some(*q),
+                            Slot::Auto { .. } => None,
+                        }))
+                        .filter(taken)
+                        .collect();
+                    let fits = |x: u32, y: u32| {
+                        let c = p(x, y, w, h);
+                        !others.iter().any(|o| o.overlaps(&c))
+                    };
+                    let found = (0..=max_rows.saturating_sub(h))
+                        .filter(|_| h <= max_rows)
+                        .flat_map(|y| (0..=cols - w).map(move |x| (x, y)))
+                        .find(|&(x, y)| fits(x, y));
+                    match found {
+                        Some((x, y)) => p(x, y, w, h),
+                        None => {
+                            let y = below;
+                            below += h;
+                            p(0, y, w, h)
+                        }
+                    }
+                }
+            };
+            out.push(pos);
+        }
+        out
+    }
+
+    fn slots() -> impl Strategy<Value = Vec<Slot>> {
+        let slot = prop_oneof![
+            (0u32..14, 0u32..12, 0u32..6, 0u32..5)
+                .prop_map(|(x, y, w, h)| Slot::Fixed(p(x, y, w, h))),
+            (0u32..8, 0u32..5).prop_map(|(w, h)| Slot::Auto { w, h }),
+        ];
+        prop::collection::vec(slot, 0..16)
+    }
+
+    #[test]
+    fn placement_fills_gaps_row_by_row() {
+        let auto = |w, h| Slot::Auto { w, h };
+        let slots = [
+            Slot::Fixed(p(2, 0, 2, 1)),
+            auto(2, 1),
+            auto(3, 2),
+            auto(1, 1),
+            auto(20, 1), // wider than the grid: cut to 6
+            Slot::Fixed(p(0, 9, 6, 1)),
+        ];
+        let got = place(&slots, 6, 10, CELL_BUDGET);
+        assert_eq!(
+            got,
+            [
+                p(2, 0, 2, 1),
+                p(0, 0, 2, 1),
+                p(0, 1, 3, 2),
+                p(4, 0, 1, 1),
+                p(0, 3, 6, 1),
+                p(0, 9, 6, 1),
+            ]
+        );
+        assert_eq!(got, place_oracle(&slots, 6, 10));
+    }
+
+    #[test]
+    fn without_room_widgets_go_below_the_grid() {
+        let slots = [
+            Slot::Fixed(p(0, 0, 4, 3)),
+            Slot::Auto { w: 2, h: 2 },
+            Slot::Auto { w: 1, h: 1 },
+            Slot::Auto { w: 3, h: 1 },
+        ];
+        // 4 x 3: full. The widgets stack under row 3.
+        let got = place(&slots, 4, 3, CELL_BUDGET);
+        assert_eq!(got[1..], [p(0, 3, 2, 2), p(0, 5, 1, 1), p(0, 6, 3, 1)]);
+        assert_eq!(got, place_oracle(&slots, 4, 3));
+        // Fixed widgets far outside the grid cost nothing.
+        let slots = [
+            Slot::Fixed(p(u32::MAX, u32::MAX, u32::MAX, u32::MAX)),
+            Slot::Auto { w: 3, h: 2 },
+        ];
+        assert_eq!(place(&slots, 12, 1000, CELL_BUDGET)[1], p(0, 0, 3, 2));
+    }
+
     fn layout() -> impl Strategy<Value = Vec<GridPos>> {
         prop::collection::vec((0u32..14, 0u32..10, 0u32..6, 0u32..5), 0..40)
             .prop_map(|v| v.into_iter().map(|(x, y, w, h)| p(x, y, w, h)).collect())
     }
 
     proptest! {
+        /// Placement agrees with its definition, stays in the grid's columns, and a placed
+        /// widget inside the rows shares no cell with any other widget.
+        #[test]
+        fn placement_matches_the_oracle_and_never_overlaps(
+            slots in slots(),
+            columns in 1u32..10,
+            max_rows in 0u32..12,
+        ) {
+            let got = place(&slots, columns, max_rows, CELL_BUDGET);
+            prop_assert_eq!(&got, &place_oracle(&slots, columns, max_rows));
+            for (i, (s, q)) in slots.iter().zip(&got).enumerate() {
+                if let Slot::Auto { .. } = s {
+                    prop_assert!(q.x + q.w <= columns && q.w >= 1 && q.h >= 1);
+                    if q.y + q.h <= max_rows {
+                        for (j, o) in got.iter().enumerate() {
+                            prop_assert!(
+                                i == j || o.w == 0 || o.h == 0 || !o.overlaps(q),
+                                "{:?} overlaps widget {} at {:?}", q, j, o
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
         #[test]
         fn same_as_the_pairwise_oracle(ps in layout()) {
             prop_assert_eq!(first_overlaps(&ps, (12, 8), CELL_BUDGET), oracle(&ps));

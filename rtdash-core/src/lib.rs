@@ -18,8 +18,10 @@
 //! - [`TagFilter`]: which series a widget selects (tag equality).
 //! - [`Aggregation`] (count, sum, avg, min, max, or a [`Percentile`] such as p99.9).
 //! - [`Dashboard`] and [`Widget`] (with [`DisplayConfig`]): the schema of a dashboard
-//!   document. [`Dashboard::validate`] reports every broken rule with its JSON path, against
-//!   [`SchemaLimits`].
+//!   document, written as JSON or built in code ([`Widget::new`] and its `with_*` setters,
+//!   [`Dashboard::with_widget`]; widgets without a position are placed in the first free
+//!   grid cells). [`Dashboard::validate`] reports every broken rule with its JSON path,
+//!   against [`SchemaLimits`].
 //! - [`CoreError`]: the one error type of the crate.
 //!
 //! # Example
@@ -73,7 +75,10 @@
 //!    "display_config": {"chart": "stat", "position": {"x": 4, "y": 0, "w": 4, "h": 2}}}
 //! ]}"##;
 //! let dashboard = Dashboard::from_json(doc)?;
-//! let problems = dashboard.violations(&SchemaLimits::default());
+//! // Windows may not be longer than the window store keeps data (the rtdash engine sets
+//! // this from its store's configuration).
+//! let limits = SchemaLimits::default().with_retention(std::time::Duration::from_secs(3600));
+//! let problems = dashboard.violations(&limits);
 //! let paths: Vec<&str> = problems.iter().map(|v| v.path.as_str()).collect();
 //! assert_eq!(paths, ["widgets[1].window_seconds", "widgets[1].display_config.position"]);
 //! # Ok::<(), rtdash_core::CoreError>(())

@@ -62,7 +62,7 @@ prop_compose! {
         color in prop::option::of(color()),
         min in prop::option::of(finite()),
         max in prop::option::of(finite()),
-        pos in any::<[u32; 4]>(),
+        pos in prop::option::of(any::<[u32; 4]>()),
     ) -> DisplayConfig {
         DisplayConfig {
             chart,
@@ -73,7 +73,7 @@ prop_compose! {
             color,
             min,
             max,
-            position: GridPos::new(pos[0], pos[1], pos[2], pos[3]),
+            position: pos.map(|p| GridPos::new(p[0], p[1], p[2], p[3])),
         }
     }
 }
@@ -90,10 +90,11 @@ prop_compose! {
         group_by in prop::option::of("[a-z]{1,6}"),
         stale_after_seconds in prop::option::of(finite()),
         display in display(),
+        named in any::<bool>(),
     ) -> Widget {
         Widget {
             widget_id: Uuid::from_u128(id),
-            dashboard_id: DashboardId::new(dashboard.clone()).unwrap(),
+            dashboard_id: named.then(|| DashboardId::new(dashboard.clone()).unwrap()),
             title,
             metric_name,
             aggregation,
@@ -199,26 +200,16 @@ fn documented_forms() {
     );
 
     let mut d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops");
-    let mut display = DisplayConfig::new(ChartType::Gauge, GridPos::new(0, 0, 3, 2));
-    display.thresholds.push(Threshold {
-        value: 90.0,
-        color: Color::from_rgb(255, 0, 0),
-    });
-    display.min = Some(0.0);
-    display.max = Some(100.0);
-    d.widgets.push(Widget {
-        widget_id: Uuid::from_u128(1),
-        dashboard_id: d.id.clone(),
-        title: "CPU".into(),
-        metric_name: "cpu".into(),
-        aggregation: Aggregation::Percentile(Percentile::P99),
-        window_seconds: 60,
-        refresh_interval_seconds: 0.5,
-        tag_filter: TagFilter::new(),
-        group_by: None,
-        stale_after_seconds: None,
-        display,
-    });
+    let display = DisplayConfig::new(ChartType::Gauge)
+        .with_threshold(90.0, Color::from_rgb(255, 0, 0))
+        .with_range(0.0, 100.0)
+        .with_position(GridPos::new(0, 0, 3, 2));
+    d = d.with_widget(
+        Widget::new("CPU", "cpu", Aggregation::Percentile(Percentile::P99), 60)
+            .with_id(Uuid::from_u128(1))
+            .with_refresh(std::time::Duration::from_millis(500))
+            .with_display(display),
+    );
     assert_eq!(
         d.to_json(),
         concat!(
@@ -239,6 +230,16 @@ fn documented_forms() {
         json.contains(
             r#""refresh_interval_seconds":0.5,"stale_after_seconds":5.0,"display_config""#
         ),
+        "{json}"
+    );
+    assert_eq!(Dashboard::from_json(json.as_bytes()).unwrap(), d);
+
+    // A widget without a dashboard id or a position omits them (and reads back so).
+    d.widgets[0].dashboard_id = None;
+    d.widgets[0].display.position = None;
+    let json = d.to_json();
+    assert!(
+        !json.contains("dashboard_id") && !json.contains("position"),
         "{json}"
     );
     assert_eq!(Dashboard::from_json(json.as_bytes()).unwrap(), d);

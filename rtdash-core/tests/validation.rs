@@ -251,31 +251,28 @@ fn id(n: u128) -> Uuid {
 }
 
 fn widget(n: u128, x: u32) -> Widget {
-    let mut display = DisplayConfig::new(ChartType::Line, GridPos::new(x, 0, 4, 3));
-    display.unit = Some("ms".into());
-    display.thresholds = vec![
-        Threshold {
-            value: 100.0,
-            color: Color::from_rgb(255, 170, 0),
-        },
-        Threshold {
-            value: 250.0,
-            color: Color::from_rgb(255, 0, 0),
-        },
-    ];
-    Widget {
-        widget_id: id(n),
-        dashboard_id: DashboardId::new("ops").unwrap(),
-        title: format!("Widget {n}"),
-        metric_name: "api.request.latency".into(),
-        aggregation: Aggregation::Percentile(Percentile::P99),
-        window_seconds: 300,
-        refresh_interval_seconds: 1.0,
-        tag_filter: TagFilter::new().with("region", "eu"),
-        group_by: Some("host".into()),
-        stale_after_seconds: None,
-        display,
-    }
+    let display = DisplayConfig::new(ChartType::Line)
+        .with_unit("ms")
+        .with_threshold(100.0, Color::from_rgb(255, 170, 0))
+        .with_threshold(250.0, Color::from_rgb(255, 0, 0))
+        .with_position(GridPos::new(x, 0, 4, 3));
+    let mut w = Widget::new(
+        format!("Widget {n}"),
+        "api.request.latency",
+        Aggregation::Percentile(Percentile::P99),
+        300,
+    )
+    .with_id(id(n))
+    .with_filter("region", "eu")
+    .with_group_by("host")
+    .with_display(display);
+    w.dashboard_id = Some(DashboardId::new("ops").unwrap());
+    w
+}
+
+/// The position of a widget that has one.
+fn pos(w: &mut Widget) -> &mut GridPos {
+    w.display.position.as_mut().expect("placed")
 }
 
 fn dashboard() -> Dashboard {
@@ -350,7 +347,7 @@ fn too_many_widgets() {
     d.widgets = (0..101)
         .map(|i| {
             let mut w = widget(i, 0);
-            w.display.position = GridPos::new(0, u32::try_from(i).unwrap(), 1, 1);
+            w.display.position = Some(GridPos::new(0, u32::try_from(i).unwrap(), 1, 1));
             w
         })
         .collect();
@@ -383,7 +380,7 @@ fn widget_id_rules() {
 #[test]
 fn dashboard_id_must_match() {
     expect_one(
-        |d| d.widgets[0].dashboard_id = DashboardId::new("other").unwrap(),
+        |d| d.widgets[0].dashboard_id = Some(DashboardId::new("other").unwrap()),
         "widgets[0].dashboard_id",
         "is `other` but the widget is in dashboard `ops`",
     );
@@ -424,17 +421,32 @@ fn window_rules() {
         "widgets[2].window_seconds",
         "is 0; a window must be at least 1 second",
     );
-    expect_one(
-        |d| d.widgets[2].window_seconds = 3601,
-        "widgets[2].window_seconds",
-        "is 3601 s, longer than the retention of 3600 s",
-    );
+    let hour = Duration::from_secs(3600);
+    let retention = SchemaLimits::default().with_retention(hour);
     let mut d = dashboard();
+    d.widgets[2].window_seconds = 3601;
+    let err = d.validate(&retention).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid schema: widgets[2].window_seconds: is 3601 s, longer than the window store's \
+         retention of 3600 s; shorten the window or raise the retention (`window.retention` \
+         of the engine config, `WindowConfig::with_retention`)"
+    );
     d.widgets[2].window_seconds = 3600;
-    assert!(d.validate(&SchemaLimits::default()).is_ok());
+    assert!(d.validate(&retention).is_ok());
+    // The retention alone sets the limit: raising it admits longer windows.
     d.widgets[2].window_seconds = 7200;
-    let limits = SchemaLimits::default().with_max_window(Duration::from_secs(7200));
-    assert!(d.validate(&limits).is_ok());
+    assert!(
+        d.validate(&retention.clone().with_retention(2 * hour))
+            .is_ok()
+    );
+    // A max_window below the retention is the limit then, and is named.
+    let tight = retention.with_retention(2 * hour).with_max_window(hour);
+    let err = d.validate(&tight).unwrap_err().to_string();
+    assert!(
+        err.contains("limit of 3600 s set by `schema.max_window`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -625,12 +637,12 @@ fn gauge_range_rules() {
 #[test]
 fn position_size_rules() {
     expect_one(
-        |d| d.widgets[0].display.position.w = 0,
+        |d| pos(&mut d.widgets[0]).w = 0,
         "widgets[0].display_config.position.w",
         "is 0; a widget is at least 1 column wide",
     );
     expect_one(
-        |d| d.widgets[0].display.position.h = 0,
+        |d| pos(&mut d.widgets[0]).h = 0,
         "widgets[0].display_config.position.h",
         "is 0; a widget is at least 1 row high",
     );
@@ -639,36 +651,36 @@ fn position_size_rules() {
 #[test]
 fn position_inside_grid() {
     expect_one(
-        |d| d.widgets[2].display.position.x = 9,
+        |d| pos(&mut d.widgets[2]).x = 9,
         "widgets[2].display_config.position",
         "x + w = 13 exceeds the grid width of 12 columns",
     );
     expect_one(
-        |d| d.widgets[2].display.position = GridPos::new(u32::MAX, 0, u32::MAX, 1),
+        |d| d.widgets[2].display.position = Some(GridPos::new(u32::MAX, 0, u32::MAX, 1)),
         "widgets[2].display_config.position",
         "exceeds the grid width",
     );
     expect_one(
-        |d| d.widgets[2].display.position.y = 998,
+        |d| pos(&mut d.widgets[2]).y = 998,
         "widgets[2].display_config.position",
         "reaches row 1001, beyond the limit of 1000 rows",
     );
     let mut d = dashboard();
     d.columns = 24;
-    d.widgets[2].display.position.x = 20;
+    pos(&mut d.widgets[2]).x = 20;
     assert!(d.validate(&SchemaLimits::default()).is_ok());
 }
 
 #[test]
 fn overlapping_widgets() {
     expect_one(
-        |d| d.widgets[2].display.position = GridPos::new(3, 2, 2, 2),
+        |d| d.widgets[2].display.position = Some(GridPos::new(3, 2, 2, 2)),
         "widgets[2].display_config.position",
         "(2x2 at column 3, row 2) overlaps widgets[0] (4x3 at column 0, row 0); widgets may not share grid cells",
     );
     // Touching edges do not overlap.
     let mut d = dashboard();
-    d.widgets[2].display.position = GridPos::new(0, 3, 12, 1);
+    d.widgets[2].display.position = Some(GridPos::new(0, 3, 12, 1));
     assert!(d.validate(&SchemaLimits::default()).is_ok());
 }
 
@@ -705,7 +717,7 @@ fn widget_validates_alone() {
     let mut w = widget(1, 0);
     assert!(w.validate(&SchemaLimits::default()).is_ok());
     w.window_seconds = 0;
-    w.display.position.w = 0;
+    pos(&mut w).w = 0;
     let err = w.validate(&SchemaLimits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -47,8 +47,9 @@ pub struct LateSample {
 /// The answer to a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueryResult {
-    /// The aggregate; `None` when the window holds no event (except for
-    /// [`Aggregation::Count`], which is then `Some(0.0)`).
+    /// The aggregate. Over a window with no event: `Some(0.0)` for [`Aggregation::Count`]
+    /// and [`Aggregation::Sum`], `None` for the others (see
+    /// [`Aggregation::defined_when_empty`]).
     pub value: Option<f64>,
     /// Number of events in the window, over all matched series.
     pub count: u64,
@@ -619,8 +620,11 @@ impl WindowStore {
     fn finish(&self, agg: Aggregation, span: Span, part: &Partial<'_>) -> QueryResult {
         let acc = &part.acc;
         let n = acc.count;
+        // The one empty-window rule (see `Aggregation`): count and sum are 0 over no
+        // events, the others have no value.
         let value = match agg {
             Aggregation::Count => Some(n as f64),
+            Aggregation::Sum if n == 0 => Some(0.0),
             _ if n == 0 => None,
             Aggregation::Sum => Some(acc.sum),
             Aggregation::Avg => Some(acc.sum / n as f64),

@@ -168,10 +168,19 @@ fn bad_query_windows() {
         .query("nope", &all, Aggregation::Avg, Duration::from_secs(1), t)
         .unwrap();
     assert_eq!((r.value, r.count, r.series), (None, 0, 0));
-    let r = s
-        .query("nope", &all, Aggregation::Count, Duration::from_secs(1), t)
-        .unwrap();
-    assert_eq!(r.value, Some(0.0));
+    // Count and sum are defined over no events (0), the others are not (None).
+    for agg in [Aggregation::Count, Aggregation::Sum] {
+        let r = s
+            .query("nope", &all, agg, Duration::from_secs(1), t)
+            .unwrap();
+        assert_eq!((r.value, r.count), (Some(0.0), 0), "{agg}");
+    }
+    for agg in [Aggregation::Min, Aggregation::Max, Aggregation::P99] {
+        let r = s
+            .query("nope", &all, agg, Duration::from_secs(1), t)
+            .unwrap();
+        assert_eq!((r.value, r.count), (None, 0), "{agg}");
+    }
 }
 
 #[test]

@@ -69,10 +69,11 @@ fn an_overflow_poisons_only_the_windows_that_hold_it() {
             assert_eq!(value(&s, Aggregation::Avg, 10, now), Some(0.5), "{sec}");
         }
     }
-    // And so is a 1 h window once the overflow has left it (roll-up tier included).
+    // And so is a 1 h window once the overflow has left it (roll-up tier included): it
+    // holds no event, and the empty sum is 0.
     assert_eq!(
         value(&s, Aggregation::Sum, 3600, t(3_000_000 + 3_700_000)),
-        None
+        Some(0.0)
     );
     let hour = s
         .query(

@@ -396,7 +396,7 @@ pub(crate) async fn widget_snapshot(
             format!("dashboard `{id}` has no widget `{widget}` (widget ids are UUIDs)"),
         )
     })?;
-    let state = api.engine.widget_snapshot(&id, widget)?;
+    let state = api.engine.widget_value(&id, widget)?;
     Ok(json_value(StatusCode::OK, &state))
 }
 

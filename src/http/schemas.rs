@@ -67,10 +67,13 @@ pub(crate) enum AlertRulesInput {
 /// stored and served (`DashboardDoc`). Unknown fields are refused. On input, the rules
 /// checked after decoding (answered with `422` and every violation) are: `name` and
 /// widget titles not blank and at most 200 bytes; `columns` 1 to 48; at most 100 widgets
-/// with unique, non-nil ids whose `dashboard_id` is the dashboard's; windows 1 s to the
-/// store's retention (1 h by default); refresh intervals at least 0.1 s; positions inside
-/// the grid (at most 1,000 rows) and not overlapping; alert rules on widgets of this
-/// dashboard, with unique ids.
+/// with unique, non-nil ids whose `dashboard_id`, when given, is the dashboard's; windows
+/// 1 s to the store's retention (1 h by default); refresh intervals at least 0.1 s;
+/// positions inside the grid (at most 1,000 rows) and not overlapping; alert rules on
+/// widgets of this dashboard, with unique ids. Before the rules are checked, a widget
+/// without `dashboard_id` gets the dashboard's, and one without `position` is placed in the
+/// first free grid cells (row by row, at its chart's default size), so stored and served
+/// documents always have both.
 #[allow(dead_code, reason = "schema only: decoded in tests, never read")]
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -116,9 +119,11 @@ pub(crate) struct DashboardDocSchema {
 pub(crate) struct WidgetSchema {
     /// Unique id of the widget in its dashboard; not the nil UUID.
     widget_id: Uuid,
-    /// The dashboard the widget belongs to; must be the containing dashboard's id.
+    /// The dashboard the widget belongs to: when given, the containing dashboard's id;
+    /// omitted, it is filled in.
+    #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_.-]{1,128}$")]
-    dashboard_id: String,
+    dashboard_id: Option<String>,
     /// Title shown above the widget; not blank, at most 200 bytes.
     title: String,
     /// The metric aggregated, e.g. `api.request.latency` (the rule of event metric names).
@@ -178,8 +183,10 @@ pub(crate) struct DisplayConfigSchema {
     /// Upper end of the scale (gauges); finite.
     #[serde(default)]
     max: Option<f64>,
-    /// Place on the grid.
-    position: GridPosSchema,
+    /// Place and size on the grid. Omitted: placed in the first free cells, row by row, at
+    /// the chart's default size (stat 3×2, gauge 3×3, others 6×4).
+    #[serde(default)]
+    position: Option<GridPosSchema>,
 }
 
 /// How a widget is drawn.
@@ -325,35 +332,25 @@ mod tests {
     use super::*;
     use crate::{
         Aggregation, AlertRule, ChartType, Dashboard, DashboardDoc, DashboardId, DisplayConfig,
-        GridPos, MetricEvent, TagFilter, Threshold, Timestamp, Widget, WidgetPatch,
+        GridPos, MetricEvent, Timestamp, Widget, WidgetPatch,
     };
 
     fn full_widget(dashboard: &DashboardId) -> Widget {
-        let mut display = DisplayConfig::new(ChartType::Gauge, GridPos::new(0, 0, 4, 2));
-        display.unit = Some("ms".into());
+        let mut display = DisplayConfig::new(ChartType::Gauge)
+            .with_unit("ms")
+            .with_threshold(1.0, "#ff8800".parse().unwrap())
+            .with_color("#00ff00".parse().unwrap())
+            .with_range(0.0, 100.0)
+            .with_position(GridPos::new(0, 0, 4, 2));
         display.x_axis_label = Some("time".into());
         display.y_axis_label = Some("latency".into());
-        display.thresholds = vec![Threshold {
-            value: 1.0,
-            color: "#ff8800".parse().unwrap(),
-        }];
-        display.color = Some("#00ff00".parse().unwrap());
-        display.min = Some(0.0);
-        display.max = Some(100.0);
-        let filter: TagFilter = [("region", "eu")].into_iter().collect();
-        Widget {
-            widget_id: Uuid::new_v4(),
-            dashboard_id: dashboard.clone(),
-            title: "p99".into(),
-            metric_name: "api.latency".into(),
-            aggregation: Aggregation::Count,
-            window_seconds: 60,
-            refresh_interval_seconds: 1.0,
-            tag_filter: filter,
-            group_by: Some("host".into()),
-            stale_after_seconds: Some(5.0),
-            display,
-        }
+        let mut w = Widget::new("p99", "api.latency", Aggregation::Count, 60)
+            .with_filter("region", "eu")
+            .with_group_by("host")
+            .with_stale_after(std::time::Duration::from_secs(5))
+            .with_display(display);
+        w.dashboard_id = Some(dashboard.clone());
+        w
     }
 
     /// Every field of the real documents, set, decodes through the mirrors (which refuse
@@ -363,16 +360,19 @@ mod tests {
         let id = DashboardId::new("ops").unwrap();
         let w = full_widget(&id);
         let rule = AlertRule::above(w.widget_id, 1.0).with_name("high");
-        let mut d = Dashboard::new(id.clone(), "Ops");
-        d.widgets.push(w.clone());
-        let doc = DashboardDoc::new(d).with_alert_rule(rule);
+        let minimal = Widget::new("n", "api.latency", Aggregation::Count, 60);
+        let d = Dashboard::new(id.clone(), "Ops")
+            .with_widget(w.clone())
+            .with_widget(minimal.clone());
+        let doc = DashboardDoc::from(d).with_alert_rule(rule);
         let json = doc.to_json();
         serde_json::from_str::<DashboardDocSchema>(&json).unwrap();
         let list = format!(r#"{{"dashboards":[{json}]}}"#);
         serde_json::from_str::<DashboardList>(&list).unwrap();
         serde_json::from_str::<DashboardDocSchema>(r#"{"id":"x","name":"X"}"#).unwrap();
 
-        let patch = serde_json::json!({"add": [w], "update": [w], "remove": [w.widget_id]});
+        let patch =
+            serde_json::json!({"add": [w, minimal], "update": [w], "remove": [w.widget_id]});
         serde_json::from_value::<WidgetPatchSchema>(patch.clone()).unwrap();
         WidgetPatch::from_json(patch.to_string().as_bytes()).unwrap();
 

@@ -420,7 +420,7 @@ fn rule_value(rule: &AlertRule, s: &WidgetState) -> (Option<f64>, Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtdash_core::{Aggregation, TagFilter};
+    use rtdash_core::Aggregation;
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_millis(ms)
@@ -438,12 +438,12 @@ mod tests {
         w1.aggregation = Aggregation::Sum;
         let mut w2 = widget(1.0, None);
         w2.widget_id = Uuid::from_u128(2);
-        w2.display.position = rtdash_core::GridPos::new(1, 0, 1, 1);
-        let mut d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops");
-        d.widgets = vec![w1.clone(), w2.clone()];
+        w2.display.position = Some(rtdash_core::GridPos::new(1, 0, 1, 1));
+        let d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops")
+            .with_widget(w1.clone())
+            .with_widget(w2.clone());
         let rule = AlertRule::above(w1.widget_id, 4.0);
-        let mut doc = DashboardDoc::new(d);
-        doc.alert_rules.push(rule.clone());
+        let doc = DashboardDoc::from(d).with_alert_rule(rule.clone());
         let docs = vec![Arc::new(doc)];
         let mut generation = 1;
         let mut unhealthy_metric = String::new();
@@ -543,22 +543,12 @@ mod tests {
     }
 
     fn widget(refresh: f64, stale_after: Option<f64>) -> Widget {
-        Widget {
-            widget_id: Uuid::from_u128(1),
-            dashboard_id: rtdash_core::DashboardId::new("ops").unwrap(),
-            title: "w".into(),
-            metric_name: "m".into(),
-            aggregation: Aggregation::Count,
-            window_seconds: 60,
-            refresh_interval_seconds: refresh,
-            tag_filter: TagFilter::new(),
-            group_by: None,
-            stale_after_seconds: stale_after,
-            display: rtdash_core::DisplayConfig::new(
-                rtdash_core::ChartType::Stat,
-                rtdash_core::GridPos::new(0, 0, 1, 1),
-            ),
-        }
+        let mut w = Widget::new("w", "m", Aggregation::Count, 60)
+            .with_id(Uuid::from_u128(1))
+            .with_position(rtdash_core::GridPos::new(0, 0, 1, 1));
+        w.refresh_interval_seconds = refresh;
+        w.stale_after_seconds = stale_after;
+        w
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rtdash::fanout::Event;
 use rtdash::{
-    Aggregation, ChartType, Dashboard, DashboardDoc, DashboardId, DisplayConfig, Frame, GridPos,
-    TagFilter, Timestamp, Topic, Uuid, Widget, WidgetKey,
+    Aggregation, ChartType, Dashboard, DashboardDoc, DashboardId, Frame, GridPos, Timestamp, Topic,
+    Uuid, Widget, WidgetKey,
 };
 use serde_json::Value;
 
@@ -30,25 +30,23 @@ pub(crate) fn widget(
     refresh_seconds: f64,
     x: u32,
 ) -> Widget {
-    Widget {
-        widget_id: Uuid::new_v4(),
-        dashboard_id: DashboardId::new(dash).unwrap(),
-        title: format!("{metric} {aggregation}"),
-        metric_name: metric.to_owned(),
+    let mut w = Widget::new(
+        format!("{metric} {aggregation}"),
+        metric,
         aggregation,
         window_seconds,
-        refresh_interval_seconds: refresh_seconds,
-        tag_filter: TagFilter::new(),
-        group_by: None,
-        stale_after_seconds: None,
-        display: DisplayConfig::new(ChartType::Stat, GridPos::new(x, 0, 1, 1)),
-    }
+    )
+    .with_refresh(Duration::from_secs_f64(refresh_seconds))
+    .with_chart(ChartType::Stat)
+    .with_position(GridPos::new(x, 0, 1, 1));
+    w.dashboard_id = Some(DashboardId::new(dash).unwrap());
+    w
 }
 
 pub(crate) fn dashboard(id: &str, widgets: Vec<Widget>) -> DashboardDoc {
     let mut d = Dashboard::new(DashboardId::new(id).unwrap(), format!("Dashboard {id}"));
     d.widgets = widgets;
-    DashboardDoc::new(d)
+    DashboardDoc::from(d)
 }
 
 /// A JSON batch of `(metric, value, ms after T0)` events.
