@@ -33,6 +33,8 @@ fn build_example() -> PathBuf {
 struct Host {
     child: Child,
     base: String,
+    /// Kept open so that the example's later lines do not hit a closed pipe.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Host {
@@ -49,16 +51,19 @@ fn start() -> Host {
         .spawn()
         .expect("start examples/host");
     let stdout = child.stdout.take().expect("stdout");
+    let mut stdout = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the address line");
+    stdout.read_line(&mut line).expect("read the address line");
     let base = line
         .trim()
         .strip_prefix("host: listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    Host { child, base }
+    Host {
+        child,
+        base,
+        _stdout: stdout,
+    }
 }
 
 #[tokio::test]
@@ -74,7 +79,10 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
     assert_eq!(home.text().await.unwrap(), "Example shop");
 
     // rtdash's reads need a viewer's token.
-    assert_eq!(get("/rt/dashboards").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get("/rt/dashboards").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
     let listed: Value = get("/rt/dashboards?token=viewer-token")
         .await
         .unwrap()
@@ -82,7 +90,10 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
         .await
         .unwrap();
     assert_eq!(listed["dashboards"][0]["id"], "shop");
-    assert_eq!(listed["dashboards"][0]["widgets"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        listed["dashboards"][0]["widgets"].as_array().unwrap().len(),
+        2
+    );
 
     // Writes need the admin's bearer token.
     let doc = json!({"id": "other", "name": "Other", "widgets": []});
@@ -105,9 +116,10 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
     // A stream with a wrong token is refused; with the viewer's it gets live values from
     // the host's producer.
     let ws_base = base.replace("http://", "ws://");
-    let (mut bad, _) = tokio_tungstenite::connect_async(format!("{ws_base}/rt/stream/shop?token=nope"))
-        .await
-        .unwrap();
+    let (mut bad, _) =
+        tokio_tungstenite::connect_async(format!("{ws_base}/rt/stream/shop?token=nope"))
+            .await
+            .unwrap();
     let refused_code = loop {
         match bad.next().await {
             Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
@@ -116,9 +128,10 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
         }
     };
     assert_eq!(refused_code, 4001);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}/rt/stream/shop?token=viewer-token"))
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("{ws_base}/rt/stream/shop?token=viewer-token"))
+            .await
+            .unwrap();
     let update = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {
@@ -138,7 +151,14 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
     assert_eq!(update["topic"], "shop");
 
     // The widget's value read from Rust by the host's route: orders counted so far.
-    let orders: f64 = get("/orders").await.unwrap().text().await.unwrap().parse().unwrap();
+    let orders: f64 = get("/orders")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(orders >= 1.0, "{orders}");
 
     // One /metrics: the host's counter and rtdash's, from the host's exporter.
@@ -148,7 +168,13 @@ async fn the_host_example_serves_its_routes_and_rtdash_under_rt() {
 
     // SIGTERM: the stream is closed with 1001 and the process exits 0.
     let pid = host.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let code = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {

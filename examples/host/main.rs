@@ -18,7 +18,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use rtdash::http::{RequireWriters, ServeConfig};
 use rtdash::{
-    Aggregation, Dashboard, DashboardId, Engine, EngineConfig, MemoryStore, MetricEvent, Percentile, Principal,
+    Aggregation, DashboardDoc, Engine, EngineConfig, MemoryStore, MetricEvent, Principal,
     StaticTokens, Timestamp, TopicAccess, TransportConfig, Uuid, Widget,
 };
 
@@ -43,13 +43,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
     let orders = Widget::new("Orders / min", "shop.orders", Aggregation::Count, 60);
     let orders_widget = orders.widget_id;
-    let dashboard = Dashboard::new(DashboardId::new("shop")?, "Shop")
+    let dashboard = DashboardDoc::new("shop", "Shop")?
         .with_widget(orders)
-        .with_widget(Widget::new("p99 checkout", "shop.checkout_ms", Aggregation::Percentile(Percentile::P99), 30).with_unit("ms"));
-    engine.dashboards().create(dashboard.into())?;
+        .with_widget(
+            Widget::new("p99 checkout", "shop.checkout_ms", Aggregation::P99, 30).with_unit("ms"),
+        );
+    engine.dashboards().create(dashboard)?;
     // rtdash: who may read (streams and GETs) and who may change dashboards.
-    let viewers = StaticTokens::new().with_token("viewer-token", Principal::new("viewer", TopicAccess::all()));
-    let writers = StaticTokens::new().with_token("admin-token", Principal::new("admin", TopicAccess::all()));
+    let viewers = StaticTokens::new()
+        .with_token("viewer-token", Principal::new("viewer", TopicAccess::all()));
+    let writers =
+        StaticTokens::new().with_token("admin-token", Principal::new("admin", TopicAccess::all()));
     let rt = rtdash::http::router(engine.clone(), viewers, TransportConfig::default())
         .layer(RequireWriters::new(writers));
     // rtdash: the refresh scheduler, stopped (and streams closed) by `task.shutdown()`.
@@ -57,11 +61,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // rtdash: end.
 
     tokio::spawn(produce(engine.clone()));
-    let state = AppState { shop_name: "Example shop", engine, orders_widget };
+    let state = AppState {
+        shop_name: "Example shop",
+        engine,
+        orders_widget,
+    };
     let app = Router::new()
-        .route("/", get(|State(s): State<AppState>| async move { s.shop_name }))
+        .route(
+            "/",
+            get(|State(s): State<AppState>| async move { s.shop_name }),
+        )
         .route("/orders", get(orders_per_minute))
-        .route("/metrics", get(move || std::future::ready(prometheus.render())))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        )
         .nest("/rt", rt)
         .with_state(state);
 
