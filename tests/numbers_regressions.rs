@@ -34,7 +34,11 @@ fn eight(metric: &str, value: f64, now: i64) -> Value {
 }
 
 async fn start(config: EngineConfig) -> (Http, Engine) {
-    let engine = Engine::new(config, MemoryStore::new()).unwrap();
+    let engine = Engine::new(
+        config.with_metrics(rtdash::MetricsSink::Isolated),
+        MemoryStore::new(),
+    )
+    .unwrap();
     (Http::start(engine.clone()).await, engine)
 }
 
