@@ -40,8 +40,12 @@
 //! - **Alerts.** [`AlertRule`]s (above/below a threshold, for a duration) live in the
 //!   dashboard document and are evaluated on the live values; [`AlertEvent`]s (firing,
 //!   resolved) are pushed on the dashboard's topic and kept in [`Engine::alerts`].
-//! - **Observability.** [`Engine::render_metrics`] renders Prometheus text (the `metrics`
-//!   crate with a per-engine `metrics-exporter-prometheus` recorder; no global recorder).
+//! - **Observability.** The engine emits its metrics through the `metrics` facade into the
+//!   recorder the host installed (the exporter is the host's choice), or, with
+//!   [`MetricsSink::Isolated`], into a private Prometheus recorder that
+//!   [`Engine::render_metrics`] renders and the router's `/metrics` serves.
+//! - **Lifecycle.** [`Engine::spawn`] starts the refresh scheduler;
+//!   [`EngineTask::shutdown`] stops it and closes every stream with 1001.
 //! - [`http::router`] (feature `http`): the HTTP API, including `WS /stream/{id}` and
 //!   `GET /sse/{id}`.
 //!

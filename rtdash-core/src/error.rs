@@ -7,6 +7,19 @@ use std::fmt;
 ///
 /// Every message names the field (or JSON path) at fault, the limit or rule it broke and,
 /// where it is not obvious, what to change.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{CoreError, MetricEvent, Timestamp, ValidationLimits};
+///
+/// let now = Timestamp::from_millis(1_700_000_000_000);
+/// let err = MetricEvent::new("cpu", f64::NAN, now)
+///     .validate(&ValidationLimits::default(), now)
+///     .unwrap_err();
+/// assert!(matches!(err, CoreError::InvalidEvent { ref field, .. } if field == "value"));
+/// assert!(err.to_string().starts_with("value:"), "{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoreError {
@@ -114,6 +127,18 @@ pub enum CoreError {
 }
 
 /// One broken schema rule, located by a JSON path such as `widgets[2].display_config.position`.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{Aggregation, Dashboard, DashboardId, SchemaLimits, Widget};
+///
+/// let dashboard = Dashboard::new(DashboardId::new("ops")?, "Ops")
+///     .with_widget(Widget::new("", "http.requests", Aggregation::Count, 60));
+/// let violations = dashboard.violations(&SchemaLimits::default());
+/// assert_eq!(violations[0].path, "widgets[0].title");
+/// # Ok::<(), rtdash_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaViolation {
     /// JSON path of the offending field, relative to the validated document (`name`,

@@ -10,6 +10,19 @@ use crate::error::{CoreError, clip};
 use crate::time::Timestamp;
 
 /// A canonical (sorted by key) tag set: string labels used to filter and group series.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{MetricEvent, Tags, Timestamp};
+///
+/// let event = MetricEvent::new("http.requests", 1.0, Timestamp::from_millis(1_700_000_000_000))
+///     .with_tag("region", "eu")
+///     .with_tag("host", "a");
+/// let tags: &Tags = &event.tags;
+/// // Sorted by key, whatever the order they were added in.
+/// assert_eq!(tags.keys().collect::<Vec<_>>(), ["host", "region"]);
+/// ```
 pub type Tags = BTreeMap<String, String>;
 
 /// A producer-chosen event id, so a replayed event can be recognised and not counted twice.

@@ -181,6 +181,17 @@ impl fmt::Display for Color {
 
 /// How a widget is drawn. Serialized in lower case: `"line"`, `"area"`, `"gauge"`, `"stat"`,
 /// `"table"`, `"heatmap"`.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{Aggregation, ChartType, Widget};
+///
+/// let w = Widget::new("Latency", "http.latency_ms", Aggregation::P99, 30).with_chart(ChartType::Gauge);
+/// assert_eq!(w.display.chart, ChartType::Gauge);
+/// assert_eq!(ChartType::Gauge.default_size(), (3, 3));
+/// assert_eq!(serde_json::to_string(&ChartType::Heatmap).unwrap(), r#""heatmap""#);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChartType {
@@ -243,6 +254,18 @@ impl ChartType {
 }
 
 /// A colour that applies from `value` upwards (up to the next threshold).
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::{ChartType, Color, DisplayConfig};
+///
+/// let display = DisplayConfig::new(ChartType::Gauge)
+///     .with_threshold(0.0, Color::from_rgb(0x2e, 0x7d, 0x32))
+///     .with_threshold(80.0, Color::from_rgb(0xc6, 0x28, 0x28));
+/// assert_eq!(display.thresholds[1].value, 80.0);
+/// assert_eq!(display.thresholds[1].color.to_string(), "#c62828");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
@@ -254,6 +277,16 @@ pub struct Threshold {
 
 /// Position and size of a widget on the dashboard grid, in grid cells. The widget covers
 /// columns `x .. x + w` and rows `y .. y + h`.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash_core::GridPos;
+///
+/// let left = GridPos::new(0, 0, 6, 4);
+/// assert!(left.overlaps(&GridPos::new(5, 3, 2, 2)));
+/// assert!(!left.overlaps(&GridPos::new(6, 0, 6, 4)));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridPos {

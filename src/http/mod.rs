@@ -130,24 +130,27 @@ pub use serve::{ServeConfig, serve};
 ///
 /// The router is a `Router<S>` for any state `S` of the host's: nest it in the host's
 /// router (`.nest("/rt", rtdash::http::router(…))`) or serve it alone. Serve it with
-/// [`serve`] (or `axum::serve`, which sets no deadline for headers or bodies); run
-/// [`Engine::run`] beside it, and call [`Engine::close_sessions`] on shutdown.
+/// [`serve`] (or `axum::serve`, which sets no deadline for headers or bodies); start the
+/// engine's scheduler with [`Engine::spawn`] beside it, and call
+/// [`EngineTask::shutdown`](crate::EngineTask::shutdown) when the server stops (it closes
+/// the streams with 1001).
 ///
 /// # Examples
 ///
 /// ```no_run
+/// use rtdash::http::{ServeConfig, serve};
 /// use rtdash::{AllowAll, Engine, EngineConfig, MemoryStore, TransportConfig};
 ///
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
 /// let app: axum::Router = rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// let scheduler = tokio::spawn({
-///     let engine = engine.clone();
-///     async move { engine.run(std::future::pending()).await }
-/// });
-/// axum::serve(listener, app).await?;
-/// # scheduler.abort();
+/// let task = engine.spawn();
+/// serve(listener, app, ServeConfig::default(), async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await;
+/// task.shutdown().await;
 /// # Ok(()) }
 /// ```
 pub fn router<S: Clone + Send + Sync + 'static>(

@@ -141,8 +141,9 @@ impl Drop for PeerSlot {
 /// Serves `app` (e.g. [`router`](super::router)) on `listener` over HTTP/1.1 with
 /// WebSocket upgrades, under the limits of `config`, until `shutdown` completes; then
 /// stops accepting, lets open requests finish (up to the shutdown timeout) and returns.
-/// Call [`Engine::close_sessions`](crate::Engine::close_sessions) after it to close the
-/// WebSocket and SSE sessions.
+/// Then call [`EngineTask::shutdown`](crate::EngineTask::shutdown) (or
+/// [`Engine::close_sessions`](crate::Engine::close_sessions)) to close the WebSocket and
+/// SSE sessions, which are upgraded connections this loop does not track.
 ///
 /// # Examples
 ///
@@ -154,11 +155,12 @@ impl Drop for PeerSlot {
 /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
 /// let app = rtdash::http::router(engine.clone(), AllowAll, TransportConfig::default());
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let task = engine.spawn();
 /// serve(listener, app, ServeConfig::default(), async {
 ///     let _ = tokio::signal::ctrl_c().await;
 /// })
 /// .await;
-/// engine.close_sessions().await;
+/// task.shutdown().await;
 /// # Ok(()) }
 /// ```
 ///
