@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use common::{read_json, serve_app};
 use reqwest::{Client, RequestBuilder, StatusCode};
@@ -143,6 +143,11 @@ async fn an_unavailable_authenticator_is_a_503_and_allow_all_admits_no_token() {
             .route_layer(RequireReaders::new(Down))
             .merge(
                 Router::new()
+                    .route("/down-write", post(|| async { "never" }))
+                    .route_layer(RequireWriters::new(Down)),
+            )
+            .merge(
+                Router::new()
                     .route(
                         "/open",
                         get(|Extension(who): Extension<Principal>| async move {
@@ -154,6 +159,12 @@ async fn an_unavailable_authenticator_is_a_503_and_allow_all_admits_no_token() {
     let base = serve_app(app).await;
     let c = Client::new();
     let (status, _, code) = send(c.get(format!("{base}/down")).bearer_auth("t")).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable")
+    );
+    // Writers too: the client may retry later, its token was not judged.
+    let (status, _, code) = send(c.post(format!("{base}/down-write")).bearer_auth("t")).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable")

@@ -164,7 +164,9 @@ impl<B: Send + 'static> AsyncAuthorizeRequest<B> for RequireReaders {
 ///
 /// Without the header, with another scheme, or with a token the authenticator refuses or
 /// that has expired, the request is answered `401` with `WWW-Authenticate: Bearer` and
-/// nothing changes. A request whose path (as the layer sees it: inside a nested router,
+/// nothing changes; when the authenticator cannot answer
+/// ([`Unavailable`](AuthError::Unavailable)), `503` `auth_unavailable` (retry later), as
+/// for readers. A request whose path (as the layer sees it: inside a nested router,
 /// without the prefix) is `/dashboards/{id}…` with a dashboard the principal may not see is
 /// answered `403` before any handler runs. An admitted request carries the [`Principal`] as
 /// a request extension (`Extension<Principal>`); rtdash's own handlers scope every change
@@ -175,7 +177,8 @@ impl<B: Send + 'static> AsyncAuthorizeRequest<B> for RequireReaders {
 ///
 /// Give it an authenticator of writers only (e.g. `StaticTokens` of admin tokens, or a
 /// `JwtAuthenticator` with its own key), not the one viewers' tokens pass. Refusals have
-/// the API's error body `{"error": {"code", "message"}}` (`unauthorized`, `forbidden`).
+/// the API's error body `{"error": {"code", "message"}}` (`unauthorized`, `forbidden`,
+/// `auth_unavailable`).
 ///
 /// # Examples
 ///
@@ -261,9 +264,16 @@ fn unauthorized(message: &str) -> Response<Body> {
     r
 }
 
-/// The `401` for a token `error` refused.
+/// The answer to a token the authenticator did not accept: `503` when it could not
+/// answer (retry later), else `401`.
 fn refused(error: &AuthError) -> Response<Body> {
     match error {
+        AuthError::Unavailable(m) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_unavailable",
+            format!("authentication unavailable, try again later: {m}"),
+        )
+        .into_response(),
         AuthError::Expired => unauthorized("the token has expired; obtain a new one"),
         e => unauthorized(&format!("token refused: {e}")),
     }
@@ -284,14 +294,7 @@ async fn admit_reader<B>(
     let token = request_token(req.uri().query(), authorization).unwrap_or_default();
     let principal = match tokens.authenticate(&token).await {
         Ok(p) => p,
-        Err(AuthError::Unavailable(m)) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth_unavailable",
-                format!("authentication unavailable, try again later: {m}"),
-            )
-            .into_response());
-        }
+        Err(e @ AuthError::Unavailable(_)) => return Err(refused(&e)),
         Err(_) if token.is_empty() => {
             return Err(unauthorized(
                 "this route needs a token: send `Authorization: Bearer <token>` or `?token=`",

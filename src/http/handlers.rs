@@ -153,7 +153,7 @@ pub(crate) async fn openapi_document() -> Response {
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not `application/json` (or `…+json`).", body = ErrorBody),
         (status = 422, description = "`invalid_event`: the engine's ingest log refused the batch as a whole, with `field` (the default log never does: refused elements are reported in the `200` body).", body = ErrorBody),
         (status = 500, description = "The engine's ingest log failed to append.", body = ErrorBody),
-        (status = 503, description = "`ingest_log_pending` or the ingest log is unavailable: retry later.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `ingest_log_pending` or the ingest log is unavailable: retry later.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> Answer {
@@ -182,7 +182,7 @@ pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> 
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_dashboard`: a field of the wrong type, an unknown field, or broken rules, each in `violations`.", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
-        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn create_dashboard(
@@ -271,7 +271,7 @@ pub(crate) async fn get_dashboard(State(api): State<Api>, Params(id): Params<Str
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_dashboard`: a field of the wrong type, an unknown field, an `id` other than the path's, or broken rules, each in `violations`.", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
-        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn put_dashboard(
@@ -317,7 +317,7 @@ pub(crate) async fn put_dashboard(
         (status = 403, description = "`forbidden`: the writer may not change this dashboard.", body = ErrorBody),
         (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not remove the document.", body = ErrorBody),
-        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn delete_dashboard(
@@ -350,7 +350,7 @@ pub(crate) async fn delete_dashboard(
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_widget` (a field of the wrong type or an unknown field) or `invalid_dashboard` (the result breaks rules, each in `violations`).", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
-        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn patch_widgets(
@@ -482,7 +482,7 @@ pub(crate) async fn get_alert_rules(State(api): State<Api>, Params(id): Params<S
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_alert_rule` (not a list of rules: a field of the wrong type or an unknown field) or `invalid_dashboard` (broken rules, each in `violations`).", body = ErrorBody),
         (status = 500, description = "`store_failed`: the dashboard store could not write the document.", body = ErrorBody),
-        (status = 503, description = "`shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `shutting_down`: the server is shutting down; retry on another node.", body = ErrorBody),
     ),
 )]
 pub(crate) async fn put_alert_rules(
