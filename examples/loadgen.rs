@@ -36,6 +36,10 @@
 //! so the two runs show what rtdash costs over a bare fan-out on the same
 //! machine (and where the machine itself is the limit).
 
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use procfs::{cpu_ticks, machine_jiffies, memory_kib};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -425,34 +429,6 @@ struct Shared {
     closed: AtomicU64,
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// (busy, total) jiffies of the whole machine, from /proc/stat.
-fn machine_jiffies() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let cpu = stat.lines().next()?;
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
-/// utime + stime of a process in clock ticks, from /proc/<pid>/stat.
-fn process_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
 fn spawn_server(args: &Args) -> (Child, u16) {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
@@ -495,7 +471,7 @@ async fn run_driver(args: Args) {
     let (mut child, port) = spawn_server(&args);
     let pid = child.id();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_before = rss_kib(pid).unwrap_or(0);
+    let rss_before = memory_kib(pid).map(|m| m.0).unwrap_or(0);
 
     let shared = Arc::new(Shared {
         hist: (0..SHARDS)
@@ -543,7 +519,7 @@ async fn run_driver(args: Args) {
         t0.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = rss_kib(pid).unwrap_or(0);
+    let rss_idle = memory_kib(pid).map(|m| m.0).unwrap_or(0);
     let per_conn = if connected > 0 {
         (rss_idle.saturating_sub(rss_before)) as f64 * 1024.0 / connected as f64
     } else {
@@ -558,20 +534,20 @@ async fn run_driver(args: Args) {
     let values0 = shared.values.load(Ordering::Relaxed);
     let mut stdin = child.stdin.take().expect("server stdin");
     let cpu0 = machine_jiffies();
-    let server_ticks0 = process_ticks(pid);
+    let server_ticks0 = cpu_ticks(pid);
     let me = std::process::id();
-    let driver_ticks0 = process_ticks(me);
+    let driver_ticks0 = cpu_ticks(me);
     writeln!(stdin, "start").expect("command server");
     let started = Instant::now();
     let mut rss_peak = rss_idle;
     while started.elapsed() < Duration::from_secs(args.duration) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        rss_peak = rss_peak.max(rss_kib(pid).unwrap_or(0));
+        rss_peak = rss_peak.max(memory_kib(pid).map(|m| m.0).unwrap_or(0));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu1 = machine_jiffies();
-    let server_ticks = process_ticks(pid).zip(server_ticks0).map(|(a, b)| a - b);
-    let driver_ticks = process_ticks(me).zip(driver_ticks0).map(|(a, b)| a - b);
+    let server_ticks = cpu_ticks(pid).zip(server_ticks0).map(|(a, b)| a - b);
+    let driver_ticks = cpu_ticks(me).zip(driver_ticks0).map(|(a, b)| a - b);
     let frames = shared.frames.load(Ordering::Relaxed) - frames0;
     let values = shared.values.load(Ordering::Relaxed) - values0;
     // Let in-flight frames arrive before reading the histogram.

@@ -58,6 +58,10 @@
 //!
 //! Ctrl-C ends the measured phase early; the report says so and the server is still killed.
 
+#[path = "support/procfs.rs"]
+mod procfs;
+
+use procfs::{cpu_ticks, machine_jiffies, memory_kib};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -299,6 +303,31 @@ struct Server {
 }
 
 impl Server {
+    /// A sample taken outside the measured phase (clients closed, or an extra wave held):
+    /// the server's memory, sockets and the machine's load now, the open connections from
+    /// `metrics` (a `/metrics` scrape, if it answered) and `healthy_open` clients.
+    fn settled_sample(
+        &self,
+        t0: Instant,
+        label: &'static str,
+        wave: usize,
+        metrics: Option<&BTreeMap<String, f64>>,
+        healthy_open: u64,
+    ) -> Sample {
+        Sample {
+            t: t0.elapsed().as_secs_f64(),
+            label,
+            wave,
+            rss_kib: memory_kib(self.pid).map_or(0, |m| m.0),
+            tcp_kib: tcp_buffers_kib(),
+            sockets: server_sockets(self.addr.port()),
+            load: load_average(),
+            connections: metrics.and_then(|m| m.get("rtdash_active_connections").copied()),
+            healthy_open,
+            ..Sample::default()
+        }
+    }
+
     /// Starts the binary on 127.0.0.1, a free port, and waits for the URL it prints.
     fn start(args: &Args) -> Result<Self, String> {
         if !args.server.is_file() {
@@ -857,38 +886,6 @@ async fn connect_all(
 
 // ------------------------------------------------------------------------ measuring
 
-/// `VmRSS` and `VmHWM` of a process, KiB.
-fn memory_kib(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-/// utime + stime of a process, in clock ticks (100 per second on Linux).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-/// (busy, total) jiffies of the machine.
-fn machine_jiffies() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -1254,20 +1251,7 @@ async fn run(args: Args) -> Result<(), String> {
     wave.join().await;
     tokio::time::sleep(args.settle).await;
     let after = scrape(&http, &base, Duration::from_secs(20)).await.ok();
-    let active = |m: &Option<BTreeMap<String, f64>>| {
-        m.as_ref()
-            .and_then(|m| m.get("rtdash_active_connections").copied())
-    };
-    samples.push(Sample {
-        t: t0.elapsed().as_secs_f64(),
-        label: CLOSED,
-        rss_kib: memory_kib(server.pid).map_or(0, |m| m.0),
-        tcp_kib: tcp_buffers_kib(),
-        sockets: server_sockets(server.addr.port()),
-        load: load_average(),
-        connections: active(&after),
-        ..Sample::default()
-    });
+    samples.push(server.settled_sample(t0, CLOSED, 0, after.as_ref(), 0));
 
     // ---- extra waves: is the memory kept reused (retention) or does it grow (a leak)?
     for n in 1..=args.extra_waves {
@@ -1277,33 +1261,13 @@ async fn run(args: Args) -> Result<(), String> {
         let wave = connect_all(&args, server.addr, &shared, stop_rx, false).await;
         tokio::time::sleep(args.settle).await;
         let m = scrape(&http, &base, Duration::from_secs(20)).await.ok();
-        samples.push(Sample {
-            t: t0.elapsed().as_secs_f64(),
-            label: WAVE_CONNECTED,
-            wave: n,
-            rss_kib: memory_kib(server.pid).map_or(0, |m| m.0),
-            tcp_kib: tcp_buffers_kib(),
-            sockets: server_sockets(server.addr.port()),
-            load: load_average(),
-            connections: active(&m),
-            healthy_open: wave.connected as u64,
-            ..Sample::default()
-        });
+        let open = wave.connected as u64;
+        samples.push(server.settled_sample(t0, WAVE_CONNECTED, n, m.as_ref(), open));
         let _ = stop_tx.send(true);
         wave.join().await;
         tokio::time::sleep(args.settle).await;
         let m = scrape(&http, &base, Duration::from_secs(20)).await.ok();
-        samples.push(Sample {
-            t: t0.elapsed().as_secs_f64(),
-            label: WAVE_CLOSED,
-            wave: n,
-            rss_kib: memory_kib(server.pid).map_or(0, |m| m.0),
-            tcp_kib: tcp_buffers_kib(),
-            sockets: server_sockets(server.addr.port()),
-            load: load_average(),
-            connections: active(&m),
-            ..Sample::default()
-        });
+        samples.push(server.settled_sample(t0, WAVE_CLOSED, n, m.as_ref(), 0));
     }
     let hwm_kib = memory_kib(server.pid).map_or(0, |m| m.1);
     drop(server);
