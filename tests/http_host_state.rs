@@ -13,12 +13,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use common::{Ws, dashboard, read_json, serve_app, widget};
+use common::{Ws, read_json, serve_app};
 use futures::StreamExt;
 use reqwest::{Client, Method, StatusCode};
 use rtdash::http::RequireWriters;
 use rtdash::transport::{Principal, StaticTokens, TopicAccess};
-use rtdash::{Aggregation, AllowAll, Engine, EngineConfig, MemoryStore, TransportConfig};
+use rtdash::{AllowAll, Engine, TransportConfig};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -46,17 +46,7 @@ fn state() -> AppState {
 
 /// An engine with dashboards `ops` and `billing`.
 fn engine() -> Engine {
-    let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
-    for id in ["ops", "billing"] {
-        engine
-            .dashboards()
-            .create(dashboard(
-                id,
-                vec![widget(id, "req", Aggregation::Count, 60, 1.0, 0)],
-            ))
-            .unwrap();
-    }
-    engine
+    common::engine_with_dashboards(&["ops", "billing"])
 }
 
 /// The next text frame of `ws`, parsed.

@@ -8,26 +8,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{dashboard, serve_app, widget};
+use common::serve_app;
 use futures::{SinkExt, StreamExt};
 use rtdash::transport::{Principal, StaticTokens, TopicAccess};
-use rtdash::{Aggregation, Engine, EngineConfig, MemoryStore, TransportConfig};
+use rtdash::{Engine, TransportConfig};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn start() -> (Engine, String) {
-    let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
-    for id in ["ops", "billing"] {
-        engine
-            .dashboards()
-            .create(dashboard(
-                id,
-                vec![widget(id, "req", Aggregation::Count, 60, 1.0, 0)],
-            ))
-            .unwrap();
-    }
+    let engine = common::engine_with_dashboards(&["ops", "billing"]);
     let tokens = StaticTokens::new()
         .with_token(
             "ops-reader",

@@ -49,6 +49,23 @@ pub(crate) fn dashboard(id: &str, widgets: Vec<Widget>) -> DashboardDoc {
     DashboardDoc::from(d)
 }
 
+/// An engine (default configuration, memory store) with one dashboard per id, each with a
+/// `count` widget over the metric `req`.
+pub(crate) fn engine_with_dashboards(ids: &[&str]) -> rtdash::Engine {
+    let engine =
+        rtdash::Engine::new(rtdash::EngineConfig::default(), rtdash::MemoryStore::new()).unwrap();
+    for id in ids {
+        engine
+            .dashboards()
+            .create(dashboard(
+                id,
+                vec![widget(id, "req", rtdash::Aggregation::Count, 60, 1.0, 0)],
+            ))
+            .unwrap();
+    }
+    engine
+}
+
 /// A JSON batch of `(metric, value, ms after T0)` events.
 pub(crate) fn batch(events: &[(&str, f64, i64)]) -> Vec<u8> {
     let items: Vec<Value> = events
