@@ -53,6 +53,7 @@ impl<T, K: Key, M: Message> Topic<T, K, M> {
         Self {
             name,
             state: Mutex::new(TopicState {
+                pending: false,
                 seq: 0,
                 lvc: Lvc::new(),
                 subs: Vec::new(),
@@ -72,6 +73,9 @@ pub(crate) type TopicGuard<'a, T, K, M> = Ref<'a, T, TopicRef<T, K, M>>;
 
 #[derive(Debug)]
 pub(crate) struct TopicState<T, K, M> {
+    /// A mirrored topic whose first snapshot has not come yet (see `mirror.rs`): its
+    /// subscribers are registered but get no snapshot until `Hub::reset`.
+    pub(crate) pending: bool,
     pub(crate) seq: u64,
     pub(crate) lvc: Lvc<K, M>,
     /// The subscribers, in no particular order.
@@ -94,8 +98,10 @@ impl<T, K: Key, M: Message> TopicState<T, K, M> {
     /// Whether the hub may forget the topic: no subscriber, and nothing ever
     /// published (so no cached value, and a sequence that restarting would
     /// not move backwards: `seq` is 0 either way).
-    fn is_unused(&self) -> bool {
-        self.subs.is_empty() && self.seq == 0 && self.lvc.message_count() == 0
+    fn is_unused(&self, mirrored: bool) -> bool {
+        // A mirrored topic's seq and values belong to the source: forgetting them costs
+        // nothing, the next subscriber's snapshot comes from the source again.
+        self.subs.is_empty() && (mirrored || (self.seq == 0 && self.lvc.message_count() == 0))
     }
 }
 
@@ -115,7 +121,7 @@ impl<T, K, M> TopicState<T, K, M> {
     }
 
     /// Drops the entries marked dead during a publish.
-    fn remove_dead(&mut self) {
+    pub(crate) fn remove_dead(&mut self) {
         self.subs.retain(|e| e.alive);
         self.positions.clear();
         for (i, e) in self.subs.iter().enumerate() {
@@ -130,6 +136,10 @@ impl<T, K, M> TopicState<T, K, M> {
 }
 
 impl<T, K, M> SubEntry<T, K, M> {
+    pub(crate) fn mark_dead(&mut self) {
+        self.alive = false;
+    }
+
     pub(crate) fn new(sub: Arc<SubShared<T, K, M>>, slot: u32) -> Self {
         Self {
             sub,
@@ -194,6 +204,8 @@ pub(crate) struct HubInner<T: Key, K: Key, M: Message> {
     pub(crate) config: HubConfig,
     next_id: AtomicU64,
     pub(crate) counters: Arc<Counters>,
+    /// Set for a mirrored hub (see `Hub::mirrored`).
+    pub(crate) observer: Option<crate::mirror::Observer<T>>,
 }
 
 impl<T: Key, K: Key, M: Message> fmt::Debug for HubInner<T, K, M> {
@@ -226,6 +238,16 @@ where
         }
     }
 
+    /// The topic if the hub holds it, with its shard's read lock (never creates it).
+    pub(crate) fn held(&self, topic: &T) -> Option<TopicGuard<'_, T, K, M>> {
+        self.topics.get(topic)
+    }
+
+    /// The topics the hub holds now.
+    pub(crate) fn topic_names(&self) -> Vec<T> {
+        self.topics.iter().map(|e| e.key().clone()).collect()
+    }
+
     /// The topic for a new subscriber, created on first use unless the hub
     /// already holds `max_topics`.
     pub(crate) fn topic_to_subscribe(
@@ -243,7 +265,15 @@ where
                     self.topic_count.fetch_sub(1, Ordering::Relaxed);
                     return Err(FanoutError::HubFull { limit });
                 }
-                Ok(self.insert(v))
+                let Some(observer) = &self.observer else {
+                    return Ok(self.insert(v));
+                };
+                let name = v.key().clone();
+                let topic = Arc::new(Topic::new(name.clone()));
+                lock(&topic.state).pending = true;
+                let guard = v.insert(topic).downgrade();
+                observer(&name, crate::Interest::Wanted);
+                Ok(guard)
             }
         }
     }
@@ -264,15 +294,19 @@ where
     /// so nothing can be added to a topic between the check and its
     /// removal, nor to a removed topic.
     pub(crate) fn release(&self, topic: &Topic<T, K, M>) {
+        let mirrored = self.observer.is_some();
         // Most leaves are from topics still in use: skip the write lock.
-        if !lock(&topic.state).is_unused() {
+        if !lock(&topic.state).is_unused(mirrored) {
             return;
         }
         let removed = self
             .topics
-            .remove_if(&topic.name, |_, t| lock(&t.state).is_unused());
+            .remove_if(&topic.name, |_, t| lock(&t.state).is_unused(mirrored));
         if removed.is_some() {
             self.topic_count.fetch_sub(1, Ordering::Relaxed);
+            if let Some(observer) = &self.observer {
+                observer(&topic.name, crate::Interest::Dropped);
+            }
         }
     }
 }
@@ -318,7 +352,7 @@ impl<T: Key, K: Key, M: Message> Drop for HubInner<T, K, M> {
 ///   per key.
 /// * `M`: the message, shared by all subscribers (see [`Message`]).
 pub struct Hub<T: Key, K: Key, M: Message> {
-    inner: Arc<HubInner<T, K, M>>,
+    pub(crate) inner: Arc<HubInner<T, K, M>>,
 }
 
 impl<T: Key, K: Key, M: Message> Clone for Hub<T, K, M> {
@@ -361,6 +395,13 @@ where
 {
     /// Creates an empty hub.
     pub fn new(config: HubConfig) -> Self {
+        Self::with_observer(config, None)
+    }
+
+    pub(crate) fn with_observer(
+        config: HubConfig,
+        observer: Option<crate::mirror::Observer<T>>,
+    ) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 topics: DashMap::with_hasher(RandomState::default()),
@@ -369,6 +410,7 @@ where
                 config,
                 next_id: AtomicU64::new(1),
                 counters: Arc::new(Counters::default()),
+                observer,
             }),
         }
     }
@@ -424,6 +466,26 @@ where
         // atomic read-modify-writes) per publish; it only holds back the creation and
         // freeing of topics in the same shard.
         let found = self.inner.topic(topic);
+        let assign = |st: &mut TopicState<T, K, M>| -> Result<u64, std::convert::Infallible> {
+            st.seq += 1;
+            Ok(st.seq)
+        };
+        match self.deliver(found, assign, keys, build) {
+            Ok(seq) => seq,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The publish itself, on a topic found with its shard's read lock: `assign` picks
+    /// the sequence number under the topic's lock (and stores it in the state), or
+    /// refuses the publish, which then changes nothing.
+    pub(crate) fn deliver<R>(
+        &self,
+        found: TopicGuard<'_, T, K, M>,
+        assign: impl FnOnce(&mut TopicState<T, K, M>) -> Result<u64, R>,
+        keys: impl IntoIterator<Item = K>,
+        build: impl FnOnce(u64) -> M,
+    ) -> Result<u64, R> {
         let t: &Topic<T, K, M> = found.value();
         let mut effects = Effects::default();
         let mut evicted: Vec<Arc<SubShared<T, K, M>>> = Vec::new();
@@ -431,8 +493,7 @@ where
         {
             let mut guard = lock(&t.state);
             let st = &mut *guard;
-            st.seq += 1;
-            seq = st.seq;
+            seq = assign(st)?;
             let msg = build(seq);
             let keyed = st.lvc.insert(keys, seq, &msg);
             st.published += 1;
@@ -503,7 +564,7 @@ where
                 s.detach(&self.inner);
             }
         }
-        seq
+        Ok(seq)
     }
 
     /// Creates a subscription with the given slow-consumer policy. It holds

@@ -69,6 +69,13 @@ impl<K: Eq + Hash, M: Clone> Lvc<K, M> {
         }
     }
 
+    /// Replaces every cached message by `f(message)`.
+    pub(crate) fn map_messages(&mut self, mut f: impl FnMut(&M) -> M) {
+        for e in self.entries.values_mut() {
+            e.msg = f(&e.msg);
+        }
+    }
+
     /// Forgets the keys for which `keep` returns false; a message left with no
     /// key leaves the cache. Returns how many keys were forgotten.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) -> usize {

@@ -604,6 +604,32 @@ impl<T: Clone + PartialEq, M: Message, X> Queue<T, M, X> {
         }
     }
 
+    /// Replaces whatever is queued for `slot` by a snapshot (a mirrored topic was
+    /// resynchronised: the snapshot supersedes the backlog), under the policy's bounds.
+    pub(crate) fn push_replacing_snapshot(
+        &mut self,
+        policy: &SlowConsumerPolicy,
+        slot: u32,
+        seq: u64,
+        messages: &Arc<Vec<Stamped<M>>>,
+        bytes: usize,
+        effects: &mut Effects,
+    ) -> Pushed {
+        if !self.open {
+            return Pushed::Dead;
+        }
+        let removed = self.remove_where(slot, |_| true);
+        self.note_conflated(removed, effects);
+        let item = Item::Snap {
+            slot,
+            seq,
+            messages: Arc::clone(messages),
+            bytes,
+        };
+        let resync = || (seq, Arc::clone(messages), bytes);
+        self.push(policy, item, |_| true, resync, effects)
+    }
+
     fn note_conflated(&mut self, removed: u64, effects: &mut Effects) {
         self.conflated += removed;
         effects.conflated += removed;

@@ -165,6 +165,12 @@ where
                 Err(e) => break 'join Err(e),
             }
             let slot = q.add_slot(topic, Arc::clone(&t));
+            if st.pending {
+                // A mirrored topic waiting for its source: the snapshot comes with
+                // `Hub::reset`.
+                st.add_sub(SubEntry::new(Arc::clone(&self.shared), slot));
+                break 'join Ok(Some(None));
+            }
             let messages = st.lvc.snapshot();
             let bytes = snapshot_bytes(&messages);
             let seq = st.seq;
