@@ -299,14 +299,19 @@ where
         if !lock(&topic.state).is_unused(mirrored) {
             return;
         }
-        let removed = self
-            .topics
-            .remove_if(&topic.name, |_, t| lock(&t.state).is_unused(mirrored));
+        // A mirrored hub's observer is told under the shard's write lock, as `Wanted` is
+        // told under the lock that inserted the topic: told after the lock is released,
+        // `Dropped` could reach the observer after the `Wanted` of a subscriber that
+        // re-created the topic meanwhile, and the mirror would forget a held topic.
+        let removed = self.topics.remove_if(&topic.name, |name, t| {
+            let unused = lock(&t.state).is_unused(mirrored);
+            if unused && let Some(observer) = &self.observer {
+                observer(name, crate::Interest::Dropped);
+            }
+            unused
+        });
         if removed.is_some() {
             self.topic_count.fetch_sub(1, Ordering::Relaxed);
-            if let Some(observer) = &self.observer {
-                observer(&topic.name, crate::Interest::Dropped);
-            }
         }
     }
 }
