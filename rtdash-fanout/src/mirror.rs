@@ -111,7 +111,10 @@ where
     /// assert_eq!(wanted.lock().unwrap()[1], ("ops", Interest::Dropped));
     /// # Ok::<(), rtdash_fanout::FanoutError>(())
     /// ```
-    pub fn mirrored(config: HubConfig, observer: impl Fn(&T, Interest) + Send + Sync + 'static) -> Self {
+    pub fn mirrored(
+        config: HubConfig,
+        observer: impl Fn(&T, Interest) + Send + Sync + 'static,
+    ) -> Self {
         Self::with_observer(config, Some(Arc::new(observer)))
     }
 
