@@ -98,6 +98,39 @@ struct Inner {
     alerts: Mutex<AlertLog>,
     meters: Arc<Meters>,
     transports: Mutex<Vec<Transport<WidgetKey>>>,
+    /// Whether this engine evaluates widgets (an edge node does not).
+    aggregate: bool,
+    #[cfg(feature = "redis")]
+    backplane: Option<rtdash_redis::Backplane>,
+    /// Background tasks of the seams (the backplane's mirror), stopped with the engine.
+    _tasks: Vec<AbortOnDrop>,
+}
+
+/// The health of an engine's parts (see [`Engine::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineHealth {
+    /// Whether the backplane is connected and its last check passed; `None` without a
+    /// backplane.
+    pub backplane: Option<bool>,
+}
+
+impl EngineHealth {
+    /// Whether every part is healthy.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.backplane != Some(false)
+    }
+}
+
+/// Aborts a background task when the engine goes away.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The refresh planner and when the metrics' upkeep last ran.
@@ -249,6 +282,10 @@ pub struct EngineBuilder {
     store: Box<dyn DashboardStore>,
     publisher: Option<MakePublisher>,
     log: Arc<dyn IngestLog>,
+    hub: Option<FrameHub<WidgetKey>>,
+    aggregate: bool,
+    #[cfg(feature = "redis")]
+    redis: Option<(rtdash_redis::Backplane, crate::redis::Role)>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -283,6 +320,32 @@ impl EngineBuilder {
         self
     }
 
+    /// The hub WebSocket and SSE sessions read (default: a new hub of
+    /// [`EngineConfig::hub`]), e.g. a mirrored hub that a backplane keeps in step.
+    pub fn hub(mut self, hub: FrameHub<WidgetKey>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// Whether the engine evaluates widgets in [`tick`](Engine::tick) (default `true`).
+    /// Off for a node that only serves clients what other nodes publish.
+    pub fn aggregate(mut self, on: bool) -> Self {
+        self.aggregate = on;
+        self
+    }
+
+    /// Joins a cluster through a Redis [`Backplane`](crate::redis::Backplane): the engine's
+    /// hub becomes a mirror of Redis, and as a [`Role::Aggregator`](crate::redis::Role)
+    /// the engine publishes through Redis (as an edge it evaluates nothing). Replaces
+    /// [`hub`](Self::hub), [`publisher`](Self::publisher) and
+    /// [`aggregate`](Self::aggregate). [`build`](Self::build) then starts the
+    /// backplane's tasks, so it must run inside a tokio runtime.
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, backplane: &rtdash_redis::Backplane, role: crate::redis::Role) -> Self {
+        self.redis = Some((backplane.clone(), role));
+        self
+    }
+
     /// Builds the engine and loads the dashboards of the store into its [`Registry`]
     /// (documents that cannot be loaded are skipped and reported by
     /// [`Registry::load_problems`]).
@@ -298,8 +361,39 @@ impl EngineBuilder {
             field: "window",
             reason: e.to_string(),
         })?;
-        let hub: FrameHub<WidgetKey> = FrameHub::new(config.hub);
-        let publisher: Arc<dyn Publisher> = match self.publisher {
+        let mut hub = self.hub.unwrap_or_else(|| FrameHub::new(config.hub));
+        let mut make_publisher = self.publisher;
+        let mut aggregate = self.aggregate;
+        let mut tasks = Vec::new();
+        #[cfg(feature = "redis")]
+        let backplane = match self.redis {
+            None => None,
+            Some((backplane, role)) => {
+                use crate::redis::{Discard, RedisPublish, Role, mark_stale};
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(Error::InvalidConfig {
+                        field: "redis",
+                        reason: "an engine with a Redis backplane must be built inside a tokio \
+                                 runtime (it starts the backplane's tasks)"
+                            .to_owned(),
+                    });
+                }
+                let mirror = backplane
+                    .mirror::<WidgetKey>(config.hub)
+                    .with_stale_marker(Arc::new(mark_stale));
+                hub = mirror.hub().clone();
+                tasks.push(AbortOnDrop(mirror.spawn()));
+                aggregate = role == Role::Aggregator;
+                let publisher: Arc<dyn Publisher> = if aggregate {
+                    Arc::new(RedisPublish(backplane.publisher()))
+                } else {
+                    Arc::new(Discard)
+                };
+                make_publisher = Some(Box::new(move |_| publisher));
+                Some(backplane)
+            }
+        };
+        let publisher: Arc<dyn Publisher> = match make_publisher {
             Some(make) => make(&hub),
             None => Arc::new(HubPublisher::new(hub.clone())),
         };
@@ -325,6 +419,10 @@ impl EngineBuilder {
                 alerts: Mutex::new(AlertLog::default()),
                 meters,
                 transports: Mutex::new(Vec::new()),
+                aggregate,
+                #[cfg(feature = "redis")]
+                backplane,
+                _tasks: tasks,
                 config,
             }),
         })
@@ -355,6 +453,10 @@ impl Engine {
             store: Box::new(MemoryStore::new()),
             publisher: None,
             log: Arc::new(InProcessLog),
+            hub: None,
+            aggregate: true,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -654,6 +756,12 @@ impl Engine {
             inner.meters.metrics.upkeep();
             inner.meters.metrics.refresh(&self.scrape());
             state.last_upkeep = Some(now);
+        }
+        if !inner.aggregate {
+            return TickReport::default();
+        }
+        if inner.publisher.wants_full_state() {
+            state.planner.resend_all();
         }
         let started = Instant::now();
         let docs = || inner.registry.list();
@@ -1005,7 +1113,34 @@ impl Engine {
             s.frames_sent += ts.frames_sent;
             s.auth_failures += ts.auth_failures;
         }
+        #[cfg(feature = "redis")]
+        if let Some(b) = &inner.backplane {
+            s.extra = crate::redis::metrics(&b.stats());
+        }
         s
+    }
+
+    /// Whether the engine's parts work: for now, its backplane (with feature `redis`).
+    /// The router's `GET /health` answers `503` when this is not healthy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::{Engine, EngineConfig, MemoryStore};
+    ///
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// let health = engine.health();
+    /// assert!(health.is_healthy());
+    /// assert_eq!(health.backplane, None); // no backplane
+    /// # Ok::<(), rtdash::Error>(())
+    /// ```
+    #[must_use]
+    pub fn health(&self) -> EngineHealth {
+        #[cfg(feature = "redis")]
+        let backplane = self.inner.backplane.as_ref().map(|b| b.stats().up);
+        #[cfg(not(feature = "redis"))]
+        let backplane = None;
+        EngineHealth { backplane }
     }
 }
 

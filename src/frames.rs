@@ -120,44 +120,53 @@ pub fn encode_update(topic: &str, seq: u64, sent_at: i64, items: &[WidgetState])
         if i > 0 {
             out.push(',');
         }
-        out.push_str(r#"{"widget":"#);
-        push_uuid(&mut out, item.widget_id);
-        out.push_str(r#","value":"#);
-        push_json_num(&mut out, item.value);
-        let _ = write!(
-            out,
-            r#","window_end":{},"event_time":"#,
-            item.window_end.as_millis()
-        );
-        push_json_int(&mut out, item.last_event_time.map(|t| t.as_millis()));
-        let _ = write!(out, r#","stale":{},"count":{}"#, item.stale, item.count);
-        if let Some(groups) = &item.groups {
-            out.push_str(r#","groups":["#);
-            for (j, g) in groups.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                out.push_str(r#"{"group":"#);
-                push_json_str(&mut out, &g.group);
-                out.push_str(r#","value":"#);
-                push_json_num(&mut out, g.value);
-                out.push_str(r#","event_time":"#);
-                push_json_int(&mut out, g.last_event_time.map(|t| t.as_millis()));
-                let _ = write!(out, r#","stale":{},"count":{}}}"#, g.stale, g.count);
-            }
-            out.push(']');
-        }
-        out.push('}');
+        push_update_item(&mut out, item);
     }
     out.push_str("]}");
-    // The newest event among the fresh values: what a client sees as "now".
-    let newest = items
+    Frame::from_string(out).with_event_time(newest_event_time(items))
+}
+
+/// The newest event among the fresh values: what a client sees as "now" (the frame's
+/// [`event_time`](Frame::event_time) tag).
+pub(crate) fn newest_event_time(items: &[WidgetState]) -> Option<i64> {
+    items
         .iter()
         .filter(|i| !i.stale)
         .filter_map(|i| i.last_event_time)
         .max()
-        .map(|t| t.as_millis());
-    Frame::from_string(out).with_event_time(newest)
+        .map(|t| t.as_millis())
+}
+
+/// Writes one item of an `update` frame's `items`.
+pub(crate) fn push_update_item(out: &mut String, item: &WidgetState) {
+    out.push_str(r#"{"widget":"#);
+    push_uuid(out, item.widget_id);
+    out.push_str(r#","value":"#);
+    push_json_num(out, item.value);
+    let _ = write!(
+        out,
+        r#","window_end":{},"event_time":"#,
+        item.window_end.as_millis()
+    );
+    push_json_int(out, item.last_event_time.map(|t| t.as_millis()));
+    let _ = write!(out, r#","stale":{},"count":{}"#, item.stale, item.count);
+    if let Some(groups) = &item.groups {
+        out.push_str(r#","groups":["#);
+        for (j, g) in groups.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str(r#"{"group":"#);
+            push_json_str(out, &g.group);
+            out.push_str(r#","value":"#);
+            push_json_num(out, g.value);
+            out.push_str(r#","event_time":"#);
+            push_json_int(out, g.last_event_time.map(|t| t.as_millis()));
+            let _ = write!(out, r#","stale":{},"count":{}}}"#, g.stale, g.count);
+        }
+        out.push(']');
+    }
+    out.push('}');
 }
 
 /// Encodes one `alert` frame: an alert rule of the dashboard published on `topic` started

@@ -150,6 +150,8 @@ pub mod http;
 pub mod ingest;
 mod metrics;
 pub mod publish;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod refresh;
 mod registry;
 mod store;
@@ -160,7 +162,7 @@ pub use auth::AllowAll;
 pub use checkpoint::EngineCheckpoint;
 pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};
-pub use engine::{Engine, EngineBuilder, EngineTask};
+pub use engine::{Engine, EngineBuilder, EngineHealth, EngineTask};
 pub use error::{Error, Subject};
 pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
 pub use metrics::MetricsSink;

@@ -196,6 +196,18 @@ pub(crate) struct Scrape {
     pub(crate) late_buffered: u64,
     pub(crate) dashboards: u64,
     pub(crate) firing_alerts: u64,
+    /// Metrics of optional parts (the Redis backplane), registered only when present.
+    pub(crate) extra: Vec<Extra>,
+}
+
+/// One metric of an optional part, read at each refresh.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Extra {
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    /// A counter's total or a gauge's value.
+    pub(crate) value: f64,
+    pub(crate) counter: bool,
 }
 
 impl Metrics {
@@ -433,6 +445,18 @@ impl Metrics {
                     vec![Label::new("dashboard", id.clone())],
                 );
                 r.register_gauge(&key, &META).set(f(*n));
+            }
+            for e in &s.extra {
+                let key = Key::from_static_name(e.name);
+                if e.counter {
+                    r.describe_counter(e.name.into(), None, e.help.into());
+                    // Counters hold whole numbers; `value` came from a `u64`.
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    r.register_counter(&key, &META).absolute(e.value as u64);
+                } else {
+                    r.describe_gauge(e.name.into(), None, e.help.into());
+                    r.register_gauge(&key, &META).set(e.value);
+                }
             }
         });
     }

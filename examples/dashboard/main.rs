@@ -11,6 +11,9 @@
 //! Auth: by default every client may see every dashboard ([`AllowAll`]): this is a local
 //! demo. Build with `--features jwt` and pass `--jwt-secret` to require HS256 tokens.
 //!
+//! Cluster: build with `--features redis` and pass `--redis URL --node-id ID --role
+//! aggregator|edge` to run several nodes as one (see the README's "Three nodes").
+//!
 //! See `examples/dashboard/README.md` for the flags and the page.
 
 mod demo;
@@ -54,6 +57,10 @@ Options:
   --incident-after SECS    start the demo's first incident after SECS seconds (default 45)
   --seed N                 seed of the demo's random numbers (default: from the clock)
   --jwt-secret SECRET      require HS256 JWTs signed with SECRET (needs --features jwt)
+  --redis URL              join a cluster through the Redis at URL (needs --features redis)
+  --node-id ID             this node's name in the cluster (default: random)
+  --role ROLE              aggregator (ingests, evaluates, publishes; the default) or edge
+                           (serves clients only; no demo, no POST /ingest)
   -h, --help               print this help
 ";
 
@@ -66,6 +73,9 @@ struct Args {
     incident_after: Duration,
     seed: Option<u64>,
     jwt_secret: Option<String>,
+    redis: Option<String>,
+    node_id: Option<String>,
+    edge: bool,
 }
 
 impl Default for Args {
@@ -77,6 +87,9 @@ impl Default for Args {
             incident_after: Duration::from_secs(45),
             seed: None,
             jwt_secret: None,
+            redis: None,
+            node_id: None,
+            edge: false,
         }
     }
 }
@@ -129,8 +142,25 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 }
                 args.jwt_secret = Some(v);
             }
+            "--redis" => args.redis = Some(value("a URL, e.g. redis://127.0.0.1:6379")?),
+            "--node-id" => args.node_id = Some(value("a name")?),
+            "--role" => {
+                args.edge = match value("aggregator or edge")?.as_str() {
+                    "aggregator" => false,
+                    "edge" => true,
+                    other => {
+                        return Err(format!("--role {other:?}: expected aggregator or edge"));
+                    }
+                }
+            }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
+    }
+    if args.redis.is_none() && (args.edge || args.node_id.is_some()) {
+        return Err("--role and --node-id need --redis URL".into());
+    }
+    if args.edge {
+        args.demo = false;
     }
     Ok(Some(args))
 }
@@ -160,10 +190,12 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // The router's `/metrics` serves this engine's own recorder.
     let config = EngineConfig::default().with_metrics(MetricsSink::Isolated);
-    let engine = match &args.data_dir {
-        Some(dir) => Engine::new(config, FileStore::open(dir)?)?,
-        None => Engine::new(config, MemoryStore::new())?,
+    let builder = Engine::builder(config);
+    let builder = match &args.data_dir {
+        Some(dir) => builder.store(FileStore::open(dir)?),
+        None => builder.store(MemoryStore::new()),
     };
+    let engine = join_cluster(builder, &args)?.build()?;
     for p in engine.dashboards().load_problems() {
         eprintln!(
             "rtdash dashboard: skipped {}: {}",
@@ -173,7 +205,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     seed_dashboard(&engine)?;
 
-    let (api, token) = api_router(&engine, args.jwt_secret.as_deref())?;
+    let (api, token) = api_router(&engine, args.jwt_secret.as_deref(), !args.edge)?;
     let app = api.merge(page_router());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -194,7 +226,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    if !args.demo {
+    if args.edge {
+        println!("rtdash dashboard: edge node: serves what the aggregators publish");
+    } else if !args.demo {
         println!("rtdash dashboard: demo producer off; POST events to http://{shown}/ingest");
     }
 
@@ -240,6 +274,54 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// With `--redis`: the engine joins the cluster as an aggregator or an edge.
+#[cfg(feature = "redis")]
+fn join_cluster(
+    builder: rtdash::EngineBuilder,
+    args: &Args,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    use rtdash::redis::{Backplane, BackplaneConfig, Role};
+    let Some(url) = &args.redis else {
+        return Ok(builder);
+    };
+    let config = match &args.node_id {
+        Some(id) => BackplaneConfig::new(id.clone()),
+        None => BackplaneConfig::default(),
+    };
+    let role = if args.edge {
+        Role::Edge
+    } else {
+        Role::Aggregator
+    };
+    println!(
+        "rtdash dashboard: node {} joins the cluster at {} as {}",
+        config.node_id,
+        url,
+        if args.edge {
+            "an edge"
+        } else {
+            "an aggregator"
+        }
+    );
+    let backplane = Backplane::new(url, config)?;
+    Ok(builder.redis(&backplane, role))
+}
+
+#[cfg(not(feature = "redis"))]
+fn join_cluster(
+    builder: rtdash::EngineBuilder,
+    args: &Args,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    match args.redis {
+        None => Ok(builder),
+        Some(_) => Err(
+            "--redis needs the `redis` feature: cargo run --release --features redis \
+                        --example dashboard"
+                .into(),
+        ),
+    }
+}
+
 /// Creates the demo dashboard unless the store already has one with its id (so edits kept
 /// in `--data-dir` survive a restart).
 fn seed_dashboard(engine: &Engine) -> Result<(), rtdash::Error> {
@@ -255,10 +337,16 @@ fn seed_dashboard(engine: &Engine) -> Result<(), rtdash::Error> {
 fn api_router(
     engine: &Engine,
     jwt_secret: Option<&str>,
+    ingest: bool,
 ) -> Result<(Router, Option<String>), String> {
     let config = TransportConfig::default();
     match jwt_secret {
-        None => Ok((rtdash::http::router(engine.clone(), AllowAll, config), None)),
+        None => {
+            let api = rtdash::http::Routes::new(engine.clone(), AllowAll, config)
+                .ingest(ingest)
+                .build();
+            Ok((api, None))
+        }
         #[cfg(feature = "jwt")]
         Some(secret) => {
             let auth = rtdash::transport::JwtAuthenticator::hs256(secret.as_bytes());
@@ -276,7 +364,9 @@ fn api_router(
             println!(
                 "rtdash dashboard: writer token (POST /ingest, dashboard changes; 24 h): {writer_token}"
             );
-            let api = rtdash::http::router(engine.clone(), auth, config)
+            let api = rtdash::http::Routes::new(engine.clone(), auth, config)
+                .ingest(ingest)
+                .build()
                 .layer(rtdash::http::RequireWriters::new(writers));
             Ok((api, Some(token)))
         }
@@ -440,6 +530,9 @@ mod tests {
             &["--seed", "x"],
             &["--jwt-secret="],
             &["--what"],
+            &["--role", "edge"],
+            &["--redis", "redis://x", "--role", "boss"],
+            &["--node-id", "a"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
@@ -452,7 +545,7 @@ mod tests {
     async fn with_a_jwt_secret_writes_need_a_writer_token() {
         let engine = Engine::new(EngineConfig::default(), MemoryStore::new()).unwrap();
         seed_dashboard(&engine).unwrap();
-        let (app, token) = api_router(&engine, Some("s3cret")).unwrap();
+        let (app, token) = api_router(&engine, Some("s3cret"), true).unwrap();
         let reader = token.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -102,17 +102,32 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
     }
 }
 
-/// Whether the server answers.
+/// Whether the server answers and its parts work.
 ///
+/// `200` `{"status": "ok"}`; `503` `unavailable` (the error shape) while a part the
+/// engine depends on is down: its Redis backplane (feature `redis`), so that a load
+/// balancer stops sending clients to a node that cannot serve them fresh values.
 /// Always open (no token needed).
 #[utoipa::path(
     get,
     path = "/health",
     tag = "operations",
-    responses((status = 200, description = "The server answers.", body = Health)),
+    responses(
+        (status = 200, description = "The server answers and its parts work.", body = Health),
+        (status = 503, description = "A part is down (the message names it).", body = ErrorBody),
+    ),
 )]
-pub(crate) async fn health() -> Response {
-    json_value(StatusCode::OK, &Health { status: "ok" })
+pub(crate) async fn health(State(api): State<Api>) -> Response {
+    let health = api.engine.health();
+    if health.is_healthy() {
+        return json_value(StatusCode::OK, &Health { status: "ok" });
+    }
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the backplane is down: this node cannot reach Redis, so the values it serves may be stale",
+    )
+    .into_response()
 }
 
 /// This document: the OpenAPI description of the HTTP API.

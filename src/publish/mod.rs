@@ -101,11 +101,23 @@ pub trait Publisher: Send + Sync + 'static {
     /// Removes `keys` (widgets or rules that no longer exist) from the topic's last-value
     /// cache, so new subscribers' snapshots do not show them.
     fn retire(&self, topic: &Arc<str>, keys: &[WidgetKey]);
+
+    /// Whether the publisher may have lost the newest values it kept (it reconnected to
+    /// a backplane that may have restarted empty): the engine then publishes every
+    /// widget's value at its next tick (a backplane drops what it already holds). Says
+    /// `true` once per loss. Default: never.
+    fn wants_full_state(&self) -> bool {
+        false
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for Arc<P> {
     fn publish(&self, publication: &Publication<'_>) {
         (**self).publish(publication);
+    }
+
+    fn wants_full_state(&self) -> bool {
+        (**self).wants_full_state()
     }
 
     fn retire(&self, topic: &Arc<str>, keys: &[WidgetKey]) {

@@ -276,6 +276,15 @@ impl Planner {
         (gone, retire)
     }
 
+    /// Makes every widget due at the next plan and forgets what was last sent, so that
+    /// the next plan publishes every value (after a publisher lost what it had sent).
+    pub(crate) fn resend_all(&mut self) {
+        for rt in self.runtimes.values_mut() {
+            rt.next_due = Timestamp::MIN;
+            rt.last = None;
+        }
+    }
+
     /// Plans one tick at `input.now`.
     pub(crate) fn plan<Q: QuerySource + ?Sized>(&mut self, input: &PlanInput<'_, Q>) -> Plan {
         let now = input.now;
