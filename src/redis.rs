@@ -25,13 +25,15 @@
 use std::sync::Arc;
 
 use rtdash_core::Uuid;
-use rtdash_redis::{BackplaneKey, Part, RedisPublisher};
 use rtdash_transport::Frame;
 
-pub use rtdash_redis::{Backplane, BackplaneConfig, BackplaneError, BackplaneStats};
+pub use rtdash_redis::{
+    Backplane, BackplaneConfig, BackplaneError, BackplaneKey, BackplaneStats, Mirror, Part,
+    Publication, RedisPublisher, StaleMarker,
+};
 
 use crate::frames::{newest_event_time, push_update_item};
-use crate::publish::{Payload, Publication, Publisher};
+use crate::publish::{self, Payload, Publisher};
 use crate::{WidgetKey, encode_update};
 
 /// What a node does in a cluster.
@@ -100,7 +102,7 @@ fn split_at_seq(frame: &Frame) -> (String, String) {
 }
 
 /// Turns one of the engine's publications into the pieces Redis assembles.
-pub(crate) fn pieces(p: &Publication<'_>) -> rtdash_redis::Publication {
+pub(crate) fn pieces(p: &publish::Publication<'_>) -> rtdash_redis::Publication {
     let topic = Arc::clone(p.topic);
     match p.payload {
         Payload::Update(states) => {
@@ -176,7 +178,7 @@ pub(crate) fn pieces(p: &Publication<'_>) -> rtdash_redis::Publication {
 pub(crate) struct RedisPublish(pub(crate) RedisPublisher);
 
 impl Publisher for RedisPublish {
-    fn publish(&self, publication: &Publication<'_>) {
+    fn publish(&self, publication: &publish::Publication<'_>) {
         if let Err(e) = self.0.publish(pieces(publication)) {
             tracing::error!(error = %e, "redis backplane: publication refused");
         }
@@ -200,7 +202,7 @@ impl Publisher for RedisPublish {
 pub(crate) struct Discard;
 
 impl Publisher for Discard {
-    fn publish(&self, publication: &Publication<'_>) {
+    fn publish(&self, publication: &publish::Publication<'_>) {
         tracing::debug!(topic = %publication.topic, "edge node: publication discarded");
     }
 
@@ -254,6 +256,11 @@ pub(crate) fn metrics(s: &BackplaneStats) -> Vec<crate::metrics::Extra> {
             "rtdash_backplane_suppressed_total",
             "Publications Redis dropped as not newer than what it held (replays).",
             s.suppressed,
+        ),
+        counter(
+            "rtdash_backplane_absorbed_total",
+            "Publications absorbed by a newer one of the same dashboard while waiting to be sent.",
+            s.absorbed,
         ),
         counter(
             "rtdash_backplane_dropped_total",
@@ -330,6 +337,7 @@ pub(crate) fn mark_stale(frame: &Frame) -> Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::publish::Publication;
     use crate::{AlertCondition, AlertEvent, AlertState, GroupValue, Timestamp, WidgetState};
 
     fn state(id: u128, stale: bool) -> WidgetState {

@@ -174,6 +174,9 @@ pub struct BackplaneStats {
     pub published: u64,
     /// Publications Redis dropped because nothing in them was newer than what it held.
     pub suppressed: u64,
+    /// Widget values absorbed by a newer value of the same topic before they were sent
+    /// (only the newest matters).
+    pub absorbed: u64,
     /// Publications dropped because too many waited while Redis was unreachable.
     pub dropped: u64,
     /// Pipelines that failed (and were sent again after reconnecting).

@@ -108,6 +108,7 @@ impl Backoff {
 pub(crate) struct Counters {
     pub(crate) published: AtomicU64,
     pub(crate) suppressed: AtomicU64,
+    pub(crate) absorbed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) publish_errors: AtomicU64,
     pub(crate) received: AtomicU64,
@@ -143,6 +144,7 @@ impl Counters {
             breaker_open: b(&self.breaker_open),
             published: g(&self.published),
             suppressed: g(&self.suppressed),
+            absorbed: g(&self.absorbed),
             dropped: g(&self.dropped),
             publish_errors: g(&self.publish_errors),
             received: g(&self.received),

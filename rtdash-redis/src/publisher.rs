@@ -19,7 +19,8 @@ pub struct Part {
     /// The key (e.g. a widget): no `,`, space, `:` or line break.
     pub key: String,
     /// The value's version: a part whose version is not above the one Redis holds for
-    /// its key is left out (compared as a pair, first element first).
+    /// its key is left out (compared as a pair, first element first; each element from 0
+    /// to 10¹⁶ − 1, a negative one counts as 0).
     pub version: (i64, i64),
     /// The part's encoding inside the frame (joined to the others by `,`); empty for a
     /// frame that is all head and tail.
@@ -131,7 +132,10 @@ impl RedisPublisher {
         let mut pending = self.lock();
         if publication.conflate {
             match pending.merged.get_mut(&publication.topic) {
-                Some(waiting) => absorb(waiting, publication),
+                Some(waiting) => {
+                    absorb(waiting, publication);
+                    Counters::add(&self.shared.counters.absorbed, 1);
+                }
                 None => {
                     pending.order.push_back(Arc::clone(&publication.topic));
                     pending
@@ -145,6 +149,14 @@ impl RedisPublisher {
         drop(pending);
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// How many publications wait to be sent (conflated widget values count once per
+    /// topic): a producer that can wait may use it as backpressure.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        let pending = self.lock();
+        pending.merged.len() + pending.queue.len()
     }
 
     /// Whether the publisher (re)connected since the last call: Redis may have restarted
@@ -334,7 +346,20 @@ async fn failed(shared: &Shared, backoff: &mut Backoff, e: &BackplaneError) {
     tokio::time::sleep(wait).await;
 }
 
-/// Sends one pipeline; returns each job's seq (0: suppressed, or a retirement).
+/// A version as the script compares it: two zero-padded 16-digit numbers (negative
+/// numbers count as 0), so that string order is version order.
+fn version_text((hi, lo): (i64, i64)) -> String {
+    const MAX: i64 = 9_999_999_999_999_999;
+    format!("{:016}{:016}", hi.clamp(0, MAX), lo.clamp(0, MAX))
+}
+
+/// Most publications in one call of the publish script: batching spreads the cost of a
+/// script call over many publications, and a bounded batch keeps each call short (Redis
+/// runs nothing else meanwhile).
+const PER_CALL: usize = 16;
+
+/// Sends one pipeline: runs of publications as batched script calls, retirements one
+/// call each, in order; returns each job's seq (0: suppressed, or a retirement).
 async fn send(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
@@ -344,46 +369,75 @@ async fn send(
 ) -> Result<Vec<u64>, BackplaneError> {
     let names = &shared.names;
     let mut pipe = redis::pipe();
-    for job in batch {
+    // For each call of the pipeline: how many jobs it answers for.
+    let mut counts = Vec::new();
+    let mut i = 0;
+    while let Some(job) = batch.get(i) {
         match job {
-            Job::Publish(p) => {
-                let cmd = pipe.cmd("EVALSHA").arg(&shas[0]).arg(5);
-                for k in names.topic_keys(&p.topic) {
-                    cmd.arg(k);
+            Job::Publish(_) => {
+                let cmd = pipe
+                    .cmd("EVALSHA")
+                    .arg(&shas[0])
+                    .arg(0)
+                    .arg(names.prefix())
+                    .arg(shared.config.log_len);
+                let mut n = 0;
+                while let Some(Job::Publish(p)) = batch.get(i) {
+                    if n == PER_CALL {
+                        break;
+                    }
+                    let event_time =
+                        p.event_time.map_or_else(|| "-".to_owned(), |t| t.to_string());
+                    cmd.arg(&*p.topic)
+                        .arg(floors.get(&p.topic).copied().unwrap_or(0))
+                        .arg(event_time)
+                        .arg(&p.head)
+                        .arg(&p.mid)
+                        .arg(&p.tail)
+                        .arg(if p.cached { "1" } else { "0" })
+                        .arg(p.parts.len());
+                    for part in &p.parts {
+                        cmd.arg(&part.key)
+                            .arg(version_text(part.version))
+                            .arg(&part.fragment);
+                    }
+                    n += 1;
+                    i += 1;
                 }
-                let event_time = p
-                    .event_time
-                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
-                cmd.arg(names.channel(&p.topic))
-                    .arg(shared.config.log_len)
-                    .arg(floors.get(&p.topic).copied().unwrap_or(0))
-                    .arg(event_time)
-                    .arg(&p.head)
-                    .arg(&p.mid)
-                    .arg(&p.tail)
-                    .arg(if p.cached { "1" } else { "0" })
-                    .arg(p.parts.len());
-                for part in &p.parts {
-                    cmd.arg(&part.key)
-                        .arg(part.version.0)
-                        .arg(part.version.1)
-                        .arg(&part.fragment);
-                }
+                counts.push(Some(n));
             }
             Job::Retire { topic, keys } => {
-                let [_, lvc, msg, refs, _] = names.topic_keys(topic);
                 pipe.cmd("EVALSHA")
                     .arg(&shas[1])
-                    .arg(3)
-                    .arg(lvc)
-                    .arg(msg)
-                    .arg(refs)
+                    .arg(2)
+                    .arg(names.key("lvc", topic))
+                    .arg(names.key("msg", topic))
                     .arg(names.channel(topic))
                     .arg(keys);
+                counts.push(None);
+                i += 1;
             }
         }
     }
-    Ok(pipe.query_async(conn).await?)
+    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut seqs = Vec::with_capacity(batch.len());
+    for (reply, count) in replies.into_iter().zip(counts) {
+        match (count, reply) {
+            (None, _) => seqs.push(0),
+            (Some(n), redis::Value::Array(items)) if items.len() == n => {
+                seqs.extend(items.into_iter().map(|v| match v {
+                    redis::Value::Int(s) => u64::try_from(s).unwrap_or(0),
+                    _ => 0,
+                }));
+            }
+            (Some(_), other) => {
+                return Err(BackplaneError::Protocol(format!(
+                    "publish script answered {other:?}"
+                )));
+            }
+        }
+    }
+    Ok(seqs)
 }
 
 #[cfg(test)]
@@ -396,6 +450,16 @@ mod tests {
             version: (v, 0),
             fragment: frag.to_owned(),
         }
+    }
+
+    #[test]
+    fn versions_compare_as_text_in_version_order() {
+        let v = [(0, 0), (0, 7), (1, 0), (1_700_000_000_000, 5), (1_700_000_000_001, 0)];
+        for w in v.windows(2) {
+            assert!(version_text(w[0]) < version_text(w[1]), "{w:?}");
+        }
+        assert_eq!(version_text((-5, 3)), version_text((0, 3)));
+        assert_eq!(version_text((1, 2)).len(), 32);
     }
 
     #[test]

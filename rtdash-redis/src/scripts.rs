@@ -1,70 +1,91 @@
 //! The Lua scripts: each runs atomically in Redis.
 
-/// Publishes one message. Keys: seq, lvc, msg, ref, log (see `wire`). Arguments: channel,
-/// log length, seq floor, event time, head, mid, tail, cached (`1`/`0`), part count, then
-/// per part: key, version hi, version lo, fragment.
+/// Publishes a batch of messages. No `KEYS` (each publication names its topic; the keys
+/// are built from the prefix, so the batch may span topics: standalone Redis and
+/// Sentinel, not Redis Cluster). Arguments: prefix, log length, then per publication:
+/// topic, seq floor, event time, head, mid, tail, cached (`1`/`0`), part count, then per
+/// part: key, version, fragment. A version is 32 digits (two zero-padded 16-digit
+/// numbers), so that versions compare as strings. Returns each publication's seq (0: not
+/// published).
 ///
-/// A part whose version is not newer than the one stored for its key is left out; when
-/// every part is left out nothing is published and the script returns 0 (a replay).
-/// Otherwise it takes the next sequence number (at least `floor + 1`, so that a Redis
-/// that lost its data never hands out a number a client has seen), builds the frame as
-/// `head .. seq .. mid .. fragments joined by ',' .. tail`, makes it the newest value of
-/// its keys, appends it to the capped log, publishes it, and returns its seq.
+/// A part whose version is not above the one stored for its key is left out; when every
+/// part is left out nothing is published (a replay). Otherwise the script takes the
+/// topic's next sequence number (at least `floor + 1`, so that a Redis that lost its data
+/// never hands out a number a client has seen), builds the frame as `head .. seq .. mid ..
+/// fragments joined by ',' .. tail`, makes it the newest value of its keys (`lvc`: key →
+/// `<version>:<seq>`; `msg`: seq → message and `r<seq>` → how many keys it is still the
+/// newest of), appends it to the capped log and publishes it.
 pub(crate) const PUBLISH: &str = r"
-local n = tonumber(ARGV[9])
-local cached = ARGV[8] == '1'
-local keys, frags, vers = {}, {}, {}
-for i = 0, n - 1 do
-  local b = 10 + i * 4
-  local k, hi, lo = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local newer = true
-  if cached then
-    local cur = redis.call('HGET', KEYS[2], k)
-    if cur then
-      local chi, clo = string.match(cur, '^(-?%d+):(-?%d+):')
-      chi, clo = tonumber(chi), tonumber(clo)
-      if hi < chi or (hi == chi and lo <= clo) then newer = false end
+local prefix, loglen = ARGV[1], ARGV[2]
+local out = {}
+local b = 3
+local last = #ARGV
+while b <= last do
+  local topic, floor, et = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
+  local head, mid, tail = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local cached, n = ARGV[b + 6] == '1', tonumber(ARGV[b + 7])
+  b = b + 8
+  local t = ':{' .. topic .. '}'
+  local klvc, kmsg = prefix .. ':lvc' .. t, prefix .. ':msg' .. t
+  local curs = {}
+  if cached and n > 0 then
+    local names = {}
+    for i = 1, n do names[i] = ARGV[b + (i - 1) * 3] end
+    curs = redis.call('HMGET', klvc, unpack(names))
+  end
+  local keys, frags, vers, olds = {}, {}, {}, {}
+  for i = 1, n do
+    local j = b + (i - 1) * 3
+    local ver, cur = ARGV[j + 1], curs[i]
+    if not cur or string.sub(cur, 1, 32) < ver then
+      local m = #keys + 1
+      keys[m] = ARGV[j]
+      vers[m] = ver
+      if cur then olds[m] = string.sub(cur, 34) end
+      local frag = ARGV[j + 2]
+      if frag ~= '' then frags[#frags + 1] = frag end
     end
   end
-  if newer then
-    keys[#keys + 1] = k
-    vers[#vers + 1] = ARGV[b + 1] .. ':' .. ARGV[b + 2]
-    if ARGV[b + 3] ~= '' then frags[#frags + 1] = ARGV[b + 3] end
-  end
-end
-if n > 0 and #keys == 0 then return 0 end
-local seq = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[3])
-if seq <= floor then
-  seq = floor + 1
-  redis.call('SET', KEYS[1], string.format('%d', seq))
-end
-local s = string.format('%d', seq)
-local frame = ARGV[5] .. s .. ARGV[6] .. table.concat(frags, ',') .. ARGV[7]
-local header = ''
-if cached then header = table.concat(keys, ',') end
-local msg = s .. ' ' .. ARGV[4] .. ' ' .. header .. '\n' .. frame
-if cached and #keys > 0 then
-  for i, k in ipairs(keys) do
-    local cur = redis.call('HGET', KEYS[2], k)
-    if cur then
-      local old = string.match(cur, ':(%d+)$')
-      if redis.call('HINCRBY', KEYS[4], old, -1) <= 0 then
-        redis.call('HDEL', KEYS[4], old)
-        redis.call('HDEL', KEYS[3], old)
+  b = b + n * 3
+  if n > 0 and #keys == 0 then
+    out[#out + 1] = 0
+  else
+    local kseq = prefix .. ':seq' .. t
+    local seq = redis.call('INCR', kseq)
+    if seq <= floor then
+      seq = floor + 1
+      redis.call('SET', kseq, string.format('%d', seq))
+    end
+    local s = string.format('%d', seq)
+    local header = ''
+    if cached then header = table.concat(keys, ',') end
+    local msg = s .. ' ' .. et .. ' ' .. header .. '\n' .. head .. s .. mid
+      .. table.concat(frags, ',') .. tail
+    if cached and #keys > 0 then
+      local fields, gone = {}, {}
+      for i = 1, #keys do
+        local old = olds[i]
+        if old then gone[old] = (gone[old] or 0) + 1 end
+        fields[2 * i - 1] = keys[i]
+        fields[2 * i] = vers[i] .. ':' .. s
       end
+      for old, count in pairs(gone) do
+        if redis.call('HINCRBY', kmsg, 'r' .. old, -count) <= 0 then
+          redis.call('HDEL', kmsg, old, 'r' .. old)
+        end
+      end
+      redis.call('HSET', klvc, unpack(fields))
+      redis.call('HSET', kmsg, s, msg, 'r' .. s, #keys)
     end
-    redis.call('HSET', KEYS[2], k, vers[i] .. ':' .. s)
+    redis.pcall('XADD', prefix .. ':log' .. t, 'MAXLEN', '~', loglen, s .. '-1', 'm', msg)
+    redis.call('PUBLISH', prefix .. ':ch' .. t, msg)
+    out[#out + 1] = seq
   end
-  redis.call('HSET', KEYS[3], s, msg)
-  redis.call('HSET', KEYS[4], s, #keys)
 end
-redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[2], s .. '-1', 'm', msg)
-redis.call('PUBLISH', ARGV[1], msg)
-return seq
+return out
 ";
 
-/// Retires keys. Keys: lvc, msg, ref. Arguments: channel, then the keys. Publishes a
+/// Retires keys. Keys: lvc, msg. Arguments: channel, then the keys. Publishes a
 /// retirement (sequence number 0) so that mirrors forget them too.
 pub(crate) const RETIRE: &str = r"
 for i = 2, #ARGV do
@@ -73,9 +94,8 @@ for i = 2, #ARGV do
   if cur then
     local old = string.match(cur, ':(%d+)$')
     redis.call('HDEL', KEYS[1], k)
-    if redis.call('HINCRBY', KEYS[3], old, -1) <= 0 then
-      redis.call('HDEL', KEYS[3], old)
-      redis.call('HDEL', KEYS[2], old)
+    if redis.call('HINCRBY', KEYS[2], 'r' .. old, -1) <= 0 then
+      redis.call('HDEL', KEYS[2], old, 'r' .. old)
     end
   end
 end

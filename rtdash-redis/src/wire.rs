@@ -8,8 +8,7 @@
 //! |---|---|---|
 //! | `<prefix>:seq:{topic}` | string | the topic's sequence number (`INCR`) |
 //! | `<prefix>:lvc:{topic}` | hash | key → `"<version hi>:<version lo>:<seq>"`: the newest version of each key and the message holding it |
-//! | `<prefix>:msg:{topic}` | hash | seq → message, for each message that is the newest of some key |
-//! | `<prefix>:ref:{topic}` | hash | seq → how many keys that message is still the newest of |
+//! | `<prefix>:msg:{topic}` | hash | `<seq>` → message, for each message that is the newest of some key; `r<seq>` → how many keys it still is the newest of |
 //! | `<prefix>:log:{topic}` | stream | the recent messages, entry id `<seq>-1`, field `m` (capped) |
 //! | `<prefix>:ch:{topic}` | channel | each message as it is published |
 //! | `<prefix>:probe:<node>` | channel | a node's liveness probes to itself |
@@ -39,9 +38,8 @@ impl Names {
         format!("{}:{kind}:{{{topic}}}", self.prefix)
     }
 
-    /// The keys of the publish script, in its order.
-    pub(crate) fn topic_keys(&self, topic: &str) -> [String; 5] {
-        ["seq", "lvc", "msg", "ref", "log"].map(|k| self.key(k, topic))
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub(crate) fn channel(&self, topic: &str) -> String {
