@@ -9,11 +9,31 @@ use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion};
 
 use crate::{BackplaneConfig, BackplaneError, BackplaneStats};
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: the `pass` query parameter (Unix socket
+/// URLs) is masked, and everything before the last `@` (also in a URL without a scheme,
+/// which may still be `user:password@host`).
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_owned(),
+    let mut masked = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(start) = ["?pass=", "&pass="]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| i + p.len()))
+        .min()
+    {
+        masked.push_str(&rest[..start]);
+        masked.push_str("***");
+        let end = rest[start..]
+            .find(['&', '#'])
+            .map_or(rest.len(), |e| start + e);
+        rest = &rest[end..];
+    }
+    masked.push_str(rest);
+    match (masked.find("://"), masked.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            format!("{}://***@{}", &masked[..s], &masked[at + 1..])
+        }
+        (_, Some(at)) => format!("***@{}", &masked[at + 1..]),
+        _ => masked,
     }
 }
 
@@ -196,6 +216,11 @@ mod tests {
             "redis://***@host:6379/0"
         );
         assert_eq!(redact("redis://host"), "redis://host");
+        assert_eq!(redact("user:hunter2@host:6379"), "***@host:6379");
+        assert_eq!(
+            redact("redis+unix:///run/r.sock?db=1&pass=hun@ter2&user=u"),
+            "redis+unix:///run/r.sock?db=1&pass=***&user=u"
+        );
         let e = client("nonsense://x").unwrap_err();
         assert!(e.to_string().contains("invalid Redis URL"), "{e}");
         let e = client("redis://:hunter2@").err().map(|e| e.to_string());

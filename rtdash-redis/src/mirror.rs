@@ -152,10 +152,12 @@ impl<K: BackplaneKey> Mirror<K> {
                         probe: None,
                         last_message: Instant::now(),
                     };
-                    let e = session.serve(marked_stale).await;
+                    // Clears `marked_stale` once every topic has its fresh snapshot: a
+                    // session that fails before that leaves the values marked, and the
+                    // next one resynchronises them.
+                    let e = session.serve(&mut marked_stale).await;
                     self.counters.subscriptions.store(0, Ordering::Relaxed);
                     down_since = Instant::now();
-                    marked_stale = false;
                     e
                 }
                 Err(e) => e,
@@ -208,8 +210,9 @@ struct Session<'m, K: BackplaneKey> {
 }
 
 impl<K: BackplaneKey> Session<'_, K> {
-    /// Serves until the connection fails; returns why.
-    async fn serve(&mut self, resync_all: bool) -> BackplaneError {
+    /// Serves until the connection fails; returns why. `resync_all` (the values are
+    /// marked stale) is cleared once every held topic has its fresh snapshot.
+    async fn serve(&mut self, resync_all: &mut bool) -> BackplaneError {
         let counters = Arc::clone(&self.mirror.counters);
         // Every topic held now: subscribe, then catch up (or take a fresh snapshot when
         // the values were marked stale or the topic waits for its first).
@@ -217,7 +220,7 @@ impl<K: BackplaneKey> Session<'_, K> {
             if let Err(e) = self.subscribe(&topic).await {
                 return e;
             }
-            let r = if resync_all || self.mirror.hub.is_pending(&topic) {
+            let r = if *resync_all || self.mirror.hub.is_pending(&topic) {
                 self.resync(&topic).await
             } else {
                 self.catch_up(&topic).await
@@ -226,6 +229,7 @@ impl<K: BackplaneKey> Session<'_, K> {
                 return e;
             }
         }
+        *resync_all = false;
         counters.mirror_up.store(true, Ordering::Release);
         let mut tick = tokio::time::interval(self.mirror.config.probe_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -235,6 +235,15 @@ fn take_batch(shared: &Shared, max: usize) -> Vec<Job> {
     batch
 }
 
+/// Whether no publication or retirement waits to be sent.
+fn nothing_waits(shared: &Shared) -> bool {
+    let pending = shared
+        .pending
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    pending.merged.is_empty() && pending.queue.is_empty()
+}
+
 /// Puts a batch that could not be sent back in front of what waits, newer values
 /// winning over the batch's.
 fn requeue(shared: &Shared, batch: Vec<Job>) {
@@ -272,7 +281,7 @@ async fn run(client: redis::Client, shared: Arc<Shared>) {
     // topics this node publishes on.
     let mut floors: HashMap<Arc<str>, u64> = HashMap::new();
     loop {
-        if Arc::strong_count(&shared) == 1 && take_batch(&shared, 0).is_empty() {
+        if Arc::strong_count(&shared) == 1 && nothing_waits(&shared) {
             // Every handle was dropped and nothing waits.
             return;
         }
