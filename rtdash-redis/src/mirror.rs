@@ -394,6 +394,16 @@ impl<K: BackplaneKey> Session<'_, K> {
         if applied > 0 {
             Counters::add(&self.mirror.counters.catchups, 1);
         }
+        // Retirements travel on the channel only: drop the cached keys Redis no longer
+        // holds, in case one was missed.
+        let held: Vec<String> = redis::cmd("HKEYS")
+            .arg(self.names.key("lvc", topic))
+            .query_async(&mut self.conn)
+            .await?;
+        let held: HashSet<String> = held.into_iter().collect();
+        self.mirror
+            .hub
+            .retain_cached(topic, |k| held.contains(&k.to_name()));
         Ok(())
     }
 

@@ -116,18 +116,30 @@ impl RedisPublisher {
         Self { shared }
     }
 
-    /// Queues `publication`; never waits.
+    /// Queues `publication`; never waits. A key listed in several parts keeps the last.
     ///
     /// # Errors
     ///
     /// [`BackplaneError::Protocol`] for a part whose key holds a separator (nothing is
     /// queued).
-    pub fn publish(&self, publication: Publication) -> Result<(), BackplaneError> {
+    pub fn publish(&self, mut publication: Publication) -> Result<(), BackplaneError> {
         if let Some(p) = publication.parts.iter().find(|p| !valid_key(&p.key)) {
             return Err(BackplaneError::Protocol(format!(
                 "key {:?} holds a separator (',', ' ', ':' or a line break)",
                 p.key
             )));
+        }
+        // A key listed twice keeps its last part (the script counts each key once).
+        let parts = &mut publication.parts;
+        if parts.len() > 1 {
+            let mut seen = std::collections::HashSet::new();
+            let mut i = parts.len();
+            while i > 0 {
+                i -= 1;
+                if !seen.insert(parts[i].key.clone()) {
+                    parts.remove(i);
+                }
+            }
         }
         let mut pending = self.lock();
         if publication.conflate {

@@ -299,7 +299,10 @@ async fn replays_are_suppressed_part_by_part() {
         .expect("HGETALL lvc");
     assert_eq!(
         lvc,
-        BTreeMap::from([("k0".into(), "1:0:1".into()), ("k1".into(), "2:0:2".into())]),
+        BTreeMap::from([
+            ("k0".into(), format!("{:016}{:016}:1", 1, 0)),
+            ("k1".into(), format!("{:016}{:016}:2", 2, 0)),
+        ]),
         "Redis keeps the newest version of each key and the seq holding it"
     );
     wait_stats(&node.backplane, "2 published and 2 suppressed", |s| {
@@ -364,6 +367,8 @@ async fn retired_keys_leave_redis_and_every_mirror() {
         .query_async(&mut conn)
         .await
         .expect("HKEYS");
+    // Messages by seq; `r<seq>` fields count the keys each is still the newest of.
+    msgs.retain(|f| !f.starts_with('r'));
     msgs.sort();
     assert_eq!(msgs, ["2", "3"], "the message only k0 referred to is gone");
 
