@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rtdash::fanout::{Event, HubConfig, SlowConsumerPolicy};
-use rtdash::redis::{
-    Backplane, BackplaneConfig, BackplaneKey, BackplaneStats, Part, Publication,
-};
+use rtdash::redis::{Backplane, BackplaneConfig, BackplaneKey, BackplaneStats, Part, Publication};
 use rtdash::transport::{Frame, FrameHub};
 
 const TOPICS: usize = 100;
@@ -63,7 +61,9 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--rate" => a.rate = value()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "-h" | "--help" => {
-                return Err("usage: backplane [--redis URL] [--seconds S] [--rate FRAMES/S]".into());
+                return Err(
+                    "usage: backplane [--redis URL] [--seconds S] [--rate FRAMES/S]".into(),
+                );
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -175,14 +175,21 @@ async fn wait_subscribed(backplane: &Backplane, n: u64) {
 }
 
 /// Phase 1, ours: frames/s Redis carries through the publisher, kept saturated.
-async fn publish_rate(url: &str, seconds: u64, values: usize) -> Result<(f64, BackplaneStats), String> {
-    let config = BackplaneConfig::new(format!("rate-{values}")).with_prefix(&format!("rate{values}"));
+async fn publish_rate(
+    url: &str,
+    seconds: u64,
+    values: usize,
+) -> Result<(f64, BackplaneStats), String> {
+    let config =
+        BackplaneConfig::new(format!("rate-{values}")).with_prefix(&format!("rate{values}"));
     let edge = Backplane::new(url, config.clone()).map_err(|e| e.to_string())?;
     let mirror = edge.mirror::<Key>(HubConfig::default());
     let hub = mirror.hub().clone();
     let task = mirror.spawn();
     let start = Instant::now();
-    let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3).map_err(|e| e.to_string())?));
+    let hist = Arc::new(std::sync::Mutex::new(
+        Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
+    ));
     let stop = drain_all(&hub, start, hist);
     wait_subscribed(&edge, TOPICS as u64).await;
 
@@ -237,7 +244,10 @@ async fn publish_baseline(url: &str, seconds: u64, values: usize) -> Result<f64,
         .get_multiplexed_async_connection()
         .await
         .map_err(|e| e.to_string())?;
-    let frame = format!("1 - w0\n{}", assemble(&publication(&topic(0), values, 1, 0), 1));
+    let frame = format!(
+        "1 - w0\n{}",
+        assemble(&publication(&topic(0), values, 1, 0), 1)
+    );
     let began = Instant::now();
     let mut sent = 0u64;
     while began.elapsed() < Duration::from_secs(seconds) {
@@ -248,7 +258,10 @@ async fn publish_baseline(url: &str, seconds: u64, values: usize) -> Result<f64,
                 .arg(&frame)
                 .ignore();
         }
-        let () = pipe.query_async(&mut conn).await.map_err(|e| e.to_string())?;
+        let () = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
         sent += 256;
     }
     let rate = sent as f64 / began.elapsed().as_secs_f64();
@@ -351,14 +364,19 @@ async fn run(args: Args) -> Result<(), String> {
             (Some(s), url)
         }
     };
-    println!("backplane benchmark against {url}, {TOPICS} dashboards, {} s per phase\n", args.seconds);
+    println!(
+        "backplane benchmark against {url}, {TOPICS} dashboards, {} s per phase\n",
+        args.seconds
+    );
     println!("| publish rate, one Redis | 1 value per frame | 8 values per frame |");
     println!("|---|---:|---:|");
     let base1 = publish_baseline(&url, args.seconds, 1).await?;
     let base8 = publish_baseline(&url, args.seconds, 8).await?;
     let (ours1, s1) = publish_rate(&url, args.seconds, 1).await?;
     let (ours8, s8) = publish_rate(&url, args.seconds, 8).await?;
-    println!("| plain `PUBLISH`, pipelined (baseline) | {base1:.0} frames/s | {base8:.0} frames/s |");
+    println!(
+        "| plain `PUBLISH`, pipelined (baseline) | {base1:.0} frames/s | {base8:.0} frames/s |"
+    );
     println!(
         "| rtdash-redis publisher (seq, newest values, log, version check) | {ours1:.0} frames/s | {ours8:.0} frames/s ({:.0} values/s) |",
         ours8 * 8.0
@@ -369,7 +387,10 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let local = latency(None, args.seconds, args.rate).await?;
     let redis = latency(Some(&url), args.seconds, args.rate).await?;
-    println!("| delivery at {} frames/s (8 values each) | p50 | p99 | max |", args.rate);
+    println!(
+        "| delivery at {} frames/s (8 values each) | p50 | p99 | max |",
+        args.rate
+    );
     println!("|---|---:|---:|---:|");
     println!(
         "| in-process hub (single node) | {} µs | {} µs | {} µs |",

@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use rtdash_redis::test_server::RedisServer;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -35,88 +35,22 @@ fn example() -> PathBuf {
     profile_dir.join("examples").join("dashboard")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Runs one command on a fresh connection; `None` when Redis does not answer.
+async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> Option<T> {
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query_async(&mut conn).await.ok()
 }
 
-/// A `redis-server` of this test's own, without persistence.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut r = Self {
-            child: None,
-            port: free_port(),
-            dir,
-        };
-        r.launch();
-        r
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect(
-                "cannot start redis-server: install Debian's redis-server (apt-get install \
-                 redis-server); these tests never skip",
-            );
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(&["PING"]).trim() != "PONG" {
-            assert!(Instant::now() < deadline, "redis-server did not answer PING");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Runs one command with `redis-cli`; its output (empty when Redis is down).
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("cannot run redis-cli: install Debian's redis-tools");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Kills the server (losing everything: no persistence).
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The cluster's channels now.
-    fn channels(&self) -> Vec<String> {
-        self.cli(&["PUBSUB", "CHANNELS", "rtdash:*"])
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The cluster's channels now.
+async fn channels(url: &str) -> Vec<String> {
+    redis_cmd(url, &["PUBSUB", "CHANNELS", "rtdash:*"])
+        .await
+        .expect("PUBSUB CHANNELS")
 }
 
 /// One node: the example binary.
@@ -138,7 +72,9 @@ impl Node {
         let mut line = String::new();
         let addr = loop {
             line.clear();
-            let n = stdout.read_line(&mut line).expect("read the example's output");
+            let n = stdout
+                .read_line(&mut line)
+                .expect("read the example's output");
             assert!(n > 0, "node {id} exited before printing its address");
             if let Some(rest) = line.trim().strip_prefix("rtdash dashboard: open http://") {
                 break rest.trim_end_matches('/').to_owned();
@@ -185,9 +121,10 @@ struct Client {
 
 impl Client {
     async fn connect(addr: &str) -> Self {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/stream/ops?token=demo"))
-            .await
-            .expect("WebSocket handshake");
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/stream/ops?token=demo"))
+                .await
+                .expect("WebSocket handshake");
         let seen = Arc::new(Mutex::new(Seen::default()));
         let s = Arc::clone(&seen);
         let task = tokio::spawn(async move {
@@ -224,7 +161,10 @@ impl Client {
             if Instant::now() >= deadline {
                 let f = self.frames();
                 let shown: Vec<&str> = f.iter().take(4).map(|(raw, _)| raw.as_str()).collect();
-                panic!("timed out waiting for {what}; {} frames, first: {shown:#?}", f.len());
+                panic!(
+                    "timed out waiting for {what}; {} frames, first: {shown:#?}",
+                    f.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -256,7 +196,11 @@ fn check_sequence(who: &str, frames: &[(String, Value)]) -> usize {
     for (i, (_, v)) in frames.iter().enumerate().skip(2) {
         match kind(v) {
             "snapshot" => {
-                assert!(seq(v) >= last, "{who}: snapshot {i} went back from {last} to {}", seq(v));
+                assert!(
+                    seq(v) >= last,
+                    "{who}: snapshot {i} went back from {last} to {}",
+                    seq(v)
+                );
                 last = seq(v);
             }
             "update" | "alert" | "dashboard" => {
@@ -276,7 +220,10 @@ fn state(frames: &[(String, Value)], upto: u64) -> BTreeMap<String, Value> {
     let mut st = BTreeMap::new();
     let apply = |st: &mut BTreeMap<String, Value>, update: &Value| {
         for item in update["items"].as_array().into_iter().flatten() {
-            st.insert(item["widget"].as_str().unwrap_or("").to_owned(), item.clone());
+            st.insert(
+                item["widget"].as_str().unwrap_or("").to_owned(),
+                item.clone(),
+            );
         }
     };
     for (_, v) in frames {
@@ -299,7 +246,7 @@ fn state(frames: &[(String, Value)], upto: u64) -> BTreeMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_aggregator_and_two_edges_serve_the_same_frames() {
     let exe = example();
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
     let mut e1 = Node::start(&exe, &redis.url(), "edge-1", "edge");
     let mut e2 = Node::start(&exe, &redis.url(), "edge-2", "edge");
@@ -329,12 +276,21 @@ async fn one_aggregator_and_two_edges_serve_the_same_frames() {
 
     // Every client: gap-free; frames of the same seq are the same bytes everywhere.
     let mut by_seq: BTreeMap<u64, String> = BTreeMap::new();
-    for (i, f) in frames.iter().chain(std::iter::once(&late_frames)).enumerate() {
+    for (i, f) in frames
+        .iter()
+        .chain(std::iter::once(&late_frames))
+        .enumerate()
+    {
         assert!(check_sequence(&format!("client {i}"), f) >= 3);
         for (raw, v) in f.iter().skip(2) {
             if matches!(kind(v), "update" | "alert" | "dashboard") {
                 let prev = by_seq.entry(seq(v)).or_insert_with(|| raw.clone());
-                assert_eq!(prev, raw, "client {i}: frame {} differs between nodes", seq(v));
+                assert_eq!(
+                    prev,
+                    raw,
+                    "client {i}: frame {} differs between nodes",
+                    seq(v)
+                );
             }
         }
     }
@@ -344,16 +300,22 @@ async fn one_aggregator_and_two_edges_serve_the_same_frames() {
     let at = seq(snap);
     let want = state(&frames[0], at);
     let got = state(&late_frames[..2], at);
-    assert!(want.len() >= 5, "the dashboard's widgets had values: {want:?}");
+    assert!(
+        want.len() >= 5,
+        "the dashboard's widgets had values: {want:?}"
+    );
     assert_eq!(got, want, "the late snapshot at seq {at}");
 
     // Every client left: no channel of the cluster remains.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis.channels().is_empty() {
+    loop {
+        let left = channels(&redis.url()).await;
+        if left.is_empty() {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "channels left after every client left: {:?}",
-            redis.channels()
+            "channels left after every client left: {left:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -366,7 +328,7 @@ async fn one_aggregator_and_two_edges_serve_the_same_frames() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
     let exe = example();
-    let mut redis = Redis::start();
+    let mut redis = RedisServer::start();
     let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
     let mut edge = Node::start(&exe, &redis.url(), "edge", "edge");
     let clients = [
@@ -380,9 +342,9 @@ async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
     }
 
     // 1. Every pub/sub connection killed mid-stream.
-    let killed = redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    let killed: Option<u32> = redis_cmd(&redis.url(), &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
     assert!(
-        killed.trim().parse::<u32>().unwrap_or(0) >= 2,
+        killed >= Some(2),
         "both nodes' subscriptions were killed: {killed:?}"
     );
     for c in &clients {
@@ -400,7 +362,10 @@ async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
         saw_503 |= edge.health().await == 503;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(saw_503, "the edge's /health turned red while Redis was down");
+    assert!(
+        saw_503,
+        "the edge's /health turned red while Redis was down"
+    );
     // Values that can no longer be refreshed were marked stale on the edge.
     for (c, from) in clients[..2].iter().zip(&down_at) {
         let f = c.frames();
@@ -416,7 +381,7 @@ async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
         });
         assert!(stale_snapshot, "an edge client got its values marked stale");
     }
-    redis.launch();
+    redis.restart();
     for c in &clients {
         let n = updates(&c.frames());
         c.wait_for("5 updates after Redis restarted", |f| updates(f) >= n + 5)
@@ -424,7 +389,10 @@ async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while edge.health().await != 200 {
-        assert!(Instant::now() < deadline, "the edge's /health turned green again");
+        assert!(
+            Instant::now() < deadline,
+            "the edge's /health turned green again"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

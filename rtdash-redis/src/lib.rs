@@ -72,6 +72,8 @@ mod link;
 mod mirror;
 mod publisher;
 mod scripts;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 mod wire;
 
 use std::sync::Arc;

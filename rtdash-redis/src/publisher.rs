@@ -407,8 +407,9 @@ async fn send(
                     if n == PER_CALL {
                         break;
                     }
-                    let event_time =
-                        p.event_time.map_or_else(|| "-".to_owned(), |t| t.to_string());
+                    let event_time = p
+                        .event_time
+                        .map_or_else(|| "-".to_owned(), |t| t.to_string());
                     cmd.arg(&*p.topic)
                         .arg(floors.get(&p.topic).copied().unwrap_or(0))
                         .arg(event_time)
@@ -475,7 +476,13 @@ mod tests {
 
     #[test]
     fn versions_compare_as_text_in_version_order() {
-        let v = [(0, 0), (0, 7), (1, 0), (1_700_000_000_000, 5), (1_700_000_000_001, 0)];
+        let v = [
+            (0, 0),
+            (0, 7),
+            (1, 0),
+            (1_700_000_000_000, 5),
+            (1_700_000_000_001, 0),
+        ];
         for w in v.windows(2) {
             assert!(version_text(w[0]) < version_text(w[1]), "{w:?}");
         }
