@@ -154,11 +154,11 @@ fn drain_all(
                 else {
                     continue;
                 };
-                if let Event::Message { msg, .. } = ev {
-                    if let Some(sent) = stamp_of(&msg) {
-                        let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                        let _ = local.record(now.saturating_sub(sent) / 1_000);
-                    }
+                if let Event::Message { msg, .. } = ev
+                    && let Some(sent) = stamp_of(&msg)
+                {
+                    let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    let _ = local.record(now.saturating_sub(sent) / 1_000);
                 }
             }
             let _ = hist.lock().map(|mut h| h.add(&local));

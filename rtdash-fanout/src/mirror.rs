@@ -1,22 +1,5 @@
-//! Mirrored hubs: the topics' sequence numbers and last values come from elsewhere.
-//!
-//! A hub made with [`Hub::mirrored`] repeats, for its local subscribers, topics whose
-//! source is another system (a backplane shared by several servers). The source assigns
-//! the sequence numbers; the hub only delivers:
-//!
-//! - A topic is created by its first local subscriber, *pending*: the subscriber is
-//!   registered but gets no snapshot yet, and the observer is told
-//!   [`Interest::Wanted`]. The mirror then subscribes at the source, reads its snapshot and
-//!   calls [`Hub::reset`], which sends it to every subscriber waiting on the topic.
-//! - Each message from the source goes in with [`Hub::publish_at`] and the source's
-//!   sequence number: one at or below the topic's is a duplicate and is dropped; one past
-//!   the next is a [`MirrorOutcome::Gap`] and changes nothing (the mirror catches up, or
-//!   resynchronises with [`Hub::reset`]).
-//! - When the last local subscriber leaves, the topic is forgotten and the observer is
-//!   told [`Interest::Dropped`].
-//!
-//! The observer runs inside the hub (while a map shard is locked): it must be short and
-//! must not call the hub; record the topic and act on it elsewhere.
+//! Mirrored hubs: topics whose sequence numbers and last values come from elsewhere
+//! (see `Hub::mirrored`).
 
 use std::sync::Arc;
 
@@ -74,12 +57,24 @@ where
     K: Key,
     M: Message,
 {
-    /// Creates an empty mirrored hub (see the [module](self) documentation): `observer`
-    /// is told when a topic is first wanted by a local subscriber and when the last one
-    /// left.
+    /// Creates an empty mirrored hub: its topics repeat, for local subscribers, topics
+    /// whose source is another system (a backplane shared by several servers), which
+    /// assigns the sequence numbers; the hub only delivers.
     ///
-    /// Publish to it only with [`publish_at`](Self::publish_at) and
-    /// [`reset`](Self::reset).
+    /// - A topic is created by its first local subscriber, *pending*: the subscriber is
+    ///   registered but gets no snapshot yet, and `observer` is told
+    ///   [`Interest::Wanted`]. The mirror then subscribes at the source, reads its snapshot
+    ///   and calls [`reset`](Self::reset), which sends it to every subscriber waiting.
+    /// - Each message from the source goes in with [`publish_at`](Self::publish_at) and
+    ///   the source's sequence number: one at or below the topic's is a duplicate and is
+    ///   dropped; one past the next is a [`MirrorOutcome::Gap`] and changes nothing (the
+    ///   mirror catches up, or resynchronises with `reset`).
+    /// - When the last local subscriber leaves, the topic is forgotten and `observer` is
+    ///   told [`Interest::Dropped`].
+    ///
+    /// `observer` runs inside the hub, while a map shard is locked: it must be short and
+    /// must not call the hub; record the topic and act on it elsewhere. Publish to a
+    /// mirrored hub only with `publish_at` and `reset`.
     ///
     /// # Examples
     ///
