@@ -361,9 +361,14 @@ impl EngineBuilder {
             field: "window",
             reason: e.to_string(),
         })?;
+        // A backplane (feature `redis`) replaces these four.
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut hub = self.hub.unwrap_or_else(|| FrameHub::new(config.hub));
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut make_publisher = self.publisher;
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut aggregate = self.aggregate;
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut tasks = Vec::new();
         #[cfg(feature = "redis")]
         let backplane = match self.redis {

@@ -194,7 +194,8 @@ pub use rtdash_transport::{
 pub use rtdash_window as window;
 pub use rtdash_window::{WindowConfig, WindowStats};
 
-/// The README's Rust snippets, compiled as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "http"))]
+/// The README's Rust snippets, compiled as doc tests so that they stay true (they use the
+/// `http` and `redis` features; `cargo test --all-features` runs them).
+#[cfg(all(doctest, feature = "http", feature = "redis"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

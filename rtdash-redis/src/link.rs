@@ -37,7 +37,8 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// A client speaking RESP3 (needed for subscriptions on a multiplexed connection).
+/// A client speaking RESP3 (needed for subscriptions on a multiplexed connection), with
+/// `TCP_NODELAY`.
 pub(crate) fn client(url: &str) -> Result<Client, BackplaneError> {
     let invalid = |reason: String| BackplaneError::InvalidUrl {
         url: redact(url),
@@ -50,7 +51,10 @@ pub(crate) fn client(url: &str) -> Result<Client, BackplaneError> {
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
-    Client::open(info.set_redis_settings(settings)).map_err(|e| invalid(e.to_string()))
+    // Frames are small and latency matters: no Nagle delay on our writes.
+    let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+    Client::open(info.set_redis_settings(settings).set_tcp_settings(tcp))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 /// The connection options every connection of the backplane uses.
