@@ -2,7 +2,8 @@
 //!
 //! Run with: `cargo run --release --features redis --example backplane`
 //!
-//! Starts its own `redis-server` on a free port (or uses `--redis URL`), then measures:
+//! Starts its own `redis-server` on a free port (`rtdash_redis::test_server`, a
+//! dev-dependency), or uses `--redis URL`, then measures:
 //!
 //! 1. **Publish rate one Redis carries.** The publisher of `rtdash-redis` (one batched
 //!    Lua script per up to 64 frames: version check, sequence number, newest values, log,
@@ -17,7 +18,6 @@
 //!
 //! Prints a Markdown table. Load stays on 127.0.0.1 and the run stops by itself.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use rtdash::fanout::{Event, HubConfig, SlowConsumerPolicy};
 use rtdash::redis::{Backplane, BackplaneConfig, BackplaneKey, BackplaneStats, Part, Publication};
 use rtdash::transport::{Frame, FrameHub};
+use rtdash_redis::test_server::RedisServer;
 
 const TOPICS: usize = 100;
 
@@ -72,31 +73,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--seconds and --rate must be above 0".into());
     }
     Ok(a)
-}
-
-/// A redis-server of the benchmark's own, stopped on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Result<(Server, String), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start redis-server ({e}); install it or pass --redis URL"))?;
-    std::thread::sleep(Duration::from_millis(300));
-    Ok((Server(child), format!("redis://127.0.0.1:{port}")))
 }
 
 fn topic(i: usize) -> Arc<str> {
@@ -357,11 +333,13 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Without --redis: a redis-server of the run's own on a free port, killed at the end.
     let (_server, url) = match &args.redis {
         Some(url) => (None, url.clone()),
         None => {
-            let (s, url) = start_redis()?;
-            (Some(s), url)
+            let server = RedisServer::start();
+            let url = server.url();
+            (Some(server), url)
         }
     };
     println!(

@@ -218,6 +218,8 @@ impl Args {
             self.widgets.to_string(),
             "--duration".into(),
             self.duration.to_string(),
+            "--server-threads".into(),
+            self.server_threads.to_string(),
         ]
         .into_iter()
         .chain(self.aligned.then(|| "--aligned".to_owned()))
@@ -437,11 +439,9 @@ async fn baseline_conn(
     active.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Reads commands on stdin: `start` calls `publish(topic index, round)` for
-/// `--duration` s at `--rate` per topic, then prints `DONE published=N` and
-/// `done()`; `quit` returns.
-async fn command_loop(args: &Args, publish: impl Fn(usize, u64), done: impl Fn() -> String) {
-    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<String>(4);
+/// The lines of stdin, read on a thread of their own (the driver's commands).
+fn stdin_commands() -> tokio::sync::mpsc::Receiver<String> {
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel::<String>(4);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
@@ -450,6 +450,14 @@ async fn command_loop(args: &Args, publish: impl Fn(usize, u64), done: impl Fn()
             }
         }
     });
+    cmd_rx
+}
+
+/// Reads commands on stdin: `start` calls `publish(topic index, round)` for
+/// `--duration` s at `--rate` per topic, then prints `DONE published=N` and
+/// `done()`; `quit` returns.
+async fn command_loop(args: &Args, publish: impl Fn(usize, u64), done: impl Fn() -> String) {
+    let mut cmd_rx = stdin_commands();
     while let Some(cmd) = cmd_rx.recv().await {
         match cmd.trim() {
             "start" => {
@@ -1012,15 +1020,7 @@ mod cluster {
     /// An edge's commands on stdin: `start` waits `--duration` s (while the
     /// aggregator publishes), then prints `DONE` and `done()`; `quit` returns.
     async fn edge_loop(args: &Args, done: impl Fn() -> String) {
-        let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel::<String>(4);
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if cmd_tx.blocking_send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut cmd_rx = super::stdin_commands();
         while let Some(cmd) = cmd_rx.recv().await {
             match cmd.trim() {
                 "start" => {

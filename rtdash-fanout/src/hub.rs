@@ -238,6 +238,20 @@ where
         }
     }
 
+    /// Counts a delivery's effects and detaches the subscribers it evicted. Call it with
+    /// no lock held (after the topic's guard is dropped).
+    pub(crate) fn settle(&self, effects: Effects, evicted: Vec<Arc<SubShared<T, K, M>>>) {
+        self.counters.add(effects);
+        if !evicted.is_empty() {
+            self.counters
+                .evicted
+                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            for s in evicted {
+                s.detach(self);
+            }
+        }
+    }
+
     /// The topic if the hub holds it, with its shard's read lock (never creates it).
     pub(crate) fn held(&self, topic: &T) -> Option<TopicGuard<'_, T, K, M>> {
         self.topics.get(topic)
@@ -559,16 +573,7 @@ where
             }
         }
         drop(found);
-        self.inner.counters.add(effects);
-        if !evicted.is_empty() {
-            self.inner
-                .counters
-                .evicted
-                .fetch_add(evicted.len() as u64, Ordering::Relaxed);
-            for s in evicted {
-                s.detach(&self.inner);
-            }
-        }
+        self.inner.settle(effects, evicted);
         Ok(seq)
     }
 

@@ -259,16 +259,7 @@ where
             }
         }
         drop(found);
-        self.inner.counters.add(effects);
-        if !evicted.is_empty() {
-            self.inner
-                .counters
-                .evicted
-                .fetch_add(evicted.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for s in evicted {
-                s.detach(&self.inner);
-            }
-        }
+        self.inner.settle(effects, evicted);
         true
     }
 }

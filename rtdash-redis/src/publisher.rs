@@ -129,18 +129,7 @@ impl RedisPublisher {
                 p.key
             )));
         }
-        // A key listed twice keeps its last part (the script counts each key once).
-        let parts = &mut publication.parts;
-        if parts.len() > 1 {
-            let mut seen = std::collections::HashSet::new();
-            let mut i = parts.len();
-            while i > 0 {
-                i -= 1;
-                if !seen.insert(parts[i].key.clone()) {
-                    parts.remove(i);
-                }
-            }
-        }
+        keep_last_per_key(&mut publication.parts);
         let mut pending = self.lock();
         if publication.conflate {
             match pending.merged.get_mut(&publication.topic) {
@@ -205,6 +194,22 @@ impl RedisPublisher {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Keeps, of the parts of one key, the last (the script counts each key once).
+fn keep_last_per_key(parts: &mut Vec<Part>) {
+    if parts.len() < 2 {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut keep: Vec<bool> = parts
+        .iter()
+        .rev()
+        .map(|p| seen.insert(p.key.clone()))
+        .collect();
+    keep.reverse();
+    let mut flags = keep.into_iter();
+    parts.retain(|_| flags.next().unwrap_or(true));
 }
 
 /// Merges a newer conflating publication into the waiting one: its frame pieces, and
@@ -472,6 +477,14 @@ mod tests {
             version: (v, 0),
             fragment: frag.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_key_listed_twice_keeps_its_last_part() {
+        let mut parts = vec![part("a", 1, "a1"), part("b", 1, "b1"), part("a", 2, "a2")];
+        keep_last_per_key(&mut parts);
+        let got: Vec<_> = parts.iter().map(|p| p.fragment.as_str()).collect();
+        assert_eq!(got, ["b1", "a2"]);
     }
 
     #[test]
