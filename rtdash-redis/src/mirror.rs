@@ -140,9 +140,11 @@ impl<K: BackplaneKey> Mirror<K> {
                 Ok((conn, [sha])) => {
                     backoff.succeed();
                     self.counters.breaker_open.store(false, Ordering::Release);
+                    let names = Names::new(&self.config.prefix);
                     let mut session = Session {
                         mirror: &self,
-                        names: Names::new(&self.config.prefix),
+                        probe_channel: names.probe(&self.config.node_id),
+                        names,
                         conn,
                         sha,
                         rx,
@@ -194,10 +196,19 @@ impl<K: BackplaneKey> Mirror<K> {
     }
 }
 
+/// The frame a message carries, tagged with its event time (its bytes as they came).
+fn frame_of(topic: &Topic, m: &Message) -> Result<Frame, BackplaneError> {
+    Ok(Frame::try_from_bytes(m.frame.clone())
+        .map_err(|e| BackplaneError::Protocol(format!("frame of {topic}: {e}")))?
+        .with_event_time(m.event_time))
+}
+
 /// One connection's life.
 struct Session<'m, K: BackplaneKey> {
     mirror: &'m Mirror<K>,
     names: Names,
+    /// This node's probe channel (compared with every message's channel).
+    probe_channel: String,
     conn: MultiplexedConnection,
     sha: String,
     rx: mpsc::Receiver<PushInfo>,
@@ -272,7 +283,7 @@ impl<K: BackplaneKey> Session<'_, K> {
                 };
                 self.last_message = Instant::now();
                 let channel = String::from_utf8_lossy(&channel);
-                if channel == self.names.probe(&self.mirror.config.node_id) {
+                if channel == self.probe_channel {
                     let nonce: Option<u64> = std::str::from_utf8(&payload)
                         .ok()
                         .and_then(|s| s.parse().ok());
@@ -309,9 +320,7 @@ impl<K: BackplaneKey> Session<'_, K> {
             hub.retain_cached(topic, |k| !gone.contains(k.to_name().as_str()));
             return Ok(());
         }
-        let frame = Frame::try_from_bytes(m.frame.clone())
-            .map_err(|e| BackplaneError::Protocol(format!("frame of {topic}: {e}")))?
-            .with_event_time(m.event_time);
+        let frame = frame_of(topic, &m)?;
         let keys: Vec<K> = m.key_list().filter_map(K::from_name).collect();
         match hub.publish_at(topic, keys, m.seq, frame) {
             MirrorOutcome::Duplicate => Counters::add(&self.mirror.counters.duplicates, 1),
@@ -360,7 +369,8 @@ impl<K: BackplaneKey> Session<'_, K> {
                 .query_async(&mut self.conn)
                 .await?;
             let mut next = from;
-            for entry in &reply.ids {
+            let entries = reply.ids.len();
+            for mut entry in reply.ids {
                 let seq = entry
                     .id
                     .split('-')
@@ -370,13 +380,11 @@ impl<K: BackplaneKey> Session<'_, K> {
                 if seq != next {
                     break;
                 }
-                let Some(Value::BulkString(raw)) = entry.map.get("m") else {
+                let Some(Value::BulkString(raw)) = entry.map.remove("m") else {
                     break;
                 };
-                let m = Message::parse(Bytes::from(raw.clone()))?;
-                let frame = Frame::try_from_bytes(m.frame.clone())
-                    .map_err(|e| BackplaneError::Protocol(format!("frame of {topic}: {e}")))?
-                    .with_event_time(m.event_time);
+                let m = Message::parse(Bytes::from(raw))?;
+                let frame = frame_of(topic, &m)?;
                 let keys: Vec<K> = m.key_list().filter_map(K::from_name).collect();
                 match self.mirror.hub.publish_at(topic, keys, seq, frame) {
                     MirrorOutcome::Published | MirrorOutcome::Duplicate => {}
@@ -385,7 +393,7 @@ impl<K: BackplaneKey> Session<'_, K> {
                 next = seq + 1;
                 applied += 1;
             }
-            if next == from || (reply.ids.len() < PAGE && next <= remote) {
+            if next == from || (entries < PAGE && next <= remote) {
                 // The log starts past what we need, or ended early: take a snapshot.
                 return self.resync(topic).await;
             }
@@ -436,15 +444,12 @@ impl<K: BackplaneKey> Session<'_, K> {
                 continue;
             };
             let m = Message::parse(Bytes::from(msg))?;
-            let frame = Frame::try_from_bytes(m.frame.clone())
-                .map_err(|e| BackplaneError::Protocol(format!("frame of {topic}: {e}")))?
-                .with_event_time(m.event_time);
             let keys = String::from_utf8_lossy(&keys);
             cached.push(Cached {
                 keys: keys.split(',').filter_map(K::from_name).collect(),
                 stamped: Stamped {
                     seq: m.seq,
-                    msg: frame,
+                    msg: frame_of(topic, &m)?,
                 },
             });
         }
@@ -458,9 +463,7 @@ impl<K: BackplaneKey> Session<'_, K> {
             return Ok(());
         }
         if !self.probe_subscribed {
-            self.conn
-                .subscribe(self.names.probe(&self.mirror.config.node_id))
-                .await?;
+            self.conn.subscribe(&self.probe_channel).await?;
             self.probe_subscribed = true;
         }
         self.conn.subscribe(self.names.channel(topic)).await?;
@@ -477,9 +480,7 @@ impl<K: BackplaneKey> Session<'_, K> {
             self.conn.unsubscribe(self.names.channel(topic)).await?;
         }
         if self.subscribed.is_empty() && self.probe_subscribed {
-            self.conn
-                .unsubscribe(self.names.probe(&self.mirror.config.node_id))
-                .await?;
+            self.conn.unsubscribe(&self.probe_channel).await?;
             self.probe_subscribed = false;
             self.probe = None;
         }
@@ -545,7 +546,7 @@ impl<K: BackplaneKey> Session<'_, K> {
             )
             .unwrap_or(1);
             let _: i64 = redis::cmd("PUBLISH")
-                .arg(self.names.probe(&config.node_id))
+                .arg(&self.probe_channel)
                 .arg(nonce)
                 .query_async(&mut self.conn)
                 .await?;
