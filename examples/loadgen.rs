@@ -298,15 +298,7 @@ async fn run_server(args: Args) {
         publish(i, 0);
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let port = listener.local_addr().expect("local addr").port();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, transport.clone(), async {
-        let _ = stop_rx.await;
-    }));
-    println!("LISTENING {port}");
+    let (stop_tx, server) = listen(&transport).await;
     command_loop(&args, publish, || {
         let stats = transport.stats();
         format!(
@@ -437,6 +429,26 @@ async fn baseline_conn(
         }
     }
     active.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Serves `transport` on a free port of 127.0.0.1 and tells the driver with
+/// `LISTENING <port>`; returns the switch that stops it and the server task.
+async fn listen<K: rtdash::fanout::Key>(
+    transport: &Transport<K>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local addr").port();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, transport.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    println!("LISTENING {port}");
+    (stop_tx, server)
 }
 
 /// The lines of stdin, read on a thread of their own (the driver's commands).
@@ -825,7 +837,7 @@ mod cluster {
     use rtdash::redis::{Backplane, BackplaneConfig, BackplaneKey, Part, Publication};
     use rtdash::{WidgetState, encode_update};
     use rtdash_transport::{
-        Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig, serve, unix_millis,
+        Principal, StaticTokens, Topic, TopicAccess, Transport, TransportConfig, unix_millis,
     };
 
     use super::procfs::{cpu_ticks, machine_jiffies, memory_kib};
@@ -973,15 +985,7 @@ mod cluster {
             }
         }
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, transport.clone(), async {
-            let _ = stop_rx.await;
-        }));
-        println!("LISTENING {port}");
+        let (stop_tx, server) = super::listen(&transport).await;
         let done = || {
             let t = transport.stats();
             let b = backplane.stats();

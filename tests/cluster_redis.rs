@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,22 +18,7 @@ use rtdash_redis::test_server::RedisServer;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Builds the example with every feature (a no-op when `cargo test --all-features` already
-/// did) and returns its path.
-fn example() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "dashboard", "--all-features"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example dashboard failed");
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    profile_dir.join("examples").join("dashboard")
-}
+mod common;
 
 /// Runs one command on a fresh connection; `None` when Redis does not answer.
 async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> Option<T> {
@@ -245,7 +230,7 @@ fn state(frames: &[(String, Value)], upto: u64) -> BTreeMap<String, Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_aggregator_and_two_edges_serve_the_same_frames() {
-    let exe = example();
+    let exe = common::build_example("dashboard", &["--all-features"]);
     let redis = RedisServer::start();
     let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
     let mut e1 = Node::start(&exe, &redis.url(), "edge-1", "edge");
@@ -327,7 +312,7 @@ async fn one_aggregator_and_two_edges_serve_the_same_frames() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
-    let exe = example();
+    let exe = common::build_example("dashboard", &["--all-features"]);
     let mut redis = RedisServer::start();
     let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
     let mut edge = Node::start(&exe, &redis.url(), "edge", "edge");

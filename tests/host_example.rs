@@ -4,7 +4,6 @@
 #![cfg(all(feature = "http", unix))]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,22 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Builds the example (a no-op when `cargo test` already did) and returns its path.
-fn build_example() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "host", "--features", "http"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example host failed");
-    // target/<profile>/deps/host_example-… → target/<profile>/examples/host
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    profile_dir.join("examples").join("host")
-}
+mod common;
 
 struct Host {
     child: Child,
@@ -45,7 +29,7 @@ impl Drop for Host {
 }
 
 fn start() -> Host {
-    let mut child = Command::new(build_example())
+    let mut child = Command::new(common::build_example("host", &["--features", "http"]))
         .args(["--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .spawn()

@@ -293,3 +293,22 @@ pub(crate) async fn next_frame(ws: &mut Ws) -> Value {
         }
     }
 }
+
+/// Builds example `name` with the cargo feature flags `features` (a no-op when `cargo
+/// test` already built it alike) and returns the path of its binary.
+pub(crate) fn build_example(name: &str, features: &[&str]) -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--example", name])
+        .args(features)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name} failed");
+    // target/<profile>/deps/<test>-… → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    profile_dir.join("examples").join(name)
+}
