@@ -5,16 +5,20 @@
 //! Starts its own `redis-server` on a free port (`rtdash_redis::test_server`, a
 //! dev-dependency), or uses `--redis URL`, then measures:
 //!
-//! 1. **Publish rate one Redis carries.** The publisher of `rtdash-redis` (one batched
-//!    Lua script per up to 64 frames: version check, sequence number, newest values, log,
-//!    `PUBLISH`) kept saturated for `--seconds`, with frames of 1 and of 8 widget values;
-//!    beside it the naive baseline, plain pipelined `PUBLISH` of the same bytes (no
-//!    sequence, no snapshot, no catch-up). One mirror subscribes every topic in both.
-//! 2. **Delivery latency added by the backplane** at `--rate` frames/s (default 10,000:
-//!    100 dashboards × 100/s): from the publish call on the "aggregator" to the frame's
-//!    arrival in a subscriber's queue of the "edge" (a second backplane connection in this
-//!    process, through Redis), beside the same load through an in-process hub (the
-//!    single-node path). Both stop just before the socket write, which costs the same.
+//! 1. **Publish rate one Redis carries.** The publisher of `rtdash-redis` (batched Lua
+//!    script calls on two connections: sequence number, newest values, catch-up log,
+//!    `PUBLISH`; the version check in the publisher) kept saturated over 1,000 dashboards
+//!    for `--seconds`, with frames of 1 and of 8 widget values; beside it the naive
+//!    baseline, plain pipelined `PUBLISH` of the same bytes (no sequence, no snapshot, no
+//!    catch-up). Both have the same receiving end: one pub/sub connection on every
+//!    channel, counting (the run fails if it got fewer frames than were published).
+//! 2. **Delivery latency added by the backplane** at `--rate` frames/s (default 10,000
+//!    over 100 dashboards), spread evenly over 1 ms ticks and in bursts (every dashboard
+//!    at once): from the publish call on the "aggregator" to the frame's arrival in a
+//!    subscriber's queue of the "edge" (a second backplane connection in this process,
+//!    through Redis), beside the same load through an in-process hub (the single-node
+//!    path) and through plain `PUBLISH` to a `redis` crate subscriber (the peer
+//!    baseline). All stop just before the socket write, which costs the same.
 //!
 //! Prints a Markdown table. Load stays on 127.0.0.1 and the run stops by itself.
 
@@ -28,7 +32,11 @@ use rtdash::redis::{Backplane, BackplaneConfig, BackplaneKey, BackplaneStats, Pa
 use rtdash::transport::{Frame, FrameHub};
 use rtdash_redis::test_server::RedisServer;
 
+/// Dashboards in the latency phase.
 const TOPICS: usize = 100;
+/// Dashboards in the publish-rate phase: enough that the publisher always has a full
+/// pipeline waiting while the producer sleeps on tokio's 1 ms timer.
+const RATE_TOPICS: usize = 1_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key(String);
@@ -114,11 +122,12 @@ fn stamp_of(frame: &Frame) -> Option<u64> {
 /// latencies (now − stamp) into the shared histogram. Returns the stop flag.
 fn drain_all(
     hub: &FrameHub<Key>,
+    topics: usize,
     start: Instant,
     hist: Arc<std::sync::Mutex<Histogram<u64>>>,
 ) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    for i in 0..TOPICS {
+    for i in 0..topics {
         let sub = hub.subscribe(SlowConsumerPolicy::default());
         let _ = sub.subscribe(topic(i));
         let (stop, hist) = (Arc::clone(&stop), Arc::clone(&hist));
@@ -150,36 +159,55 @@ async fn wait_subscribed(backplane: &Backplane, n: u64) {
     }
 }
 
+/// A subscriber on every channel matching `pattern` that only counts what it receives:
+/// the same receiving end for ours and the baseline, so that the phase measures what
+/// Redis and the publishing side carry (what an edge costs is the latency phase's).
+async fn counting_subscriber(
+    url: &str,
+    pattern: &str,
+) -> Result<
+    (
+        Arc<std::sync::atomic::AtomicU64>,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut sub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+    sub.psubscribe(pattern).await.map_err(|e| e.to_string())?;
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let r = Arc::clone(&received);
+    let reader = tokio::spawn(async move {
+        use futures::StreamExt as _;
+        let mut s = sub.into_on_message();
+        while s.next().await.is_some() {
+            r.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    Ok((received, reader))
+}
+
 /// Phase 1, ours: frames/s Redis carries through the publisher, kept saturated.
 async fn publish_rate(
     url: &str,
     seconds: u64,
     values: usize,
 ) -> Result<(f64, BackplaneStats), String> {
-    let config =
-        BackplaneConfig::new(format!("rate-{values}")).with_prefix(&format!("rate{values}"));
-    let edge = Backplane::new(url, config.clone()).map_err(|e| e.to_string())?;
-    let mirror = edge.mirror::<Key>(HubConfig::default());
-    let hub = mirror.hub().clone();
-    let task = mirror.spawn();
-    let start = Instant::now();
-    let hist = Arc::new(std::sync::Mutex::new(
-        Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
-    ));
-    let stop = drain_all(&hub, start, hist);
-    wait_subscribed(&edge, TOPICS as u64).await;
-
+    let prefix = format!("rate{values}");
+    let (received, reader) = counting_subscriber(url, &format!("{prefix}:ch:*")).await?;
+    let config = BackplaneConfig::new(format!("rate-{values}")).with_prefix(&prefix);
     let aggregator = Backplane::new(url, config).map_err(|e| e.to_string())?;
     let publisher = aggregator.publisher();
-    let topics: Vec<Arc<str>> = (0..TOPICS).map(topic).collect();
+    let topics: Vec<Arc<str>> = (0..RATE_TOPICS).map(topic).collect();
     let began = Instant::now();
     let until = began + Duration::from_secs(seconds);
     let mut version = 1i64;
     while Instant::now() < until {
-        // Keep the publisher's queue full (one frame per topic waiting) without spinning:
-        // the producer must not take the CPU Redis needs.
-        if publisher.waiting() > 0 {
-            tokio::time::sleep(Duration::from_micros(500)).await;
+        // Keep the publisher's queue full without spinning: the producer must not take
+        // the CPU Redis needs. With a pipeline of `max_batch` (256) in flight, the 1 ms
+        // sleep refills the queue before it runs dry.
+        if publisher.waiting() > 256 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
         for t in &topics {
@@ -192,30 +220,22 @@ async fn publish_rate(
     let stats = aggregator.stats();
     #[allow(clippy::cast_precision_loss)]
     let rate = stats.published as f64 / began.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    task.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    reader.abort();
+    let got = received.load(Ordering::Relaxed);
+    if got < stats.published {
+        return Err(format!(
+            "the subscriber received {got} of {} frames published",
+            stats.published
+        ));
+    }
     Ok((rate, stats))
 }
 
 /// Phase 1, baseline: plain pipelined PUBLISH of the same bytes.
 async fn publish_baseline(url: &str, seconds: u64, values: usize) -> Result<f64, String> {
+    let (received, reader) = counting_subscriber(url, "base:ch:*").await?;
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    // One subscriber on every channel, as the mirror is in ours.
-    let mut sub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-    for i in 0..TOPICS {
-        sub.subscribe(format!("base:ch:{{{}}}", topic(i)))
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let r = Arc::clone(&received);
-    let reader = tokio::spawn(async move {
-        use futures::StreamExt as _;
-        let mut s = sub.into_on_message();
-        while s.next().await.is_some() {
-            r.fetch_add(1, Ordering::Relaxed);
-        }
-    });
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
@@ -230,7 +250,7 @@ async fn publish_baseline(url: &str, seconds: u64, values: usize) -> Result<f64,
         let mut pipe = redis::pipe();
         for i in 0..256 {
             pipe.cmd("PUBLISH")
-                .arg(format!("base:ch:{{{}}}", topic(i % TOPICS)))
+                .arg(format!("base:ch:{{{}}}", topic(i % RATE_TOPICS)))
                 .arg(&frame)
                 .ignore();
         }
@@ -240,8 +260,14 @@ async fn publish_baseline(url: &str, seconds: u64, values: usize) -> Result<f64,
             .map_err(|e| e.to_string())?;
         sent += 256;
     }
+    #[allow(clippy::cast_precision_loss)]
     let rate = sent as f64 / began.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     reader.abort();
+    let got = received.load(Ordering::Relaxed);
+    if got < sent {
+        return Err(format!("the baseline subscriber received {got} of {sent}"));
+    }
     Ok(rate)
 }
 
@@ -251,9 +277,77 @@ fn assemble(p: &Publication, seq: u64) -> String {
     format!("{}{seq}{}{}{}", p.head, p.mid, frags.join(","), p.tail)
 }
 
+/// Phase 2, peer baseline: the same frames as plain pipelined `PUBLISH` (what a naive
+/// backplane without sequence numbers, snapshots or catch-up costs), received by a
+/// `redis` crate pub/sub connection. Returns (p50, p99, max) in µs.
+async fn plain_latency(
+    url: &str,
+    seconds: u64,
+    rate: u64,
+    per_tick: usize,
+) -> Result<(u64, u64, u64), String> {
+    let start = Instant::now();
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut sub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+    sub.psubscribe("plain:ch:*")
+        .await
+        .map_err(|e| e.to_string())?;
+    let reader = tokio::spawn(async move {
+        use futures::StreamExt as _;
+        let mut hist = Histogram::<u64>::new(3).expect("histogram");
+        let mut s = sub.into_on_message();
+        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(500), s.next()).await {
+            let payload: Vec<u8> = msg.get_payload_bytes().to_vec();
+            if let Ok(frame) = Frame::try_from_bytes(payload.into())
+                && let Some(sent) = stamp_of(&frame)
+            {
+                let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let _ = hist.record(now.saturating_sub(sent) / 1_000);
+            }
+        }
+        hist
+    });
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let period = Duration::from_secs_f64(per_tick as f64 / rate as f64);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let began = Instant::now();
+    let mut next = 0usize;
+    while began.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let mut pipe = redis::pipe();
+        for _ in 0..per_tick {
+            let i = next % TOPICS;
+            next += 1;
+            let version = 1 + i64::try_from(next / TOPICS).unwrap_or(i64::MAX);
+            let t = topic(i);
+            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let p = publication(&t, 8, version, now);
+            pipe.cmd("PUBLISH")
+                .arg(format!("plain:ch:{{{t}}}"))
+                .arg(assemble(&p, 1))
+                .ignore();
+        }
+        let () = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let h = reader.await.map_err(|e| e.to_string())?;
+    Ok((h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max()))
+}
+
 /// Phase 2: publish → delivery latency at `rate` frames/s, through Redis (`url`) or
 /// through an in-process hub (`None`). Returns (p50, p99, max) in µs.
-async fn latency(url: Option<&str>, seconds: u64, rate: u64) -> Result<(u64, u64, u64), String> {
+async fn latency(
+    url: Option<&str>,
+    seconds: u64,
+    rate: u64,
+    per_tick: usize,
+) -> Result<(u64, u64, u64), String> {
     let start = Instant::now();
     let hist = Arc::new(std::sync::Mutex::new(
         Histogram::<u64>::new(3).map_err(|e| e.to_string())?,
@@ -265,7 +359,7 @@ async fn latency(url: Option<&str>, seconds: u64, rate: u64) -> Result<(u64, u64
             let mirror = edge.mirror::<Key>(HubConfig::default());
             let hub = mirror.hub().clone();
             let task = mirror.spawn();
-            let stop = drain_all(&hub, start, Arc::clone(&hist));
+            let stop = drain_all(&hub, TOPICS, start, Arc::clone(&hist));
             wait_subscribed(&edge, TOPICS as u64).await;
             let aggregator = Backplane::new(url, config).map_err(|e| e.to_string())?;
             (hub, Some((aggregator.publisher(), stop)), Some(task))
@@ -274,16 +368,19 @@ async fn latency(url: Option<&str>, seconds: u64, rate: u64) -> Result<(u64, u64
     };
     let local_stop = publisher
         .is_none()
-        .then(|| drain_all(&hub, start, Arc::clone(&hist)));
-    let period = Duration::from_secs_f64(TOPICS as f64 / rate as f64);
+        .then(|| drain_all(&hub, TOPICS, start, Arc::clone(&hist)));
+    let period = Duration::from_secs_f64(per_tick as f64 / rate as f64);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let began = Instant::now();
-    let mut version = 1i64;
+    let mut next = 0usize;
     let keys: Vec<Key> = (0..8).map(|k| Key(format!("w{k}"))).collect();
     while began.elapsed() < Duration::from_secs(seconds) {
         tick.tick().await;
-        for i in 0..TOPICS {
+        for _ in 0..per_tick {
+            let i = next % TOPICS;
+            next += 1;
+            let version = 1 + i64::try_from(next / TOPICS).unwrap_or(i64::MAX);
             let t = topic(i);
             let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let p = publication(&t, 8, version, now);
@@ -297,7 +394,6 @@ async fn latency(url: Option<&str>, seconds: u64, rate: u64) -> Result<(u64, u64
                 }
             }
         }
-        version += 1;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     if let Some((_, stop)) = &publisher {
@@ -363,25 +459,38 @@ async fn run(args: Args) -> Result<(), String> {
         "\n(absorbed while waiting: {} and {}; suppressed: {} and {})\n",
         s1.absorbed, s8.absorbed, s1.suppressed, s8.suppressed
     );
-    let local = latency(None, args.seconds, args.rate).await?;
-    let redis = latency(Some(&url), args.seconds, args.rate).await?;
-    println!(
-        "| delivery at {} frames/s (8 values each) | p50 | p99 | max |",
-        args.rate
-    );
-    println!("|---|---:|---:|---:|");
-    println!(
-        "| in-process hub (single node) | {} µs | {} µs | {} µs |",
-        local.0, local.1, local.2
-    );
-    println!(
-        "| through Redis, aggregator → edge | {} µs | {} µs | {} µs |",
-        redis.0, redis.1, redis.2
-    );
-    println!(
-        "| added by the backplane | {} µs | {} µs | |",
-        redis.0.saturating_sub(local.0),
-        redis.1.saturating_sub(local.1)
-    );
+    // Even: the rate spread over 1 ms ticks (as evenly as tokio's timer allows); burst:
+    // every dashboard at once, as a refresh tick over all of them publishes.
+    let even = usize::try_from(args.rate / 1_000)
+        .unwrap_or(TOPICS)
+        .clamp(1, TOPICS);
+    for (pattern, per_tick) in [("even", even), ("burst", TOPICS)] {
+        let local = latency(None, args.seconds, args.rate, per_tick).await?;
+        let redis = latency(Some(&url), args.seconds, args.rate, per_tick).await?;
+        let plain = plain_latency(&url, args.seconds, args.rate, per_tick).await?;
+        println!(
+            "\n| delivery at {} frames/s (8 values each), {pattern}: {per_tick} frames every {:.1} ms | p50 | p99 | max |",
+            args.rate,
+            per_tick as f64 * 1_000.0 / args.rate as f64
+        );
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| in-process hub (single node) | {} µs | {} µs | {} µs |",
+            local.0, local.1, local.2
+        );
+        println!(
+            "| plain `PUBLISH` → `redis` crate subscriber (peer baseline) | {} µs | {} µs | {} µs |",
+            plain.0, plain.1, plain.2
+        );
+        println!(
+            "| rtdash-redis, aggregator → edge | {} µs | {} µs | {} µs |",
+            redis.0, redis.1, redis.2
+        );
+        println!(
+            "| added by the backplane (rtdash-redis − in-process) | {} µs | {} µs | |",
+            redis.0.saturating_sub(local.0),
+            redis.1.saturating_sub(local.1)
+        );
+    }
     Ok(())
 }

@@ -29,8 +29,8 @@ pub struct BackplaneConfig {
     /// share one Redis.
     pub prefix: String,
     /// How many recent messages each topic keeps in Redis for catch-up after a lost
-    /// message or a short disconnect (a capped stream; default 1,000). A node that missed
-    /// more gets a fresh snapshot instead.
+    /// message or a short disconnect (default 1,000; beside the newest value of each
+    /// key). A node that missed more gets a fresh snapshot instead.
     pub log_len: usize,
     /// Most keyless publications (alerts, dashboard notices, retirements) a publisher
     /// holds while Redis is slow or down (default 10,000); past it the oldest are dropped
@@ -42,6 +42,11 @@ pub struct BackplaneConfig {
     pub max_inbox: usize,
     /// Most publications sent to Redis in one pipeline (default 256).
     pub max_batch: usize,
+    /// Connections a publisher sends on, each with its own share of the topics (a topic
+    /// always goes through the same one, so its messages keep their order): while Redis
+    /// runs one connection's pipeline, the node prepares the next (default 2, at most
+    /// 16).
+    pub publisher_connections: usize,
     /// How long a node waits for any Redis reply before it treats the connection as
     /// broken (default 2 s).
     pub response_timeout: Duration,
@@ -105,6 +110,9 @@ impl BackplaneConfig {
         if self.max_pending == 0 || self.max_inbox == 0 || self.max_batch == 0 {
             return bad("max_pending/max_inbox/max_batch", "must be at least 1");
         }
+        if !(1..=16).contains(&self.publisher_connections) {
+            return bad("publisher_connections", "1 to 16");
+        }
         if self.response_timeout.is_zero() || self.probe_interval.is_zero() {
             return bad("response_timeout/probe_interval", "must be above zero");
         }
@@ -133,6 +141,7 @@ impl Default for BackplaneConfig {
             max_pending: 10_000,
             max_inbox: 10_000,
             max_batch: 256,
+            publisher_connections: 2,
             response_timeout: Duration::from_secs(2),
             probe_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_secs(3),
@@ -171,6 +180,8 @@ setters! {
     with_max_inbox: max_inbox: usize;
     /// Sets [`max_batch`](Self::max_batch).
     with_max_batch: max_batch: usize;
+    /// Sets [`publisher_connections`](Self::publisher_connections).
+    with_publisher_connections: publisher_connections: usize;
     /// Sets [`response_timeout`](Self::response_timeout).
     with_response_timeout: response_timeout: Duration;
     /// Sets [`probe_interval`](Self::probe_interval).
@@ -203,6 +214,13 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.to_string().contains("log_len"), "{e}");
+        for n in [0, 17] {
+            let e = BackplaneConfig::new("a")
+                .with_publisher_connections(n)
+                .validate()
+                .unwrap_err();
+            assert!(e.to_string().contains("publisher_connections"), "{n}: {e}");
+        }
         let e = BackplaneConfig::new("a")
             .with_probe_timeout(Duration::from_millis(1))
             .validate()

@@ -5,11 +5,12 @@
 //! Two halves, either or both in one process:
 //!
 //! - **Publishing** ([`RedisPublisher`], on aggregator nodes): each frame goes to Redis
-//!   in pieces ([`Publication`]); one Lua script, atomically, drops the pieces that are
-//!   not newer than what Redis holds (so a replay publishes nothing twice), takes the
-//!   topic's next sequence number, builds the frame once, keeps it as the newest value of
-//!   its keys, appends it to the topic's capped log and publishes it on the topic's
-//!   channel.
+//!   in pieces ([`Publication`]). The publisher first drops the pieces that are not newer
+//!   than what Redis holds (it reads that from Redis before its first frame on a topic,
+//!   so a replay, also by another node, publishes nothing twice); then one Lua script,
+//!   atomically, takes the topic's next sequence number, builds the frame once, keeps it
+//!   as the newest value of its keys and in the topic's short catch-up log, and publishes
+//!   it on the topic's channel.
 //! - **Mirroring** ([`Mirror`], on every node that serves clients): a mirrored
 //!   [`FrameHub`](rtdash_transport::FrameHub) whose topics follow Redis. The mirror
 //!   subscribes a topic's channel only while local clients hold the topic, gives them the

@@ -146,7 +146,8 @@ pub(crate) struct Counters {
     pub(crate) stale_marks: AtomicU64,
     pub(crate) rtt_micros: AtomicU64,
     pub(crate) subscriptions: AtomicU64,
-    pub(crate) publisher_up: AtomicBool,
+    /// How many of the publisher's connections are down (all, until each connects).
+    pub(crate) publishers_down: std::sync::atomic::AtomicUsize,
     pub(crate) mirror_up: AtomicBool,
     pub(crate) breaker_open: AtomicBool,
     pub(crate) has_publisher: AtomicBool,
@@ -161,7 +162,7 @@ impl Counters {
     pub(crate) fn stats(&self) -> BackplaneStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let b = |c: &AtomicBool| c.load(Ordering::Acquire);
-        let up = (!b(&self.has_publisher) || b(&self.publisher_up))
+        let up = (!b(&self.has_publisher) || self.publishers_down.load(Ordering::Acquire) == 0)
             && (!b(&self.has_mirror) || b(&self.mirror_up));
         BackplaneStats {
             up,

@@ -336,7 +336,7 @@ impl<K: BackplaneKey> Session<'_, K> {
     /// Brings a held topic up to Redis's seq from the topic's log, or with a fresh
     /// snapshot when the log does not reach back far enough.
     async fn catch_up(&mut self, topic: &Topic) -> Result<(), BackplaneError> {
-        const PAGE: usize = 512;
+        const PAGE: u64 = 512;
         let names = &self.names;
         let Some(mut local) = self.mirror.hub.seq(topic) else {
             return Ok(());
@@ -356,48 +356,32 @@ impl<K: BackplaneKey> Session<'_, K> {
             }
             return Ok(());
         }
-        let log = names.key("log", topic);
+        let stored = names.key("msg", topic);
         let mut applied = 0u64;
         while local < remote {
             let from = local + 1;
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(&log)
-                .arg(format!("{from}-0"))
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE)
+            let to = remote.min(local + PAGE);
+            let reply: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+                .arg(&stored)
+                .arg((from..=to).collect::<Vec<u64>>())
                 .query_async(&mut self.conn)
                 .await?;
-            let mut next = from;
-            let entries = reply.ids.len();
-            for mut entry in reply.ids {
-                let seq = entry
-                    .id
-                    .split('-')
-                    .next()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0);
-                if seq != next {
-                    break;
-                }
-                let Some(Value::BulkString(raw)) = entry.map.remove("m") else {
-                    break;
+            for (seq, raw) in (from..=to).zip(reply) {
+                let Some(raw) = raw else {
+                    // The log no longer reaches back this far: take a snapshot.
+                    return self.resync(topic).await;
                 };
                 let m = Message::parse(Bytes::from(raw))?;
                 let frame = frame_of(topic, &m)?;
                 let keys: Vec<K> = m.key_list().filter_map(K::from_name).collect();
                 match self.mirror.hub.publish_at(topic, keys, seq, frame) {
                     MirrorOutcome::Published | MirrorOutcome::Duplicate => {}
-                    _ => break,
+                    MirrorOutcome::NotHeld => return Ok(()),
+                    _ => return self.resync(topic).await,
                 }
-                next = seq + 1;
                 applied += 1;
             }
-            if next == from || (entries < PAGE && next <= remote) {
-                // The log starts past what we need, or ended early: take a snapshot.
-                return self.resync(topic).await;
-            }
-            local = next - 1;
+            local = to;
         }
         if applied > 0 {
             Counters::add(&self.mirror.counters.catchups, 1);

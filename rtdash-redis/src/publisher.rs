@@ -65,11 +65,18 @@ struct Pending {
     queue: VecDeque<Job>,
 }
 
-struct Shared {
+/// One connection's share of the topics and what waits for it.
+struct Lane {
     /// Set at each (re)connection: Redis may have restarted empty.
     reconnected: std::sync::atomic::AtomicBool,
     pending: Mutex<Pending>,
     wake: Notify,
+}
+
+struct Shared {
+    lanes: Vec<Lane>,
+    /// Most keyless publications waiting per lane.
+    max_pending: usize,
     config: BackplaneConfig,
     names: Names,
     counters: Arc<Counters>,
@@ -103,17 +110,39 @@ impl RedisPublisher {
         config: BackplaneConfig,
         counters: Arc<Counters>,
     ) -> Self {
+        let lanes = config.publisher_connections.max(1);
         counters.has_publisher.store(true, Ordering::Release);
+        counters.publishers_down.store(lanes, Ordering::Release);
         let shared = Arc::new(Shared {
-            reconnected: std::sync::atomic::AtomicBool::new(false),
-            pending: Mutex::new(Pending::default()),
-            wake: Notify::new(),
+            lanes: (0..lanes)
+                .map(|_| Lane {
+                    reconnected: std::sync::atomic::AtomicBool::new(false),
+                    pending: Mutex::new(Pending::default()),
+                    wake: Notify::new(),
+                })
+                .collect(),
+            max_pending: config.max_pending.div_ceil(lanes).max(1),
             names: Names::new(&config.prefix),
             config,
             counters,
         });
-        tokio::spawn(run(client, Arc::clone(&shared)));
+        // Every lane's task holds its reference before any runs: a task ends when only
+        // the lanes' references are left.
+        let held: Vec<Arc<Shared>> = (0..lanes).map(|_| Arc::clone(&shared)).collect();
+        for (lane, shared) in held.into_iter().enumerate() {
+            tokio::spawn(run(client.clone(), shared, lane));
+        }
         Self { shared }
+    }
+
+    /// The lane of `topic`: always the same one, so that its messages keep their order.
+    fn lane(&self, topic: &str) -> &Lane {
+        use std::hash::{BuildHasher as _, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one(topic);
+        let lanes = &self.shared.lanes;
+        let i = usize::try_from(hash % lanes.len() as u64).unwrap_or(0);
+        &lanes[i]
     }
 
     /// Queues `publication`; never waits. A key listed in several parts keeps the last.
@@ -130,7 +159,8 @@ impl RedisPublisher {
             )));
         }
         keep_last_per_key(&mut publication.parts);
-        let mut pending = self.lock();
+        let lane = self.lane(&publication.topic);
+        let mut pending = lock(lane);
         if publication.conflate {
             match pending.merged.get_mut(&publication.topic) {
                 Some(waiting) => {
@@ -148,7 +178,7 @@ impl RedisPublisher {
             self.push_job(&mut pending, Job::Publish(publication));
         }
         drop(pending);
-        self.shared.wake.notify_one();
+        lane.wake.notify_one();
         Ok(())
     }
 
@@ -156,8 +186,14 @@ impl RedisPublisher {
     /// topic): a producer that can wait may use it as backpressure.
     #[must_use]
     pub fn waiting(&self) -> usize {
-        let pending = self.lock();
-        pending.merged.len() + pending.queue.len()
+        self.shared
+            .lanes
+            .iter()
+            .map(|lane| {
+                let pending = lock(lane);
+                pending.merged.len() + pending.queue.len()
+            })
+            .sum()
     }
 
     /// Whether the publisher (re)connected since the last call: Redis may have restarted
@@ -165,7 +201,10 @@ impl RedisPublisher {
     /// version check drops those Redis still holds).
     #[must_use]
     pub fn take_reconnected(&self) -> bool {
-        self.shared.reconnected.swap(false, Ordering::AcqRel)
+        // Every lane's flag is taken (no short circuit).
+        self.shared.lanes.iter().fold(false, |any, lane| {
+            lane.reconnected.swap(false, Ordering::AcqRel) | any
+        })
     }
 
     /// Removes `keys` from the topic's newest values, in Redis and in every mirror.
@@ -174,26 +213,24 @@ impl RedisPublisher {
         if keys.is_empty() {
             return;
         }
-        let mut pending = self.lock();
+        let lane = self.lane(&topic);
+        let mut pending = lock(lane);
         self.push_job(&mut pending, Job::Retire { topic, keys });
         drop(pending);
-        self.shared.wake.notify_one();
+        lane.wake.notify_one();
     }
 
     fn push_job(&self, pending: &mut Pending, job: Job) {
-        if pending.queue.len() >= self.shared.config.max_pending {
+        if pending.queue.len() >= self.shared.max_pending {
             pending.queue.pop_front();
             Counters::add(&self.shared.counters.dropped, 1);
         }
         pending.queue.push_back(job);
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, Pending> {
+    lane.pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Keeps, of the parts of one key, the last (the script counts each key once).
@@ -229,11 +266,8 @@ fn absorb(waiting: &mut Publication, newer: Publication) {
 }
 
 /// Takes up to `max` jobs: the waiting conflated publications first, then the queue.
-fn take_batch(shared: &Shared, max: usize) -> Vec<Job> {
-    let mut pending = shared
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+fn take_batch(lane: &Lane, max: usize) -> Vec<Job> {
+    let mut pending = lock(lane);
     let mut batch = Vec::new();
     while batch.len() < max {
         let Some(topic) = pending.order.pop_front() else {
@@ -253,21 +287,15 @@ fn take_batch(shared: &Shared, max: usize) -> Vec<Job> {
 }
 
 /// Whether no publication or retirement waits to be sent.
-fn nothing_waits(shared: &Shared) -> bool {
-    let pending = shared
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+fn nothing_waits(lane: &Lane) -> bool {
+    let pending = lock(lane);
     pending.merged.is_empty() && pending.queue.is_empty()
 }
 
 /// Puts a batch that could not be sent back in front of what waits, newer values
 /// winning over the batch's.
-fn requeue(shared: &Shared, batch: Vec<Job>) {
-    let mut pending = shared
-        .pending
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+fn requeue(shared: &Shared, lane: &Lane, batch: Vec<Job>) {
+    let mut pending = lock(lane);
     for job in batch.into_iter().rev() {
         match job {
             Job::Publish(mut p) if p.conflate => {
@@ -279,7 +307,7 @@ fn requeue(shared: &Shared, batch: Vec<Job>) {
                 pending.merged.insert(Arc::clone(&p.topic), p);
             }
             job => {
-                if pending.queue.len() < shared.config.max_pending {
+                if pending.queue.len() < shared.max_pending {
                     pending.queue.push_front(job);
                 } else {
                     Counters::add(&shared.counters.dropped, 1);
@@ -289,31 +317,49 @@ fn requeue(shared: &Shared, batch: Vec<Job>) {
     }
 }
 
-async fn run(client: redis::Client, shared: Arc<Shared>) {
+/// Sends the publications of lane `index` on a connection of its own.
+async fn run(client: redis::Client, shared: Arc<Shared>, index: usize) {
+    let Some(lane) = shared.lanes.get(index) else {
+        return;
+    };
+    let lanes = shared.lanes.len();
+    // Whether this lane's connection is up (counted in `publishers_down`).
+    let mut up = false;
     let config = link::connection_config(&shared.config);
     let mut backoff = Backoff::new(&shared.config);
-    let mut conn: Option<(MultiplexedConnection, [String; 2])> = None;
+    let mut conn: Option<(MultiplexedConnection, [String; 3])> = None;
     // The last seq Redis gave each topic: the floor of the next publish, so that a Redis
     // that lost its data cannot hand out a number a client has seen. Bounded by the
-    // topics this node publishes on.
+    // topics this node publishes on; kept across connections (that is its point).
     let mut floors: HashMap<Arc<str>, u64> = HashMap::new();
+    // What this node knows of each topic in Redis, seeded on first use in a connection.
+    let mut ledgers: HashMap<Arc<str>, Ledger> = HashMap::new();
     loop {
-        if Arc::strong_count(&shared) == 1 && nothing_waits(&shared) {
+        if Arc::strong_count(&shared) <= lanes && nothing_waits(lane) {
             // Every handle was dropped and nothing waits.
             return;
         }
         if conn.is_none() {
-            match link::connect(&client, config.clone(), [scripts::PUBLISH, scripts::RETIRE]).await
-            {
+            let scripts = [scripts::PUBLISH, scripts::RETIRE, scripts::SEED];
+            match link::connect(&client, config.clone(), scripts).await {
                 Ok(c) => {
                     backoff.succeed();
-                    shared.counters.publisher_up.store(true, Ordering::Release);
+                    if !up {
+                        up = true;
+                        shared
+                            .counters
+                            .publishers_down
+                            .fetch_sub(1, Ordering::AcqRel);
+                    }
                     shared.counters.breaker_open.store(false, Ordering::Release);
-                    shared.reconnected.store(true, Ordering::Release);
+                    lane.reconnected.store(true, Ordering::Release);
+                    // Redis may have changed meanwhile (restarted, or another node
+                    // published): every topic is seeded again.
+                    ledgers.clear();
                     conn = Some(c);
                 }
                 Err(e) => {
-                    failed(&shared, &mut backoff, &e).await;
+                    failed(&shared, &mut backoff, &mut up, &e).await;
                     continue;
                 }
             }
@@ -321,10 +367,10 @@ async fn run(client: redis::Client, shared: Arc<Shared>) {
         let Some((c, shas)) = conn.as_mut() else {
             continue;
         };
-        let batch = take_batch(&shared, shared.config.max_batch);
+        let batch = take_batch(lane, shared.config.max_batch);
         if batch.is_empty() {
             tokio::select! {
-                () = shared.wake.notified() => {}
+                () = lane.wake.notified() => {}
                 () = tokio::time::sleep(shared.config.probe_interval) => {
                     // Idle: check the connection, so that health tells the truth.
                     let started = std::time::Instant::now();
@@ -333,38 +379,34 @@ async fn run(client: redis::Client, shared: Arc<Shared>) {
                         Ok(_) => link::record_rtt(&shared.counters, started.elapsed()),
                         Err(e) => {
                             conn = None;
-                            failed(&shared, &mut backoff, &e.into()).await;
+                            failed(&shared, &mut backoff, &mut up, &e.into()).await;
                         }
                     }
                 }
             }
             continue;
         }
-        match send(&shared, c, shas, &batch, &floors).await {
-            Ok(results) => {
-                for (job, seq) in batch.iter().zip(results) {
-                    if let Job::Publish(p) = job {
-                        if seq == 0 {
-                            Counters::add(&shared.counters.suppressed, 1);
-                        } else {
-                            Counters::add(&shared.counters.published, 1);
-                            floors.insert(Arc::clone(&p.topic), seq);
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                conn = None;
-                Counters::add(&shared.counters.publish_errors, 1);
-                requeue(&shared, batch);
-                failed(&shared, &mut backoff, &e).await;
-            }
+        let mut state = State {
+            floors: &mut floors,
+            ledgers: &mut ledgers,
+        };
+        if let Err(e) = send(&shared, c, shas, &batch, &mut state).await {
+            conn = None;
+            Counters::add(&shared.counters.publish_errors, 1);
+            requeue(&shared, lane, batch);
+            failed(&shared, &mut backoff, &mut up, &e).await;
         }
     }
 }
 
-async fn failed(shared: &Shared, backoff: &mut Backoff, e: &BackplaneError) {
-    shared.counters.publisher_up.store(false, Ordering::Release);
+async fn failed(shared: &Shared, backoff: &mut Backoff, up: &mut bool, e: &BackplaneError) {
+    if *up {
+        *up = false;
+        shared
+            .counters
+            .publishers_down
+            .fetch_add(1, Ordering::AcqRel);
+    }
     Counters::add(&shared.counters.reconnects, 1);
     let (wait, open) = backoff.fail();
     shared.counters.breaker_open.store(open, Ordering::Release);
@@ -372,99 +414,347 @@ async fn failed(shared: &Shared, backoff: &mut Backoff, e: &BackplaneError) {
     tokio::time::sleep(wait).await;
 }
 
-/// A version as the script compares it: two zero-padded 16-digit numbers (negative
-/// numbers count as 0), so that string order is version order.
+/// A version as stored in Redis: `<hi>.<lo>`.
 fn version_text((hi, lo): (i64, i64)) -> String {
-    const MAX: i64 = 9_999_999_999_999_999;
-    format!("{:016}{:016}", hi.clamp(0, MAX), lo.clamp(0, MAX))
+    format!("{hi}.{lo}")
+}
+
+/// Parses a `lvc` value, `<hi>.<lo>:<seq>`; an unreadable version counts as the oldest.
+fn parse_lvc(value: &str) -> Option<((i64, i64), u64)> {
+    let (version, seq) = value.rsplit_once(':')?;
+    let seq = seq.parse().ok()?;
+    let version = version
+        .split_once('.')
+        .and_then(|(hi, lo)| Some((hi.parse().ok()?, lo.parse().ok()?)))
+        .unwrap_or((i64::MIN, i64::MIN));
+    Some((version, seq))
+}
+
+/// What a publisher knows of one topic in Redis: the newest version of each key and the
+/// message holding it, which messages are still the newest of some key, and which are
+/// garbage once the catch-up log has moved past them. Seeded from Redis, then kept up to
+/// date by this node's own publications; another node publishing the same keys (a
+/// misconfiguration, or an owner that lost its lease) can only delay garbage, never make
+/// a newest value point at a deleted message: a node deletes a message only after it
+/// replaced every key the message held.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Key → the newest version sent (updated when a publication is sent, so that a
+    /// second publication in the same pipeline is checked against the first).
+    versions: HashMap<String, (i64, i64)>,
+    /// Key → the seq of the message holding its newest value (updated on Redis's reply).
+    holder: HashMap<String, u64>,
+    /// Seq → how many keys its message is the newest of (never 0: such a message ages).
+    refs: HashMap<u64, u32>,
+    /// Messages no key needs, oldest first, kept until the catch-up log has `log_len`
+    /// newer ones (they arrive nearly in order: a sorted deque beats a tree here).
+    aging: VecDeque<u64>,
+    /// The newest seq known on the topic.
+    latest: u64,
+}
+
+impl Ledger {
+    /// The ledger of a topic Redis holds: its seq, its newest values (`lvc` pairs) and
+    /// the seqs of its stored messages.
+    fn seed(seq: u64, lvc: Vec<(String, String)>, stored: Vec<String>) -> Self {
+        let mut ledger = Self {
+            latest: seq,
+            ..Self::default()
+        };
+        for (key, value) in lvc {
+            if let Some((version, seq)) = parse_lvc(&value) {
+                ledger.versions.insert(key.clone(), version);
+                ledger.holder.insert(key, seq);
+                *ledger.refs.entry(seq).or_default() += 1;
+            }
+        }
+        let mut aging: Vec<u64> = stored
+            .iter()
+            .filter_map(|s| s.parse::<u64>().ok())
+            .filter(|s| !ledger.refs.contains_key(s))
+            .collect();
+        aging.sort_unstable();
+        ledger.aging = aging.into();
+        ledger
+    }
+
+    /// Whether `version` is newer than what the topic holds for `key`; if so it becomes
+    /// the key's version.
+    fn take_newer(&mut self, key: &str, version: (i64, i64)) -> bool {
+        match self.versions.get_mut(key) {
+            Some(v) if *v >= version => false,
+            Some(v) => {
+                *v = version;
+                true
+            }
+            None => {
+                self.versions.insert(key.to_owned(), version);
+                true
+            }
+        }
+    }
+
+    /// Takes up to `max` garbage messages: no key needs them and at least `log_len`
+    /// newer messages exist.
+    fn take_garbage(&mut self, log_len: usize, max: usize) -> Vec<u64> {
+        let log_len = u64::try_from(log_len).unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.aging.front() {
+                Some(&s) if s.saturating_add(log_len) <= self.latest => {
+                    self.aging.pop_front();
+                    out.push(s);
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Message `seq` was published and is now the newest of `keys`.
+    fn published(&mut self, seq: u64, keys: &[String]) {
+        self.latest = self.latest.max(seq);
+        for key in keys {
+            if let Some(old) = self.holder.insert(key.clone(), seq) {
+                self.release(old);
+            }
+        }
+        if keys.is_empty() {
+            self.age(seq);
+        } else {
+            *self.refs.entry(seq).or_default() += u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// `keys` were retired.
+    fn retired(&mut self, keys: &[String]) {
+        for key in keys {
+            self.versions.remove(key);
+            if let Some(old) = self.holder.remove(key) {
+                self.release(old);
+            }
+        }
+    }
+
+    /// Puts `seq` among the aging messages, in order.
+    fn age(&mut self, seq: u64) {
+        if self.aging.back().is_none_or(|&last| last < seq) {
+            self.aging.push_back(seq);
+        } else {
+            let at = self.aging.partition_point(|&s| s < seq);
+            if self.aging.get(at) != Some(&seq) {
+                self.aging.insert(at, seq);
+            }
+        }
+    }
+
+    fn release(&mut self, seq: u64) {
+        if let Some(n) = self.refs.get_mut(&seq) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.refs.remove(&seq);
+                self.age(seq);
+            }
+        }
+    }
+}
+
+/// The publisher task's memory of Redis, lent to [`send`].
+struct State<'a> {
+    floors: &'a mut HashMap<Arc<str>, u64>,
+    ledgers: &'a mut HashMap<Arc<str>, Ledger>,
 }
 
 /// Most publications in one call of the publish script: batching spreads the cost of a
 /// script call over many publications, and a bounded batch keeps each call short (Redis
-/// runs nothing else meanwhile).
+/// runs nothing else meanwhile, and sends what it published only after the call).
 const PER_CALL: usize = 16;
 
-/// Sends one pipeline: runs of publications as batched script calls, retirements one
-/// call each, in order; returns each job's seq (0: suppressed, or a retirement).
+/// Most garbage messages one publication deletes.
+const GARBAGE_PER_PUBLICATION: usize = 32;
+
+/// What one job of a batch turned into.
+enum Planned<'a> {
+    /// Every part was older than what Redis holds.
+    Suppressed,
+    /// Sent; becomes the newest of these keys.
+    Publish(&'a Arc<str>, Vec<String>),
+    /// Sent.
+    Retire(&'a Arc<str>, &'a [String]),
+}
+
+/// The SEED script's answer: the seq, the `lvc` pairs, the stored messages' seqs.
+type Seed = (u64, Vec<(String, String)>, Vec<String>);
+
+/// Seeds the ledgers of the batch's topics that have none yet, in one round trip.
+async fn seed(
+    conn: &mut MultiplexedConnection,
+    sha: &str,
+    names: &Names,
+    batch: &[Job],
+    ledgers: &mut HashMap<Arc<str>, Ledger>,
+) -> Result<(), BackplaneError> {
+    let mut topics: Vec<&Arc<str>> = batch
+        .iter()
+        .map(|job| match job {
+            Job::Publish(p) => &p.topic,
+            Job::Retire { topic, .. } => topic,
+        })
+        .filter(|t| !ledgers.contains_key(*t))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for topic in &topics {
+        pipe.cmd("EVALSHA")
+            .arg(sha)
+            .arg(3)
+            .arg(names.key("seq", topic))
+            .arg(names.key("lvc", topic))
+            .arg(names.key("msg", topic));
+    }
+    let replies: Vec<Seed> = pipe.query_async(conn).await?;
+    for (topic, (seq, lvc, stored)) in topics.into_iter().zip(replies) {
+        ledgers.insert(Arc::clone(topic), Ledger::seed(seq, lvc, stored));
+    }
+    Ok(())
+}
+
+/// Sends one batch: seeds the ledgers it needs, drops the parts Redis already holds
+/// newer, then sends runs of publications as batched script calls and retirements one
+/// call each, in one pipeline, in order.
 async fn send(
     shared: &Shared,
     conn: &mut MultiplexedConnection,
-    shas: &[String; 2],
+    shas: &[String; 3],
     batch: &[Job],
-    floors: &HashMap<Arc<str>, u64>,
-) -> Result<Vec<u64>, BackplaneError> {
+    state: &mut State<'_>,
+) -> Result<(), BackplaneError> {
     let names = &shared.names;
+    seed(conn, &shas[2], names, batch, state.ledgers).await?;
+    let mut plan = Vec::with_capacity(batch.len());
     let mut pipe = redis::pipe();
-    // For each call of the pipeline: how many jobs it answers for.
-    let mut counts = Vec::new();
-    let mut i = 0;
-    while let Some(job) = batch.get(i) {
+    // Publications in the open script call.
+    let mut in_call = 0;
+    for job in batch {
         match job {
-            Job::Publish(_) => {
-                let cmd = pipe
-                    .cmd("EVALSHA")
-                    .arg(&shas[0])
-                    .arg(0)
-                    .arg(names.prefix())
-                    .arg(shared.config.log_len);
-                let mut n = 0;
-                while let Some(Job::Publish(p)) = batch.get(i) {
-                    if n == PER_CALL {
-                        break;
-                    }
-                    let event_time = p
-                        .event_time
-                        .map_or_else(|| "-".to_owned(), |t| t.to_string());
-                    cmd.arg(&*p.topic)
-                        .arg(floors.get(&p.topic).copied().unwrap_or(0))
-                        .arg(event_time)
-                        .arg(&p.head)
-                        .arg(&p.mid)
-                        .arg(&p.tail)
-                        .arg(if p.cached { "1" } else { "0" })
-                        .arg(p.parts.len());
-                    for part in &p.parts {
-                        cmd.arg(&part.key)
-                            .arg(version_text(part.version))
-                            .arg(&part.fragment);
-                    }
-                    n += 1;
-                    i += 1;
+            Job::Publish(p) => {
+                let ledger = state.ledgers.entry(Arc::clone(&p.topic)).or_default();
+                let parts: Vec<&Part> = if p.cached {
+                    p.parts
+                        .iter()
+                        .filter(|part| ledger.take_newer(&part.key, part.version))
+                        .collect()
+                } else {
+                    p.parts.iter().collect()
+                };
+                if !p.parts.is_empty() && parts.is_empty() {
+                    plan.push(Planned::Suppressed);
+                    continue;
                 }
-                counts.push(Some(n));
+                if in_call == 0 {
+                    pipe.cmd("EVALSHA").arg(&shas[0]).arg(0).arg(names.prefix());
+                }
+                let keys: Vec<String> = if p.cached {
+                    parts.iter().map(|part| part.key.clone()).collect()
+                } else {
+                    Vec::new()
+                };
+                let mut body = String::new();
+                for fragment in parts.iter().map(|part| part.fragment.as_str()) {
+                    if !fragment.is_empty() {
+                        if !body.is_empty() {
+                            body.push(',');
+                        }
+                        body.push_str(fragment);
+                    }
+                }
+                body.push_str(&p.tail);
+                let garbage = ledger.take_garbage(shared.config.log_len, GARBAGE_PER_PUBLICATION);
+                let event_time = p
+                    .event_time
+                    .map_or_else(|| "-".to_owned(), |t| t.to_string());
+                pipe.arg(&*p.topic)
+                    .arg(state.floors.get(&p.topic).copied().unwrap_or(0))
+                    .arg(event_time)
+                    .arg(keys.join(","))
+                    .arg(&p.head)
+                    .arg(&p.mid)
+                    .arg(body)
+                    .arg(keys.len())
+                    .arg(garbage.len());
+                for part in parts.iter().filter(|_| p.cached) {
+                    pipe.arg(&part.key).arg(version_text(part.version));
+                }
+                pipe.arg(garbage);
+                plan.push(Planned::Publish(&p.topic, keys));
+                in_call = (in_call + 1) % PER_CALL;
             }
             Job::Retire { topic, keys } => {
+                in_call = 0;
                 pipe.cmd("EVALSHA")
                     .arg(&shas[1])
-                    .arg(2)
+                    .arg(1)
                     .arg(names.key("lvc", topic))
-                    .arg(names.key("msg", topic))
                     .arg(names.channel(topic))
                     .arg(keys);
-                counts.push(None);
-                i += 1;
+                plan.push(Planned::Retire(topic, keys));
             }
         }
     }
-    let replies: Vec<redis::Value> = pipe.query_async(conn).await?;
-    let mut seqs = Vec::with_capacity(batch.len());
-    for (reply, count) in replies.into_iter().zip(counts) {
-        match (count, reply) {
-            (None, _) => seqs.push(0),
-            (Some(n), redis::Value::Array(items)) if items.len() == n => {
-                seqs.extend(items.into_iter().map(|v| match v {
-                    redis::Value::Int(s) => u64::try_from(s).unwrap_or(0),
-                    _ => 0,
-                }));
+    let replies: Vec<redis::Value> = if plan.iter().all(|p| matches!(p, Planned::Suppressed)) {
+        Vec::new()
+    } else {
+        pipe.query_async(conn).await?
+    };
+    // Each reply answers a script call: a publish call for its run of publications
+    // (skipping suppressed ones), a retire call for one retirement.
+    let mut replies = replies.into_iter();
+    let mut seqs: std::vec::IntoIter<redis::Value> = Vec::new().into_iter();
+    for planned in plan {
+        match planned {
+            Planned::Suppressed => Counters::add(&shared.counters.suppressed, 1),
+            Planned::Publish(topic, keys) => {
+                let seq = match seqs.next() {
+                    Some(v) => v,
+                    None => match replies.next() {
+                        Some(redis::Value::Array(items)) => {
+                            seqs = items.into_iter();
+                            seqs.next().unwrap_or(redis::Value::Nil)
+                        }
+                        other => {
+                            return Err(BackplaneError::Protocol(format!(
+                                "publish script answered {other:?}"
+                            )));
+                        }
+                    },
+                };
+                let redis::Value::Int(seq) = seq else {
+                    return Err(BackplaneError::Protocol(format!(
+                        "publish script answered {seq:?} for a seq"
+                    )));
+                };
+                let seq = u64::try_from(seq).unwrap_or(0);
+                Counters::add(&shared.counters.published, 1);
+                state.floors.insert(Arc::clone(topic), seq);
+                if let Some(ledger) = state.ledgers.get_mut(topic) {
+                    ledger.published(seq, &keys);
+                }
             }
-            (Some(_), other) => {
-                return Err(BackplaneError::Protocol(format!(
-                    "publish script answered {other:?}"
-                )));
+            Planned::Retire(topic, keys) => {
+                // A retirement ends the open run of publications.
+                seqs = Vec::new().into_iter();
+                let _ = replies.next();
+                if let Some(ledger) = state.ledgers.get_mut(topic) {
+                    ledger.retired(keys);
+                }
             }
         }
     }
-    Ok(seqs)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -488,19 +778,75 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare_as_text_in_version_order() {
-        let v = [
+    fn a_stored_version_reads_back() {
+        for v in [
             (0, 0),
-            (0, 7),
-            (1, 0),
-            (1_700_000_000_000, 5),
-            (1_700_000_000_001, 0),
-        ];
-        for w in v.windows(2) {
-            assert!(version_text(w[0]) < version_text(w[1]), "{w:?}");
+            (-5, 3),
+            (1_700_000_000_000, 7),
+            (i64::MAX, i64::MIN),
+        ] {
+            let stored = format!("{}:42", version_text(v));
+            assert_eq!(parse_lvc(&stored), Some((v, 42)));
         }
-        assert_eq!(version_text((-5, 3)), version_text((0, 3)));
-        assert_eq!(version_text((1, 2)).len(), 32);
+        // An unreadable version is the oldest; an unreadable seq is no entry.
+        assert_eq!(parse_lvc("junk:7"), Some(((i64::MIN, i64::MIN), 7)));
+        assert_eq!(parse_lvc("1.2:x"), None);
+        assert_eq!(parse_lvc("nothing"), None);
+    }
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|&k| k.to_owned()).collect()
+    }
+
+    #[test]
+    fn a_ledger_drops_what_redis_holds_newer() {
+        let mut l = Ledger::seed(
+            9,
+            vec![("a".into(), "5.0:9".into()), ("b".into(), "5.0:8".into())],
+            keys(&["8", "9"]),
+        );
+        assert!(!l.take_newer("a", (5, 0)), "equal is not newer");
+        assert!(!l.take_newer("a", (4, 9)));
+        assert!(l.take_newer("a", (5, 1)));
+        assert!(
+            !l.take_newer("a", (5, 1)),
+            "a second send of the same version"
+        );
+        assert!(l.take_newer("new", (i64::MIN, 0)));
+        l.retired(&keys(&["b"]));
+        assert!(l.take_newer("b", (0, 0)), "a retired key starts over");
+    }
+
+    #[test]
+    fn a_message_becomes_garbage_after_its_keys_moved_on_and_the_log_passed_it() {
+        // Seeded: 3 holds a and b, 2 holds nothing (a notice), 1 is unknown junk.
+        let mut l = Ledger::seed(
+            3,
+            vec![("a".into(), "1.0:3".into()), ("b".into(), "1.0:3".into())],
+            keys(&["2", "3", "junk"]),
+        );
+        assert_eq!(
+            l.take_garbage(2, 10),
+            Vec::<u64>::new(),
+            "2 is still in the log"
+        );
+        l.published(4, &keys(&["a"]));
+        // 3 still holds b.
+        assert_eq!(l.take_garbage(2, 10), [2]);
+        l.published(5, &keys(&["b"]));
+        assert_eq!(l.take_garbage(2, 10), [3]);
+        l.published(6, &[]);
+        l.retired(&keys(&["a"]));
+        assert_eq!(l.take_garbage(2, 10), [4]);
+        l.published(9, &[]);
+        assert_eq!(l.take_garbage(2, 1), [6], "at most max at a time");
+        assert_eq!(
+            l.take_garbage(2, 10),
+            Vec::<u64>::new(),
+            "9 is new, 5 holds b"
+        );
+        assert_eq!(l.holder.get("b"), Some(&5));
+        assert_eq!(l.refs.get(&5), Some(&1));
     }
 
     #[test]

@@ -1,106 +1,82 @@
 //! The Lua scripts: each runs atomically in Redis.
+//!
+//! They do as little per value as they can: the publisher checks versions and counts
+//! which messages are still the newest of some key in its own memory (seeded from Redis
+//! with [`SEED`] after each connection), so that Redis only numbers, stores and
+//! publishes. Measured with `INFO commandstats` on this machine, 16 publications per
+//! call: 5.6 µs per publication of one value and 11.5 µs of eight, where a script that
+//! also checked versions, counted references and appended to a stream took 11.4 and
+//! 28.5 µs.
 
 /// Publishes a batch of messages. No `KEYS` (each publication names its topic; the keys
 /// are built from the prefix, so the batch may span topics: standalone Redis and
-/// Sentinel, not Redis Cluster). Arguments: prefix, log length, then per publication:
-/// topic, seq floor, event time, head, mid, tail, cached (`1`/`0`), part count, then per
-/// part: key, version, fragment. A version is 32 digits (two zero-padded 16-digit
-/// numbers), so that versions compare as strings. Returns each publication's seq (0: not
-/// published).
+/// Sentinel, not Redis Cluster). Arguments: prefix, then per publication: topic, seq
+/// floor, event time, header (the keys, comma-separated), head, mid, body, key count
+/// `n`, garbage count `g`, then `n` pairs (key, version), then `g` sequence numbers.
+/// Returns each publication's seq.
 ///
-/// A part whose version is not above the one stored for its key is left out; when every
-/// part is left out nothing is published (a replay). Otherwise the script takes the
-/// topic's next sequence number (at least `floor + 1`, so that a Redis that lost its data
-/// never hands out a number a client has seen), builds the frame as `head .. seq .. mid ..
-/// fragments joined by ',' .. tail`, makes it the newest value of its keys (`lvc`: key →
-/// `<version>:<seq>`; `msg`: seq → message and `r<seq>` → how many keys it is still the
-/// newest of), appends it to the capped log and publishes it.
+/// The script takes the topic's next sequence number (at least `floor + 1`, so that a
+/// Redis that lost its data never hands out a number a client has seen), builds the
+/// message `<seq> <event time> <header>\n` followed by the frame `head .. seq .. mid ..
+/// body`, keeps it under its seq in the `msg` hash (the newest values and the catch-up
+/// log in one), makes it the newest value of its keys (`lvc`: key → `<version>:<seq>`),
+/// deletes the garbage (messages the publisher knows are no longer the newest of any key
+/// and are older than the catch-up log) and publishes it.
 pub(crate) const PUBLISH: &str = r"
-local prefix, loglen = ARGV[1], ARGV[2]
+local prefix = ARGV[1]
 local out = {}
-local b = 3
+local b = 2
 local last = #ARGV
 while b <= last do
-  local topic, floor, et = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2]
-  local head, mid, tail = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
-  local cached, n = ARGV[b + 6] == '1', tonumber(ARGV[b + 7])
-  b = b + 8
+  local topic, floor, et, header = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
+  local head, mid, body = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+  local n, g = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8])
+  b = b + 9
   local t = ':{' .. topic .. '}'
-  local klvc, kmsg = prefix .. ':lvc' .. t, prefix .. ':msg' .. t
-  local curs = {}
-  if cached and n > 0 then
-    local names = {}
-    for i = 1, n do names[i] = ARGV[b + (i - 1) * 3] end
-    curs = redis.call('HMGET', klvc, unpack(names))
+  local kseq = prefix .. ':seq' .. t
+  local seq = redis.call('INCR', kseq)
+  if seq <= floor then
+    seq = floor + 1
+    redis.call('SET', kseq, string.format('%d', seq))
   end
-  local keys, frags, vers, olds = {}, {}, {}, {}
-  for i = 1, n do
-    local j = b + (i - 1) * 3
-    local ver, cur = ARGV[j + 1], curs[i]
-    if not cur or string.sub(cur, 1, 32) < ver then
-      local m = #keys + 1
-      keys[m] = ARGV[j]
-      vers[m] = ver
-      if cur then olds[m] = string.sub(cur, 34) end
-      local frag = ARGV[j + 2]
-      if frag ~= '' then frags[#frags + 1] = frag end
+  local s = string.format('%d', seq)
+  local msg = s .. ' ' .. et .. ' ' .. header .. '\n' .. head .. s .. mid .. body
+  local kmsg = prefix .. ':msg' .. t
+  redis.call('HSET', kmsg, s, msg)
+  if n > 0 then
+    local fields = {}
+    for i = 1, n do
+      local j = b + 2 * (i - 1)
+      fields[2 * i - 1] = ARGV[j]
+      fields[2 * i] = ARGV[j + 1] .. ':' .. s
     end
+    redis.call('HSET', prefix .. ':lvc' .. t, unpack(fields))
   end
-  b = b + n * 3
-  if n > 0 and #keys == 0 then
-    out[#out + 1] = 0
-  else
-    local kseq = prefix .. ':seq' .. t
-    local seq = redis.call('INCR', kseq)
-    if seq <= floor then
-      seq = floor + 1
-      redis.call('SET', kseq, string.format('%d', seq))
-    end
-    local s = string.format('%d', seq)
-    local header = ''
-    if cached then header = table.concat(keys, ',') end
-    local msg = s .. ' ' .. et .. ' ' .. header .. '\n' .. head .. s .. mid
-      .. table.concat(frags, ',') .. tail
-    if cached and #keys > 0 then
-      local fields, gone = {}, {}
-      for i = 1, #keys do
-        local old = olds[i]
-        if old then gone[old] = (gone[old] or 0) + 1 end
-        fields[2 * i - 1] = keys[i]
-        fields[2 * i] = vers[i] .. ':' .. s
-      end
-      for old, count in pairs(gone) do
-        if redis.call('HINCRBY', kmsg, 'r' .. old, -count) <= 0 then
-          redis.call('HDEL', kmsg, old, 'r' .. old)
-        end
-      end
-      redis.call('HSET', klvc, unpack(fields))
-      redis.call('HSET', kmsg, s, msg, 'r' .. s, #keys)
-    end
-    redis.pcall('XADD', prefix .. ':log' .. t, 'MAXLEN', '~', loglen, s .. '-1', 'm', msg)
-    redis.call('PUBLISH', prefix .. ':ch' .. t, msg)
-    out[#out + 1] = seq
+  b = b + 2 * n
+  if g > 0 then
+    redis.call('HDEL', kmsg, unpack(ARGV, b, b + g - 1))
   end
+  b = b + g
+  redis.call('PUBLISH', prefix .. ':ch' .. t, msg)
+  out[#out + 1] = seq
 end
 return out
 ";
 
-/// Retires keys. Keys: lvc, msg. Arguments: channel, then the keys. Publishes a
-/// retirement (sequence number 0) so that mirrors forget them too.
+/// Retires keys. Key: lvc. Arguments: channel, then the keys. Publishes a retirement
+/// (sequence number 0) so that mirrors forget them too; the messages that held them are
+/// left to the publisher's garbage collection (they stay for catch-up).
 pub(crate) const RETIRE: &str = r"
-for i = 2, #ARGV do
-  local k = ARGV[i]
-  local cur = redis.call('HGET', KEYS[1], k)
-  if cur then
-    local old = string.match(cur, ':(%d+)$')
-    redis.call('HDEL', KEYS[1], k)
-    if redis.call('HINCRBY', KEYS[2], 'r' .. old, -1) <= 0 then
-      redis.call('HDEL', KEYS[2], old, 'r' .. old)
-    end
-  end
-end
+redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
 redis.call('PUBLISH', ARGV[1], '0 - ' .. table.concat(ARGV, ',', 2) .. '\n')
 return 0
+";
+
+/// What a publisher needs to take over a topic. Keys: seq, lvc, msg. Returns the seq,
+/// the newest values (flat: key, `<version>:<seq>`, ...) and every stored message's seq.
+pub(crate) const SEED: &str = r"
+return {tonumber(redis.call('GET', KEYS[1]) or '0'), redis.call('HGETALL', KEYS[2]),
+  redis.call('HKEYS', KEYS[3])}
 ";
 
 /// Reads a topic's snapshot. Keys: seq, msg, lvc. Argument: the seq floor (the reader's

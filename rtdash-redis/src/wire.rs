@@ -7,9 +7,8 @@
 //! | name | type | holds |
 //! |---|---|---|
 //! | `<prefix>:seq:{topic}` | string | the topic's sequence number (`INCR`) |
-//! | `<prefix>:lvc:{topic}` | hash | key → `"<version hi>:<version lo>:<seq>"`: the newest version of each key and the message holding it |
-//! | `<prefix>:msg:{topic}` | hash | `<seq>` → message, for each message that is the newest of some key; `r<seq>` → how many keys it still is the newest of |
-//! | `<prefix>:log:{topic}` | stream | the recent messages, entry id `<seq>-1`, field `m` (capped) |
+//! | `<prefix>:lvc:{topic}` | hash | key → `"<version hi>.<version lo>:<seq>"`: the newest version of each key and the message holding it |
+//! | `<prefix>:msg:{topic}` | hash | `<seq>` → message: each message that is the newest of some key, and the last `log_len` messages (the catch-up log) |
 //! | `<prefix>:ch:{topic}` | channel | each message as it is published |
 //! | `<prefix>:probe:<node>` | channel | a node's liveness probes to itself |
 //!
