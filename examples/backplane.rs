@@ -277,6 +277,48 @@ fn assemble(p: &Publication, seq: u64) -> String {
     format!("{}{seq}{}{}{}", p.head, p.mid, frags.join(","), p.tail)
 }
 
+/// The latency phases' load: `per_tick` frames of 8 values every tick, round-robin over
+/// the dashboards, for `seconds`; each frame stamped when made.
+struct Paced {
+    tick: tokio::time::Interval,
+    per_tick: usize,
+    began: Instant,
+    seconds: u64,
+    next: usize,
+}
+
+impl Paced {
+    fn new(seconds: u64, rate: u64, per_tick: usize) -> Self {
+        let period = Duration::from_secs_f64(per_tick as f64 / rate as f64);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        Self {
+            tick,
+            per_tick,
+            began: Instant::now(),
+            seconds,
+            next: 0,
+        }
+    }
+
+    /// The next tick's frames, once it is due; `None` when the time is up.
+    async fn frames(&mut self, start: Instant) -> Option<Vec<Publication>> {
+        if self.began.elapsed() >= Duration::from_secs(self.seconds) {
+            return None;
+        }
+        self.tick.tick().await;
+        let mut out = Vec::with_capacity(self.per_tick);
+        for _ in 0..self.per_tick {
+            let i = self.next % TOPICS;
+            self.next += 1;
+            let version = 1 + i64::try_from(self.next / TOPICS).unwrap_or(i64::MAX);
+            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            out.push(publication(&topic(i), 8, version, now));
+        }
+        Some(out)
+    }
+}
+
 /// Phase 2, peer baseline: the same frames as plain pipelined `PUBLISH` (what a naive
 /// backplane without sequence numbers, snapshots or catch-up costs), received by a
 /// `redis` crate pub/sub connection. Returns (p50, p99, max) in µs.
@@ -311,23 +353,12 @@ async fn plain_latency(
         .get_multiplexed_async_connection()
         .await
         .map_err(|e| e.to_string())?;
-    let period = Duration::from_secs_f64(per_tick as f64 / rate as f64);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let began = Instant::now();
-    let mut next = 0usize;
-    while began.elapsed() < Duration::from_secs(seconds) {
-        tick.tick().await;
+    let mut load = Paced::new(seconds, rate, per_tick);
+    while let Some(frames) = load.frames(start).await {
         let mut pipe = redis::pipe();
-        for _ in 0..per_tick {
-            let i = next % TOPICS;
-            next += 1;
-            let version = 1 + i64::try_from(next / TOPICS).unwrap_or(i64::MAX);
-            let t = topic(i);
-            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let p = publication(&t, 8, version, now);
+        for p in frames {
             pipe.cmd("PUBLISH")
-                .arg(format!("plain:ch:{{{t}}}"))
+                .arg(format!("plain:ch:{{{}}}", p.topic))
                 .arg(assemble(&p, 1))
                 .ignore();
         }
@@ -369,21 +400,11 @@ async fn latency(
     let local_stop = publisher
         .is_none()
         .then(|| drain_all(&hub, TOPICS, start, Arc::clone(&hist)));
-    let period = Duration::from_secs_f64(per_tick as f64 / rate as f64);
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let began = Instant::now();
-    let mut next = 0usize;
+    let mut load = Paced::new(seconds, rate, per_tick);
     let keys: Vec<Key> = (0..8).map(|k| Key(format!("w{k}"))).collect();
-    while began.elapsed() < Duration::from_secs(seconds) {
-        tick.tick().await;
-        for _ in 0..per_tick {
-            let i = next % TOPICS;
-            next += 1;
-            let version = 1 + i64::try_from(next / TOPICS).unwrap_or(i64::MAX);
-            let t = topic(i);
-            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let p = publication(&t, 8, version, now);
+    while let Some(frames) = load.frames(start).await {
+        for p in frames {
+            let t = Arc::clone(&p.topic);
             match &publisher {
                 Some((publisher, _)) => publisher.publish(p).map_err(|e| e.to_string())?,
                 // The single-node path: the hub numbers the frame and queues it.
