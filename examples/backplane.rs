@@ -122,12 +122,11 @@ fn stamp_of(frame: &Frame) -> Option<u64> {
 /// latencies (now − stamp) into the shared histogram. Returns the stop flag.
 fn drain_all(
     hub: &FrameHub<Key>,
-    topics: usize,
     start: Instant,
     hist: Arc<std::sync::Mutex<Histogram<u64>>>,
 ) -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
-    for i in 0..topics {
+    for i in 0..TOPICS {
         let sub = hub.subscribe(SlowConsumerPolicy::default());
         let _ = sub.subscribe(topic(i));
         let (stop, hist) = (Arc::clone(&stop), Arc::clone(&hist));
@@ -390,7 +389,7 @@ async fn latency(
             let mirror = edge.mirror::<Key>(HubConfig::default());
             let hub = mirror.hub().clone();
             let task = mirror.spawn();
-            let stop = drain_all(&hub, TOPICS, start, Arc::clone(&hist));
+            let stop = drain_all(&hub, start, Arc::clone(&hist));
             wait_subscribed(&edge, TOPICS as u64).await;
             let aggregator = Backplane::new(url, config).map_err(|e| e.to_string())?;
             (hub, Some((aggregator.publisher(), stop)), Some(task))
@@ -399,7 +398,7 @@ async fn latency(
     };
     let local_stop = publisher
         .is_none()
-        .then(|| drain_all(&hub, TOPICS, start, Arc::clone(&hist)));
+        .then(|| drain_all(&hub, start, Arc::clone(&hist)));
     let mut load = Paced::new(seconds, rate, per_tick);
     let keys: Vec<Key> = (0..8).map(|k| Key(format!("w{k}"))).collect();
     while let Some(frames) = load.frames(start).await {

@@ -112,7 +112,8 @@ impl RedisPublisher {
     ) -> Self {
         let lanes = config.publisher_connections.max(1);
         counters.has_publisher.store(true, Ordering::Release);
-        counters.publishers_down.store(lanes, Ordering::Release);
+        // Added, not stored: several publishers of one backplane share the count.
+        counters.publishers_down.fetch_add(lanes, Ordering::AcqRel);
         let shared = Arc::new(Shared {
             lanes: (0..lanes)
                 .map(|_| Lane {
@@ -526,10 +527,18 @@ impl Ledger {
         }
     }
 
-    /// `keys` were retired.
-    fn retired(&mut self, keys: &[String]) {
+    /// `keys` are being retired: their versions are forgotten when the retirement is
+    /// sent, like a publication's are taken (so that a publication after it in the same
+    /// pipeline starts over).
+    fn forget(&mut self, keys: &[String]) {
         for key in keys {
             self.versions.remove(key);
+        }
+    }
+
+    /// `keys` were retired (on Redis's reply, in order with the publications' replies).
+    fn retired(&mut self, keys: &[String]) {
+        for key in keys {
             if let Some(old) = self.holder.remove(key) {
                 self.release(old);
             }
@@ -686,14 +695,21 @@ async fn send(
                     .arg(body)
                     .arg(keys.len())
                     .arg(garbage.len());
-                for part in parts.iter().filter(|_| p.cached) {
-                    pipe.arg(&part.key).arg(version_text(part.version));
+                if p.cached {
+                    for part in &parts {
+                        pipe.arg(&part.key).arg(version_text(part.version));
+                    }
                 }
                 pipe.arg(garbage);
                 plan.push(Planned::Publish(&p.topic, keys));
                 in_call = (in_call + 1) % PER_CALL;
             }
             Job::Retire { topic, keys } => {
+                state
+                    .ledgers
+                    .entry(Arc::clone(topic))
+                    .or_default()
+                    .forget(keys);
                 in_call = 0;
                 pipe.cmd("EVALSHA")
                     .arg(&shas[1])
@@ -813,6 +829,7 @@ mod tests {
             "a second send of the same version"
         );
         assert!(l.take_newer("new", (i64::MIN, 0)));
+        l.forget(&keys(&["b"]));
         l.retired(&keys(&["b"]));
         assert!(l.take_newer("b", (0, 0)), "a retired key starts over");
     }
@@ -836,6 +853,7 @@ mod tests {
         l.published(5, &keys(&["b"]));
         assert_eq!(l.take_garbage(2, 10), [3]);
         l.published(6, &[]);
+        l.forget(&keys(&["a"]));
         l.retired(&keys(&["a"]));
         assert_eq!(l.take_garbage(2, 10), [4]);
         l.published(9, &[]);
