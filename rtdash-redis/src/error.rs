@@ -26,4 +26,26 @@ pub enum BackplaneError {
     /// Redis held something this crate did not write (a malformed message or reply).
     #[error("unexpected data in Redis: {0}")]
     Protocol(String),
+    /// A partition number out of range of the [`StreamLog`](crate::StreamLog).
+    #[error("partition {partition} does not exist: the log has partitions 0 to {} ({partitions} in all)", partitions.saturating_sub(1))]
+    InvalidPartition {
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the log has.
+        partitions: u32,
+    },
+    /// An argument of a call was refused (the message says what it must be).
+    #[error("invalid argument {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        argument: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Redis did not answer in time.
+    #[error("redis did not answer within {after:?}")]
+    Timeout {
+        /// How long the call waited.
+        after: std::time::Duration,
+    },
 }

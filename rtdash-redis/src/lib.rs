@@ -70,6 +70,7 @@
 mod config;
 mod error;
 mod link;
+mod log;
 mod mirror;
 mod publisher;
 mod scripts;
@@ -82,6 +83,7 @@ use std::time::Duration;
 
 pub use config::BackplaneConfig;
 pub use error::BackplaneError;
+pub use log::{LogConfig, LogStats, OwnerHandle, PartitionHandler, StoredCheckpoint, StreamLog};
 pub use mirror::{BackplaneKey, Mirror, StaleMarker};
 pub use publisher::{Part, Publication, RedisPublisher};
 
@@ -155,6 +157,18 @@ impl Backplane {
             hub_config,
             Arc::clone(&self.counters),
         )
+    }
+
+    /// The durable, partitioned ingest log on this backplane's Redis, its keys under
+    /// the backplane's [`prefix`](BackplaneConfig::prefix); its owners run as this
+    /// node ([`node_id`](BackplaneConfig::node_id)). Does not connect yet. See
+    /// [`StreamLog`].
+    ///
+    /// # Errors
+    ///
+    /// [`BackplaneError::InvalidConfig`] naming the field of `config` out of range.
+    pub fn stream_log(&self, config: LogConfig) -> Result<StreamLog, BackplaneError> {
+        StreamLog::new(self.client.clone(), self.config.clone(), config)
     }
 
     /// Health and counters of this node's publisher and mirror.

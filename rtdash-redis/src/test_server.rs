@@ -1,7 +1,7 @@
 //! A real `redis-server` for tests (feature `test-server`): started on a free port with
-//! no persistence and its files in a temporary directory, restarted or killed on demand,
-//! killed on drop. Used by this crate's integration tests and the `rtdash` facade's
-//! cluster tests.
+//! no persistence (or with the options a test gives, e.g. an append-only file) and its
+//! files in a temporary directory, restarted or killed on demand, killed on drop. Used by
+//! this crate's integration tests and the `rtdash` facade's cluster tests.
 //!
 //! ```no_run
 //! use rtdash_redis::test_server::RedisServer;
@@ -9,6 +9,11 @@
 //! let mut redis = RedisServer::start();
 //! let url = redis.url(); // redis://127.0.0.1:<port>
 //! redis.restart(); // SIGKILL, then a new empty server on the same port
+//!
+//! // Persistent: every write is fsynced to the append-only file before Redis replies,
+//! // and a restart reloads it.
+//! let mut durable = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+//! durable.restart(); // SIGKILL, then a server on the same port with the same data
 //! # drop(url);
 //! ```
 
@@ -19,14 +24,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A `redis-server` of this test's own: no persistence, its files in a temporary
-/// directory, killed on drop.
+/// A `redis-server` of this test's own: no persistence unless asked
+/// ([`start_with`](Self::start_with)), its files in a temporary directory, killed on
+/// drop.
 #[derive(Debug)]
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
     starts: u32,
+    /// Options given to every start, after the defaults (so they override them).
+    args: Vec<String>,
 }
 
 /// The `redis-server` binary: `$REDIS_SERVER`, else `redis-server` on the `PATH`, else
@@ -90,18 +98,35 @@ pub fn free_port() -> u16 {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port and waits until it answers `PING`.
+    /// Starts a server on a free port, with no persistence (`--save "" --appendonly
+    /// no`), and waits until it answers `PING`.
     ///
     /// # Panics
     ///
     /// When no server can be started (the message says why).
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server like [`start`](Self::start), with `args` added to its command
+    /// line after the defaults (so they override them), e.g. `&["--appendonly", "yes",
+    /// "--appendfsync", "always"]` for a server that fsyncs each write to its
+    /// append-only file before replying. The server keeps `args` across
+    /// [`restart`](Self::restart)s, and its files stay in the same directory: a
+    /// persistent server restarts with its data.
+    ///
+    /// # Panics
+    ///
+    /// When no server can be started (the message says why).
+    #[must_use]
+    pub fn start_with(args: &[&str]) -> Self {
         let mut server = Self {
             child: None,
             port: 0,
             dir: tempfile::tempdir().expect("a temporary directory for redis-server"),
             starts: 0,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         // Another process may take the port between our probe and the server's bind: try
         // a few ports.
@@ -129,7 +154,8 @@ impl RedisServer {
     }
 
     /// Kills the server with SIGKILL (no shutdown, no save) and waits for it; a later
-    /// [`restart`](Self::restart) brings up an empty one on the same port.
+    /// [`restart`](Self::restart) brings up a new one on the same port (empty, unless
+    /// the server is persistent: see [`restart`](Self::restart)).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -137,8 +163,12 @@ impl RedisServer {
         }
     }
 
-    /// Kills the server (SIGKILL) and starts a new one on the same port: everything the
-    /// old one held is lost.
+    /// Kills the server (SIGKILL, if it runs) and starts a new one on the same port, in
+    /// the same directory, with the same options. Without persistence (the default of
+    /// [`start`](Self::start)) everything the old one held is lost; a server started
+    /// with an append-only file ([`start_with`](Self::start_with) `--appendonly yes`)
+    /// reloads it: with `--appendfsync always`, every write Redis acknowledged comes
+    /// back.
     ///
     /// # Panics
     ///
@@ -182,6 +212,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
