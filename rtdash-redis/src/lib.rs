@@ -2,7 +2,7 @@
 //! dashboards, whichever server computed a value and whichever one a client is connected
 //! to.
 //!
-//! Two halves, either or both in one process:
+//! Three parts, any of them in one process:
 //!
 //! - **Publishing** ([`RedisPublisher`], on aggregator nodes): each frame goes to Redis
 //!   in pieces ([`Publication`]). The publisher first drops the pieces that are not newer
@@ -17,16 +17,24 @@
 //!   snapshot kept in Redis, then passes each message's bytes through unchanged, in
 //!   sequence. A lost message or a reconnection is repaired from the topic's log, or by a
 //!   fresh snapshot when the log no longer reaches back; clients never see a gap.
+//! - **A durable ingest log** ([`StreamLog`], from [`Backplane::stream_log`]): events
+//!   appended to partitioned Redis streams, acknowledged once Redis has them; each
+//!   partition owned by one node at a time (leases with fencing tokens, rendezvous
+//!   hashing over the live nodes), which applies its entries in order through a
+//!   [`PartitionHandler`] and checkpoints its state; a crashed node's partitions move to
+//!   the others after a lease time, a leaving node's at once.
 //!
-//! Redis trouble is survived and shown: both halves reconnect with backoff behind a
+//! Redis trouble is survived and shown: every part reconnects with backoff behind a
 //! circuit breaker, the mirror probes quiet subscriptions (a wedged one is replaced),
 //! marks the values it holds stale once Redis has been gone for a while, and
-//! [`Backplane::stats`] reports health, the Redis round trip and the repair counts.
+//! [`Backplane::stats`] reports health, the Redis round trip and the repair counts
+//! ([`StreamLog::stats`] the log's).
 //! Nothing grows without bound: the publisher keeps the newest value per key and a
 //! bounded queue, the mirror's inbox is bounded (an overflow is repaired from the log).
 //!
 //! `docs/ARCHITECTURE.md` of the rtdash repository lists the keys, channels and
-//! scripts, the guarantees and what each failure costs. The `rtdash` facade wires this
+//! scripts, the guarantees and what each failure costs (the log's are on
+//! [`StreamLog`]). The `rtdash` facade wires this
 //! crate into its engine (feature `redis`).
 //!
 //! # Examples

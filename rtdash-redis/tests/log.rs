@@ -19,7 +19,7 @@ use bytes::Bytes;
 use rtdash_redis::{
     Backplane, BackplaneError, LogConfig, OwnerHandle, PartitionHandler, StreamLog,
 };
-use support::{RedisServer, admin, config, wait_until};
+use support::{Proxy, RedisServer, admin, client_list, config, wait_until};
 
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -317,11 +317,20 @@ async fn one_owner_applies_every_entry_in_order_once_and_checkpoints_trim_the_st
     wait_owned(&owner, &ALL, Duration::from_secs(5)).await;
 
     let mut producer = Producer::new(log.clone());
-    for _ in 0..10 {
+    for _ in 0..5 {
+        assert_eq!(producer.batch_retrying(50).await, 0);
+    }
+    // Redis forgets the scripts (NOSCRIPT): they are loaded again, nothing is lost.
+    let mut conn = admin(&url).await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("SCRIPT FLUSH");
+    for _ in 0..5 {
         assert_eq!(producer.batch_retrying(50).await, 0);
     }
     // An entry this crate did not write (no payload field): skipped, counted.
-    let mut conn = admin(&url).await;
     let _: String = redis::cmd("XADD")
         .arg(log.stream_key(2))
         .arg("*")
@@ -386,6 +395,7 @@ async fn one_owner_applies_every_entry_in_order_once_and_checkpoints_trim_the_st
     assert!(stats.checkpoints >= 8, "{stats:?}");
     assert_eq!(stats.last_checkpoint_bytes, 16);
     assert!(stats.late_entries >= 550 / 7, "{stats:?}");
+    assert_eq!(stats.leases_lost, 0, "{stats:?}");
 
     // A clean shutdown frees everything.
     owner.shutdown().await;
@@ -883,4 +893,143 @@ async fn bad_settings_and_arguments_are_refused_and_named() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(log.stats().append_errors, 1);
     assert!(!log.stats().up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_pipeline_on_one_connection() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let log = log_of(&url, "a", log_config());
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..50u64 {
+                    let entries: Vec<(u32, Bytes)> = (0..10u64)
+                        .map(|j| {
+                            let v = t * 1_000_000 + i * 100 + j;
+                            (
+                                log.partition_of(&v.to_string()),
+                                Bytes::copy_from_slice(&v.to_le_bytes()),
+                            )
+                        })
+                        .collect();
+                    log.append(&entries).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("an appending task");
+    }
+    let mut conn = admin(&url).await;
+    let mut total = 0;
+    for p in 0..8 {
+        total += xlen(&mut conn, &log.stream_key(p)).await;
+    }
+    assert_eq!(total, 8 * 50 * 10);
+    assert_eq!(log.stats().appended_entries, 4_000);
+    // The log's one shared connection and the test's own.
+    assert_eq!(client_list(&mut conn).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cut_off_from_redis_lets_go_and_comes_back() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let proxy = Proxy::start(server.port()).await;
+    // A reaches Redis through the proxy, B and the producer directly.
+    let log_a = log_of(&proxy.url(), "a", log_config());
+    let log_b = log_of(&url, "b", log_config());
+    let (ha, hb) = (Arc::new(Handler::default()), Arc::new(Handler::default()));
+    let a = log_a.spawn_owner(ha.clone());
+    wait_owned(&a, &ALL, Duration::from_secs(5)).await;
+    let mut producer = Producer::new(log_of(&url, "producer", log_config()));
+    producer.batch_retrying(100).await;
+    wait_exact(&[&ha], &producer, Duration::from_secs(5)).await;
+
+    // Appends on a wedged connection fail within about the response timeout (500 ms);
+    // the next call reconnects.
+    let append_proxy = Proxy::start(server.port()).await;
+    let log_w = log_of(&append_proxy.url(), "w", log_config());
+    let zero = || vec![(0, Bytes::from_static(&[0; 8]))];
+    assert!(log_w.append(&zero()).await.is_ok());
+    append_proxy.blackhole();
+    let started = Instant::now();
+    let e = log_w.append(&zero()).await;
+    assert!(e.is_err(), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(log_w.append(&zero()).await.is_ok());
+    producer.acked.entry(0).or_default().extend([0, 0]);
+    assert_eq!(log_w.stats().append_errors, 1);
+    wait_exact(&[&ha], &producer, Duration::from_secs(5)).await;
+    assert_eq!(a.owned(), ALL, "A was not disturbed");
+
+    // A's connections are wedged and new ones refused: A gives every partition up
+    // within lease_ttl plus a response timeout; B, starting now, takes them when A's
+    // leases expire.
+    proxy.refuse(true);
+    proxy.blackhole();
+    let cut = Instant::now();
+    let b = log_b.spawn_owner(hb.clone());
+    let (mut a_gone, mut b_all) = (None, None);
+    while a_gone.is_none() || b_all.is_none() {
+        assert!(
+            cut.elapsed() < Duration::from_secs(5),
+            "a {:?}, b {:?}",
+            a.owned(),
+            b.owned()
+        );
+        if a_gone.is_none() && a.owned().is_empty() {
+            a_gone = Some(cut.elapsed());
+        }
+        if b_all.is_none() && b.owned() == ALL {
+            b_all = Some(cut.elapsed());
+        }
+        tokio::time::sleep(ms(2)).await;
+    }
+    let (a_gone, b_all) = (a_gone.unwrap_or_default(), b_all.unwrap_or_default());
+    println!("cut off: A let go {a_gone:?} after the cut, B owned everything after {b_all:?}");
+    assert!(
+        b_all >= ms(250),
+        "B took A's partitions before their leases expired: {b_all:?}"
+    );
+    // A lets go when its leases may expire, not a response timeout later.
+    assert!(a_gone <= b_all + ms(100), "A let go at {a_gone:?}");
+    assert_eq!(log_a.stats().leases_lost, 8);
+    assert!(!log_a.stats().up);
+    assert!(ha.parts().is_empty());
+    producer.batch_retrying(100).await;
+    wait_exact(&[&hb], &producer, Duration::from_secs(5)).await;
+
+    // The network heals: A rejoins and takes its share back from B, handed over.
+    proxy.refuse(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(a.owned() == [1, 2, 3, 7] && b.owned() == [0, 4, 5, 6]) {
+        union_disjoint(&[&a, &b]);
+        assert!(
+            Instant::now() < deadline,
+            "a {:?}, b {:?}",
+            a.owned(),
+            b.owned()
+        );
+        tokio::time::sleep(ms(10)).await;
+    }
+    producer.batch_retrying(100).await;
+    wait_exact(&[&ha, &hb], &producer, Duration::from_secs(5)).await;
+    wait_until(
+        Duration::from_secs(3),
+        "A healthy again",
+        || log_a.stats().up,
+        || format!("{:?}", log_a.stats()),
+    )
+    .await;
+    ha.assert_no_violations();
+    hb.assert_no_violations();
+    a.shutdown().await;
+    b.shutdown().await;
 }

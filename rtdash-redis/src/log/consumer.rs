@@ -1,8 +1,8 @@
 //! The consumer of one owned partition: reads its stream in order, applies each entry,
 //! appends late events, checkpoints.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -20,6 +20,30 @@ const BLOCK: Duration = Duration::from_millis(100);
 
 /// How often a consumer's Redis trouble is logged as a warning.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Until when a lease is surely still this node's, by its own monotonic clock: the time
+/// its last successful renewal (or acquisition) was sent, plus `lease_ttl`. The
+/// coordinator moves it at each renewal; the consumer applies nothing past it (the
+/// coordinator then gives the partition up, or renews it late).
+#[derive(Debug, Clone)]
+pub(crate) struct ValidUntil(Arc<Mutex<Instant>>);
+
+impl ValidUntil {
+    pub(crate) fn new(until: Instant) -> Self {
+        Self(Arc::new(Mutex::new(until)))
+    }
+
+    pub(crate) fn get(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set(&self, until: Instant) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = until;
+    }
+}
+
+/// How often a consumer whose lease may have expired checks whether it was renewed.
+const LEASE_CHECK: Duration = Duration::from_millis(5);
 
 /// Why a consumer stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +65,7 @@ struct Consumer {
     handler: Arc<dyn PartitionHandler>,
     p: u32,
     token: u64,
+    valid_until: ValidUntil,
     /// The id of the last entry applied (or skipped).
     offset: String,
     /// Whether entries were applied since the last stored checkpoint.
@@ -63,6 +88,7 @@ pub(crate) async fn run(
     handler: Arc<dyn PartitionHandler>,
     p: u32,
     token: u64,
+    valid_until: ValidUntil,
     offset: String,
     stop: CancellationToken,
 ) -> Exit {
@@ -75,6 +101,7 @@ pub(crate) async fn run(
         handler,
         p,
         token,
+        valid_until,
         offset,
         dirty: false,
         last_checkpoint: Instant::now(),
@@ -169,8 +196,11 @@ impl Consumer {
     }
 
     /// Applies one entry, appends its late events (retrying until Redis has them), then
-    /// moves the offset past it.
+    /// moves the offset past it. Waits first while the lease may have expired.
     async fn apply(&mut self, entry: Entry) {
+        while Instant::now() >= self.valid_until.get() {
+            tokio::time::sleep(LEASE_CHECK).await;
+        }
         let counters = &self.inner.counters;
         match entry.payload {
             None => {

@@ -275,6 +275,21 @@ pub(crate) struct Inner {
 ///   membership expire (`lease_ttl`), plus up to one round (`renew_every`). A node that
 ///   shuts down ([`OwnerHandle::shutdown`]) hands its partitions over within a round.
 ///
+/// # Limits
+///
+/// - An owner cut off from Redis keeps its partitions until `lease_ttl` has passed on
+///   its own clock since its last renewal was sent; a successor may acquire them when
+///   the lease expires in Redis, about then. In that short overlap both may apply
+///   entries: the old owner's checkpoints are refused and its late entries are the same
+///   as the successor's, but anything else it does is for the handler to dedup.
+/// - A failed [`append`](StreamLog::append) may have appended part of its entries; an
+///   append retried after a failure can add entries twice (with new ids).
+/// - A partition's stream is trimmed only by its owner's checkpoints: with no owner
+///   running, appended entries stay in Redis.
+/// - Partitions are not spread evenly: the rendezvous weights are plain FNV-1a, whose
+///   high bits mix the last bytes poorly, so a node may get noticeably more than its
+///   share (e.g. 2 nodes, 1,024 partitions: 667 and 357).
+///
 /// # Redis keys
 ///
 /// `P` is the backplane's [`prefix`](crate::BackplaneConfig::prefix); `{p}` is the

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::consumer::{self, Exit};
+use super::consumer::{self, Exit, ValidUntil};
 use super::scripts::{self, Script, Shas};
 use super::{Inner, LogCounters, PartitionHandler, reply};
 use crate::BackplaneError;
@@ -133,9 +133,9 @@ impl Drop for Consumer {
 struct Held {
     /// The lease's value: `node:token`.
     lease: String,
-    /// When the last successful renewal was sent (the lease lives at least `lease_ttl`
-    /// from then).
-    renewed: Instant,
+    /// When the last successful renewal was sent, plus `lease_ttl`: the lease lives at
+    /// least until then. Shared with the consumer, which applies nothing past it.
+    valid_until: ValidUntil,
     consumer: Consumer,
 }
 
@@ -197,6 +197,9 @@ impl Coordinator {
     async fn round(&mut self) {
         let started = Instant::now();
         self.reap().await;
+        // Leases that may have expired since the last round are given up first: the
+        // renewals below must finish before the earliest remaining one expires.
+        self.expire_local();
         if let Some((mut conn, shas)) = self.connection().await {
             match self.redis_round(&mut conn, &shas, started).await {
                 Ok(()) => {
@@ -272,31 +275,32 @@ impl Coordinator {
             };
             // The task is finished: this does not wait.
             let exit = held.consumer.finish(Duration::ZERO).await;
-            match exit {
-                Some(Exit::Fenced) => {
-                    tracing::warn!(partition = p, node = %self.node, "stream log: fenced (a successor acquired the partition); released");
-                }
-                _ => {
-                    tracing::error!(partition = p, node = %self.node, "stream log: the partition's consumer stopped unexpectedly; released");
-                }
+            if exit == Some(Exit::Fenced) {
+                tracing::warn!(partition = p, node = %self.node, "stream log: fenced (a successor acquired the partition); released");
+            } else {
+                // A panic in the handler: not again at once.
+                let cool = self.inner.config.renew_every.saturating_mul(10);
+                self.cooldown.insert(p, Instant::now() + cool);
+                tracing::error!(partition = p, node = %self.node, retry_in = ?cool, "stream log: the partition's consumer stopped unexpectedly (a panic in the handler?); released");
             }
             // Our lease, if it still is (a conditional delete): freed at the next round
             // of whoever should own it. Left to expire if Redis is unreachable.
-            self.spawn_release(p, held.lease.clone());
+            if let Some((conn, shas)) = &self.conn {
+                self.spawn_release(conn, shas, p, held.lease.clone());
+            }
             self.release(p);
         }
     }
 
-    /// Frees a lease in the background (best effort, used off the main path).
-    fn spawn_release(&self, p: u32, lease: String) {
-        if let Some((mut conn, shas)) = self.conn.clone() {
-            let key = self.inner.keys.lease(p);
-            tokio::spawn(async move {
-                let mut cmd = shas.call(Script::Release, &[&key]);
-                cmd.arg(&lease);
-                let _: redis::RedisResult<i64> = scripts::query(&mut conn, &cmd).await;
-            });
-        }
+    /// Frees a lease in the background on `conn` (best effort, off the main path: a
+    /// lease not freed expires by itself).
+    fn spawn_release(&self, conn: &MultiplexedConnection, shas: &Shas, p: u32, lease: String) {
+        let mut cmd = shas.call(Script::Release, &[&self.inner.keys.lease(p)]);
+        cmd.arg(lease);
+        let mut conn = conn.clone();
+        tokio::spawn(async move {
+            let _: redis::RedisResult<i64> = scripts::query(&mut conn, &cmd).await;
+        });
     }
 
     fn release(&self, p: u32) {
@@ -318,11 +322,11 @@ impl Coordinator {
     /// Drops the partitions whose lease may have expired in Redis (not renewed for
     /// `lease_ttl` by this node's clock).
     fn expire_local(&mut self) {
-        let ttl = self.inner.config.lease_ttl;
+        let now = Instant::now();
         let stale: Vec<u32> = self
             .owned
             .iter()
-            .filter(|(_, h)| h.renewed.elapsed() >= ttl)
+            .filter(|(_, h)| now >= h.valid_until.get())
             .map(|(p, _)| *p)
             .collect();
         for p in stale {
@@ -353,34 +357,19 @@ impl Coordinator {
         shas: &Shas,
         started: Instant,
     ) -> Result<(), BackplaneError> {
-        let keys = &self.inner.keys;
-        let ttl = self.ttl_ms();
-        // 1. Heartbeat.
-        let mut cmd = shas.call(Script::Heartbeat, &[&keys.nodes()]);
-        cmd.arg(&self.node).arg(ttl);
-        let live: Vec<String> = scripts::query(conn, &cmd).await?;
-        // 2. What this node should own.
-        let desired = super::hash::desired(&self.node, self.inner.config.partitions, &live);
-        // 3. Renew.
-        if !self.owned.is_empty() {
-            let mut pipe = redis::pipe();
-            let order: Vec<u32> = self.owned.keys().copied().collect();
-            for (p, held) in &self.owned {
-                pipe.add_command(shas.call(Script::Renew, &[&keys.lease(*p)]))
-                    .arg(&held.lease)
-                    .arg(ttl);
-            }
-            let renewed: Vec<i64> = scripts::query_pipe(conn, &pipe).await?;
-            for (p, ok) in order.into_iter().zip(renewed) {
-                if ok == 1 {
-                    if let Some(held) = self.owned.get_mut(&p) {
-                        held.renewed = started;
-                    }
-                } else {
-                    self.lose(p, "gone or taken in Redis");
-                }
-            }
-        }
+        // 1.-3. Heartbeat and renewals, given up (as failed) when a lease may expire
+        // before they are done: a wedged Redis must not keep this node applying past its
+        // leases. Cancel safe: nothing changes before the replies are in.
+        let deadline = self.owned.values().map(|h| h.valid_until.get()).min();
+        let renewing = self.heartbeat_and_renew(conn, shas, started);
+        let desired = match deadline {
+            None => renewing.await?,
+            Some(d) => tokio::time::timeout_at(d.into(), renewing)
+                .await
+                .map_err(|_| BackplaneError::Timeout {
+                    after: d.saturating_duration_since(started),
+                })??,
+        };
         // 4. Hand over what another node should own.
         let leaving: Vec<u32> = self
             .owned
@@ -403,6 +392,45 @@ impl Coordinator {
             self.acquire(conn, shas, p).await?;
         }
         Ok(())
+    }
+
+    /// Heartbeats (steps 1 and 2) and renews the leases held (step 3); returns the
+    /// partitions this node should own.
+    async fn heartbeat_and_renew(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        shas: &Shas,
+        started: Instant,
+    ) -> Result<BTreeSet<u32>, BackplaneError> {
+        let keys = &self.inner.keys;
+        let ttl = self.ttl_ms();
+        // 1. Heartbeat.
+        let mut cmd = shas.call(Script::Heartbeat, &[&keys.nodes()]);
+        cmd.arg(&self.node).arg(ttl);
+        let live: Vec<String> = scripts::query(conn, &cmd).await?;
+        // 2. What this node should own.
+        let desired = super::hash::desired(&self.node, self.inner.config.partitions, &live);
+        // 3. Renew.
+        if !self.owned.is_empty() {
+            let mut pipe = redis::pipe();
+            let order: Vec<u32> = self.owned.keys().copied().collect();
+            for (p, held) in &self.owned {
+                pipe.add_command(shas.call(Script::Renew, &[&keys.lease(*p)]))
+                    .arg(&held.lease)
+                    .arg(ttl);
+            }
+            let renewed: Vec<i64> = scripts::query_pipe(conn, &pipe).await?;
+            for (p, ok) in order.into_iter().zip(renewed) {
+                if ok == 1 {
+                    if let Some(held) = self.owned.get(&p) {
+                        held.valid_until.set(started + self.inner.config.lease_ttl);
+                    }
+                } else {
+                    self.lose(p, "gone or taken in Redis");
+                }
+            }
+        }
+        Ok(desired)
     }
 
     /// Stops the consumers of `partitions` (each stores a final checkpoint), frees their
@@ -466,7 +494,7 @@ impl Coordinator {
             Ok(fields) => reply::checkpoint(fields, &ckpt_key),
             Err(e) => {
                 // The lease is ours but unusable now: free it if Redis lets us.
-                self.spawn_release(p, lease);
+                self.spawn_release(conn, shas, p, lease);
                 return Err(e.into());
             }
         };
@@ -492,11 +520,13 @@ impl Coordinator {
             .map_or_else(|| "0-0".to_owned(), |c| c.offset);
         tracing::debug!(partition = p, node = %self.node, token, %offset, "stream log: partition acquired");
         let stop = CancellationToken::new();
+        let valid_until = ValidUntil::new(sent + self.inner.config.lease_ttl);
         let task = tokio::spawn(consumer::run(
             Arc::clone(&self.inner),
             Arc::clone(&self.handler),
             p,
             token,
+            valid_until.clone(),
             offset,
             stop.clone(),
         ));
@@ -504,7 +534,7 @@ impl Coordinator {
             p,
             Held {
                 lease,
-                renewed: sent,
+                valid_until,
                 consumer: Consumer {
                     stop,
                     task: Some(task),
