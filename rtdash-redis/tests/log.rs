@@ -3,7 +3,8 @@
 //! the stream, a crashed owner's partitions taken over with nothing lost nor counted
 //! twice (and late entries written once), fencing of a stale owner's checkpoint,
 //! rebalancing as nodes join and leave, a Redis restart that keeps its append-only
-//! file, a checkpoint the handler refuses, and bad input.
+//! file, an owner cut off from Redis (and back), concurrent appends on one connection,
+//! a checkpoint the handler refuses, and bad input.
 //!
 //! The test handler's state is simple and checkable: payloads are `u64`s (little
 //! endian); a partition's state is their sum and count; numbers divisible by 7 are

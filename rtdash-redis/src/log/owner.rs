@@ -550,6 +550,8 @@ impl Coordinator {
     /// partitions.
     async fn shut_down(mut self) {
         self.reap().await;
+        // A partition whose lease may have expired gets no final checkpoint.
+        self.expire_local();
         let conn = match self.conn.take() {
             Some(c) => Some(c),
             None => {
