@@ -12,7 +12,15 @@
 //!   each into a `Mutex<Vec<_>>`, one lock per event — what a first attempt looks like,
 //!   without validation or aggregation.
 //!
-//! Run with: `cargo bench --bench ingest` (about 30 s after the build).
+//! Group `ingest_log_1000` (with `--features redis`): the same bodies through
+//! `Engine::submit_json` into the durable log (Redis Streams, 8 partitions, on a
+//! `redis-server` the bench starts with AOF on): `log_aof_always_x1` /
+//! `log_aof_always_x4` (one batch at a time / 4 concurrently, `appendfsync always`),
+//! `log_aof_everysec_x4` (Redis's default AOF policy), beside `engine_ingest_json` in
+//! memory in the same group.
+//!
+//! Run with: `cargo bench --bench ingest` (about 30 s after the build), and
+//! `cargo bench --features redis --bench ingest -- ingest_log` for the log.
 
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -149,5 +157,182 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Ingest through the durable log: `submit_json` resolves once Redis acknowledged the
+/// batch's entries (one per partition the batch touches).
+#[cfg(feature = "redis")]
+fn bench_log(c: &mut Criterion) {
+    use rtdash::redis::{Backplane, BackplaneConfig, LogConfig};
+    use rtdash_redis::test_server::RedisServer;
+
+    let bodies: Vec<Vec<u8>> = (0..CONCURRENT).map(body).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let always = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let everysec = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    // An appending node only (no partition owner in this process): what is measured is
+    // the path to an acknowledged append.
+    let log_engine = |url: String| {
+        rt.block_on(async move {
+            let backplane = Backplane::new(&url, BackplaneConfig::new("bench")).expect("backplane");
+            let log = backplane
+                .stream_log(LogConfig::default())
+                .expect("stream log");
+            Engine::builder(EngineConfig::default())
+                .aggregate(false)
+                .durable_log(log)
+                .build()
+                .expect("engine")
+        })
+    };
+    let on_always = log_engine(always.url());
+    let on_everysec = log_engine(everysec.url());
+    let submit = |engine: &Engine, body: &[u8]| {
+        let engine = engine.clone();
+        let body = body.to_vec();
+        async move {
+            let r = engine.submit_json(&body).await.expect("append");
+            assert_eq!(r.accepted, BATCH);
+        }
+    };
+    let x4 = |engine: &Engine| {
+        rt.block_on(async {
+            let tasks: Vec<_> = bodies
+                .iter()
+                .map(|b| tokio::spawn(submit(engine, b)))
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+        });
+    };
+
+    let mut g = c.benchmark_group("ingest_log_1000");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(BATCH as u64));
+    g.bench_function("log_aof_always_x1", |b| {
+        b.iter(|| rt.block_on(submit(&on_always, &bodies[0])));
+    });
+    let local = engine();
+    g.bench_function("engine_ingest_json", |b| {
+        b.iter(|| {
+            let r = local.ingest_json(black_box(&bodies[0])).expect("ingest");
+            assert_eq!(r.accepted, BATCH);
+        });
+    });
+    g.throughput(Throughput::Elements((BATCH * CONCURRENT) as u64));
+    g.bench_function("log_aof_always_x4", |b| b.iter(|| x4(&on_always)));
+    g.bench_function("log_aof_everysec_x4", |b| b.iter(|| x4(&on_everysec)));
+    g.finish();
+}
+
+#[cfg(not(feature = "redis"))]
+fn bench_log(_: &mut Criterion) {}
+
+/// Series and events per series of the checkpoint group.
+const CP_SERIES: usize = 10_000;
+const CP_EVENTS_PER_SERIES: usize = 30;
+
+/// The checkpoint group's events: `CP_SERIES` series of one metric, each with
+/// `CP_EVENTS_PER_SERIES` events over the last 10 minutes, as JSON batches of 1,000.
+fn checkpoint_bodies() -> Vec<Vec<u8>> {
+    let now = Timestamp::now().as_millis();
+    let mut events = Vec::with_capacity(CP_SERIES * CP_EVENTS_PER_SERIES);
+    for k in 0..CP_EVENTS_PER_SERIES {
+        for host in 0..CP_SERIES {
+            let t = now - 600_000 + (k * 20_000 + host % 20_000) as i64;
+            let value = ((host * 31 + k * 7919) % 10_000) as f64 / 13.0;
+            events.push(format!(
+                r#"{{"metric_name":"api.latency","value":{value},"tags":{{"host":"host-{host:05}"}},"event_time":{t}}}"#
+            ));
+        }
+    }
+    events
+        .chunks(BATCH)
+        .map(|c| format!("[{}]", c.join(",")).into_bytes())
+        .collect()
+}
+
+/// A partition's checkpoint with 10,000 series (percentiles on, default 1 h windows):
+/// taking it (`Engine::checkpoint` + JSON), restoring it into a fresh engine, and, as
+/// the baseline, what a node without a checkpoint does: replay every event.
+fn bench_checkpoint(c: &mut Criterion) {
+    let bodies = checkpoint_bodies();
+    let source = engine();
+    for b in &bodies {
+        source.ingest_json(b).expect("ingest");
+    }
+    assert_eq!(source.window_stats().series, CP_SERIES);
+    let json = source.checkpoint().to_json();
+    eprintln!(
+        "checkpoint of {CP_SERIES} series, {} events: {} bytes ({:.1} MiB)",
+        CP_SERIES * CP_EVENTS_PER_SERIES,
+        json.len(),
+        json.len() as f64 / (1024.0 * 1024.0)
+    );
+
+    let mut g = c.benchmark_group("checkpoint_10k_series");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    g.throughput(Throughput::Bytes(json.len() as u64));
+    g.bench_function("take_to_json", |b| {
+        b.iter(|| black_box(source.checkpoint().to_json()));
+    });
+    g.bench_function("restore_from_json", |b| {
+        b.iter(|| {
+            let fresh = engine();
+            let cp = rtdash::EngineCheckpoint::from_json(black_box(&json)).expect("parse");
+            fresh.restore(cp).expect("restore");
+            black_box(fresh)
+        });
+    });
+    g.bench_function("replay_events_baseline", |b| {
+        b.iter(|| {
+            let fresh = engine();
+            for body in &bodies {
+                fresh.ingest_json(body).expect("ingest");
+            }
+            black_box(fresh)
+        });
+    });
+    #[cfg(feature = "redis")]
+    {
+        // The write itself: one `SET` of the bytes (the CHECKPOINT script does an `HSET`
+        // of them, a compare and an `XTRIM`) to a redis-server with AOF on.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = rtdash_redis::test_server::RedisServer::start_with(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ]);
+        let client = redis::Client::open(server.url()).expect("client");
+        let mut conn = rt
+            .block_on(client.get_multiplexed_async_connection())
+            .expect("connect");
+        g.bench_function("write_to_redis", |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let () = redis::cmd("SET")
+                        .arg("ckpt")
+                        .arg(&json[..])
+                        .query_async(&mut conn)
+                        .await
+                        .expect("SET");
+                });
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_log, bench_checkpoint);
 criterion_main!(benches);

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use rtdash_core::EventId;
+use rtdash_core::{EventId, Timestamp, Uuid};
 use rtdash_window::Checkpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::alerts::Tracker;
 
 /// The format tag of the current version.
 pub(crate) const FORMAT: &str = "rtdash/engine-checkpoint/1";
@@ -57,6 +58,53 @@ pub struct EngineCheckpoint {
     pub(crate) dedup: Vec<EventId>,
     pub(crate) positions: BTreeMap<String, String>,
     pub(crate) counters: Counters,
+    /// The alert rules that are pending or firing, in a partition's checkpoint (the
+    /// rules on widgets of the partition's metrics); empty in a whole engine's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) rules: Vec<RuleCheckpoint>,
+}
+
+/// The state of one alert rule that is not OK, handed over with a partition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RuleCheckpoint {
+    pub(crate) dashboard: String,
+    pub(crate) rule: Uuid,
+    /// Breached since this time (ms), not yet long enough; `None` when firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_since: Option<i64>,
+    /// For a `group_by` widget, the group that fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+}
+
+impl RuleCheckpoint {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn new(
+        dashboard: &str,
+        rule: Uuid,
+        tracker: Tracker,
+        group: Option<String>,
+    ) -> Self {
+        Self {
+            dashboard: dashboard.to_owned(),
+            rule,
+            pending_since: match tracker {
+                Tracker::Pending(since) => Some(since.as_millis()),
+                Tracker::Ok | Tracker::Firing => None,
+            },
+            group,
+        }
+    }
+
+    /// The tracker and group to resume with.
+    pub(crate) fn into_parts(self) -> (Tracker, Option<String>) {
+        let tracker = match self.pending_since {
+            Some(ms) => Tracker::Pending(Timestamp::from_millis(ms)),
+            None => Tracker::Firing,
+        };
+        (tracker, self.group)
+    }
 }
 
 /// The ingest counters in a checkpoint.
@@ -82,6 +130,7 @@ impl EngineCheckpoint {
             dedup,
             positions,
             counters,
+            rules: Vec::new(),
         }
     }
 

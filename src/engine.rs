@@ -15,10 +15,13 @@ use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, Transpo
 use rtdash_window::{WindowStats, WindowStore};
 
 use crate::checkpoint::{self, EngineCheckpoint};
-use crate::ingest::{Dedup, InProcessLog, IngestLog, Recorder};
+use crate::ingest::{InProcessLog, IngestLog, RecordHook, Recorder};
 use crate::metrics::{Meters, Scrape};
+use crate::partition::{PartitionOf, Partitions};
 use crate::publish::{HubPublisher, Payload, Publication, Publisher};
-use crate::refresh::{PlanInput, Planner, QuerySpec, StateInput, stale_limit, state_of};
+use crate::refresh::{
+    Answer, PlanInput, Planner, QuerySource, QuerySpec, StateInput, stale_limit, state_of,
+};
 use crate::{
     AlertEvent, AlertState, DashboardStore, EngineConfig, EngineStats, Error, IngestError,
     IngestOutcome, IngestReport, LateEvent, MemoryStore, Registry, Subject, TickReport, WidgetKey,
@@ -76,6 +79,19 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// A handle on an engine that does not keep it alive (for the engine's own tasks).
+#[derive(Clone)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) struct WeakEngine(std::sync::Weak<Inner>);
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+impl WeakEngine {
+    /// The engine, while it lives.
+    pub(crate) fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
@@ -100,8 +116,17 @@ struct Inner {
     transports: Mutex<Vec<Transport<WidgetKey>>>,
     /// Whether this engine evaluates widgets (an edge node does not).
     aggregate: bool,
+    /// With a partitioned log: the partitions this engine owns, each with its own
+    /// recorder (`recorder` above then stays empty).
+    partitions: Option<Arc<Partitions>>,
     #[cfg(feature = "redis")]
     backplane: Option<rtdash_redis::Backplane>,
+    /// The durable log (feature `redis`), and this node's part in owning its partitions
+    /// (an aggregator's), stopped gracefully by [`EngineTask::shutdown`].
+    #[cfg(feature = "redis")]
+    stream_log: Option<rtdash_redis::StreamLog>,
+    #[cfg(feature = "redis")]
+    owner: Mutex<Option<rtdash_redis::OwnerHandle>>,
     /// Background tasks of the seams (the backplane's mirror), stopped with the engine.
     _tasks: Vec<AbortOnDrop>,
 }
@@ -113,13 +138,15 @@ pub struct EngineHealth {
     /// Whether the backplane is connected and its last check passed; `None` without a
     /// backplane.
     pub backplane: Option<bool>,
+    /// Whether the durable ingest log reaches Redis; `None` without one.
+    pub ingest_log: Option<bool>,
 }
 
 impl EngineHealth {
     /// Whether every part is healthy.
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        self.backplane != Some(false)
+        self.backplane != Some(false) && self.ingest_log != Some(false)
     }
 }
 
@@ -164,6 +191,45 @@ impl Health {
 struct AlertLog {
     history: VecDeque<AlertEvent>,
     firing: BTreeMap<(String, Uuid), AlertEvent>,
+}
+
+/// Where the engine's queries are answered: its store, or with a partitioned log the
+/// store of the metric's partition (no answer when another node owns it).
+struct Stores<'a>(&'a Inner);
+
+impl QuerySource for Stores<'_> {
+    fn answer(&self, spec: &QuerySpec, now: Timestamp) -> Option<Answer> {
+        match &self.0.partitions {
+            None => self.0.recorder.shared().store.answer(spec, now),
+            Some(parts) => parts
+                .recorder_for(&spec.metric)?
+                .shared()
+                .store
+                .answer(spec, now),
+        }
+    }
+}
+
+/// Removes the late events buffered in `store`, with their metric and tags.
+fn drain_late(store: &mut WindowStore) -> Vec<LateEvent> {
+    let raw: Vec<_> = store.drain_late().collect();
+    raw.into_iter()
+        .filter_map(|e| {
+            let key = store.series_key(e.series)?;
+            Some(LateEvent {
+                metric_name: key.metric().to_owned(),
+                tags: key.to_tags(),
+                event_time: e.event_time,
+                value: e.value,
+            })
+        })
+        .collect()
+}
+
+/// Counts what a recorder recorded into the engine's meters.
+fn record_hook(meters: &Arc<Meters>) -> RecordHook {
+    let meters = Arc::clone(meters);
+    Arc::new(move |r: &IngestReport| meters.count(r))
 }
 
 impl Inner {
@@ -284,8 +350,11 @@ pub struct EngineBuilder {
     log: Arc<dyn IngestLog>,
     hub: Option<FrameHub<WidgetKey>>,
     aggregate: bool,
+    partition_of: Option<PartitionOf>,
     #[cfg(feature = "redis")]
     redis: Option<(rtdash_redis::Backplane, crate::redis::Role)>,
+    #[cfg(feature = "redis")]
+    stream_log: Option<rtdash_redis::StreamLog>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -343,6 +412,27 @@ impl EngineBuilder {
     #[cfg(feature = "redis")]
     pub fn redis(mut self, backplane: &rtdash_redis::Backplane, role: crate::redis::Role) -> Self {
         self.redis = Some((backplane.clone(), role));
+        self
+    }
+
+    /// Makes ingest durable and partitioned (feature `redis`): validated events are
+    /// appended to `log` (Redis Streams, one stream per partition, partitioned by metric
+    /// name) before `submit_json` (`POST /ingest`) answers, and the window state lives in
+    /// the partitions. An engine that aggregates (the default, and
+    /// [`Role::Aggregator`](crate::redis::Role)) takes part in owning the partitions: each
+    /// is aggregated by exactly one node at a time, restored from its checkpoint and
+    /// replayed from its offset when it moves (see `docs/ARCHITECTURE.md`, "Durable
+    /// ingest"). [`build`](Self::build) then starts the log's tasks, so it must run inside
+    /// a tokio runtime.
+    ///
+    /// With a durable log the synchronous ingest API (`ingest`, `ingest_json`) answers
+    /// [`Error::IngestLogPending`]: use [`Engine::submit_json`].
+    #[cfg(feature = "redis")]
+    pub fn durable_log(mut self, log: rtdash_redis::StreamLog) -> Self {
+        let of = log.clone();
+        self.partition_of = Some(Arc::new(move |metric: &str| of.partition_of(metric)));
+        self.log = Arc::new(crate::redis::RedisStreamsLog::new(log.clone()));
+        self.stream_log = Some(log);
         self
     }
 
@@ -408,11 +498,18 @@ impl EngineBuilder {
             Arc::clone(&publisher),
         )?;
         let meters = Arc::new(Meters::new(config.metrics));
-        let recorder = Recorder::new(window, config.dedup_capacity, {
-            let meters = Arc::clone(&meters);
-            Arc::new(move |r: &IngestReport| meters.count(r))
-        });
-        Ok(Engine {
+        let recorder = Recorder::new(window, config.dedup_capacity, record_hook(&meters));
+        let partitions = self.partition_of.map(|of| Arc::new(Partitions::new(of)));
+        #[cfg(feature = "redis")]
+        if self.stream_log.is_some() && tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidConfig {
+                field: "durable_log",
+                reason: "an engine with a durable log must be built inside a tokio runtime \
+                         (it starts the log's tasks)"
+                    .to_owned(),
+            });
+        }
+        let engine = Engine {
             inner: Arc::new(Inner {
                 recorder,
                 log: self.log,
@@ -425,12 +522,29 @@ impl EngineBuilder {
                 meters,
                 transports: Mutex::new(Vec::new()),
                 aggregate,
+                partitions,
                 #[cfg(feature = "redis")]
                 backplane,
+                #[cfg(feature = "redis")]
+                stream_log: self.stream_log,
+                #[cfg(feature = "redis")]
+                owner: Mutex::new(None),
                 _tasks: tasks,
                 config,
             }),
-        })
+        };
+        #[cfg(feature = "redis")]
+        if let Some(log) = &engine.inner.stream_log
+            && engine.inner.aggregate
+        {
+            let handler = crate::redis::log::EngineHandler::new(&engine, log);
+            *engine
+                .inner
+                .owner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(log.spawn_owner(handler));
+        }
+        Ok(engine)
     }
 }
 
@@ -460,8 +574,11 @@ impl Engine {
             log: Arc::new(InProcessLog),
             hub: None,
             aggregate: true,
+            partition_of: None,
             #[cfg(feature = "redis")]
             redis: None,
+            #[cfg(feature = "redis")]
+            stream_log: None,
         }
     }
 
@@ -583,24 +700,74 @@ impl Engine {
         Ok(report)
     }
 
+    /// Validates events (against the current time) and appends the valid ones to the
+    /// ingest log, for any log: resolves once the log has appended them (made them
+    /// durable, for a durable log). A bad event never spoils the others: it is reported
+    /// with its index in [`IngestReport::errors`].
+    ///
+    /// # Errors
+    ///
+    /// What the log reports when it cannot append (e.g. [`Error::IngestLogUnavailable`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash::{Engine, EngineConfig, MemoryStore, MetricEvent, Timestamp};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rtdash::Error> {
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// let now = Timestamp::now();
+    /// let report = engine
+    ///     .submit([MetricEvent::new("cpu", 0.5, now), MetricEvent::new("cpu", f64::NAN, now)])
+    ///     .await?;
+    /// assert_eq!((report.accepted, report.rejected), (1, 1));
+    /// assert_eq!(report.errors[0].index, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn submit(
+        &self,
+        events: impl IntoIterator<Item = MetricEvent>,
+    ) -> Result<IngestReport, Error> {
+        let now = Timestamp::now();
+        let mut report = IngestReport::default();
+        let mut valid = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            match event.validate(&self.inner.config.validation, now) {
+                Ok(()) => valid.push((index, event)),
+                Err(e) => {
+                    let (field, message) = match Error::from_core(e, Subject::Event) {
+                        Error::InvalidEvent { field, reason } => (field, reason),
+                        other => ("event".to_owned(), other.to_string()),
+                    };
+                    report.rejected += 1;
+                    report.errors.push(IngestError {
+                        index,
+                        field,
+                        message,
+                    });
+                }
+            }
+        }
+        self.inner.meters.count(&report);
+        let batch = Batch {
+            items: valid
+                .into_iter()
+                .map(|(index, event)| rtdash_core::BorrowedEvent::Owned { index, event })
+                .collect(),
+            ..Batch::default()
+        };
+        self.inner.append(&batch, &mut report).await?;
+        report.errors.sort_by_key(|e| e.index);
+        Ok(report)
+    }
+
     /// The state of ingest at this instant, to resume elsewhere (see
     /// [`EngineCheckpoint`]). Takes the window store's read lock while it copies the
     /// state: ingest waits for that long (about 1 ms per 100 series with 1 h windows).
     #[must_use]
     pub fn checkpoint(&self) -> EngineCheckpoint {
-        let shared = self.inner.recorder.shared();
-        // The store lock first, as the recorder takes it: no batch is half recorded.
-        let store = self.inner.read_store();
-        let dedup: Vec<_> = shared
-            .dedup
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .ids()
-            .cloned()
-            .collect();
-        let positions = self.inner.recorder.positions();
-        let window = store.checkpoint(());
-        drop(store);
+        let (window, dedup, positions) = self.inner.recorder.snapshot();
         let s = self.inner.meters.stats();
         EngineCheckpoint::new(
             window,
@@ -641,18 +808,140 @@ impl Engine {
             WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
                 reason: e.to_string(),
             })?;
-        let shared = self.inner.recorder.shared();
-        let mut store = self.inner.recorder.write_store();
-        *shared.dedup.lock().unwrap_or_else(PoisonError::into_inner) =
-            Dedup::from_ids(checkpoint.dedup, self.inner.config.dedup_capacity);
-        *shared
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = checkpoint.positions;
-        *store = window;
-        drop(store);
+        self.inner
+            .recorder
+            .replace(window, checkpoint.dedup, checkpoint.positions);
         self.inner.meters.restore_ingest(&checkpoint.counters);
         Ok(())
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
+    }
+
+    /// Hands this node's partitions over (feature `redis`, with a durable log): a final
+    /// checkpoint of each, then their leases are released, so that other nodes take them
+    /// at once. Called by [`EngineTask::shutdown`]; ingest through the log keeps working.
+    pub async fn release_partitions(&self) {
+        #[cfg(feature = "redis")]
+        {
+            let owner = self
+                .inner
+                .owner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(owner) = owner {
+                owner.shutdown().await;
+            }
+        }
+    }
+
+    /// The partitions of a partitioned log this engine owns, ascending (empty without
+    /// one).
+    #[must_use]
+    pub fn owned_partitions(&self) -> Vec<u32> {
+        self.inner
+            .partitions
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.owned())
+    }
+
+    /// Takes partition `p` of a partitioned log: a fresh recorder, restored from
+    /// `checkpoint` (a partition checkpoint, see [`partition_checkpoint`](Self::partition_checkpoint))
+    /// when there is one. Widgets of its metrics are evaluated here from the next tick.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn acquire_partition(
+        &self,
+        p: u32,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let inner = &*self.inner;
+        let parts = inner
+            .partitions
+            .as_ref()
+            .ok_or("the engine has no partitioned log")?;
+        let config = &inner.config;
+        let store = WindowStore::new(config.window.clone()).map_err(|e| e.to_string())?;
+        let recorder = Recorder::new(store, config.dedup_capacity, record_hook(&inner.meters));
+        let mut rules = Vec::new();
+        if let Some(bytes) = checkpoint.filter(|b| !b.is_empty()) {
+            let cp = EngineCheckpoint::from_json(bytes).map_err(|e| e.to_string())?;
+            let theirs = cp.window.config();
+            if theirs != config.window {
+                return Err(format!(
+                    "window configuration differs: checkpoint {theirs:?}, engine {:?}",
+                    config.window
+                ));
+            }
+            let (window, ()) = WindowStore::restore(cp.window).map_err(|e| e.to_string())?;
+            recorder.replace(window, cp.dedup, cp.positions);
+            rules = cp.rules;
+        }
+        parts.insert(p, recorder, rules);
+        Ok(())
+    }
+
+    /// Records one log entry of partition `p` (the events of an encoded entry, see
+    /// `ingest::wire`) with its position `offset` in `source`; returns the entry's late
+    /// events, encoded the same way, for the partition's late stream.
+    #[cfg(feature = "redis")]
+    pub(crate) fn apply_entry(
+        &self,
+        p: u32,
+        source: &str,
+        offset: &str,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
+        let recorder = self.inner.partitions.as_ref()?.get(p)?;
+        let mut report = IngestReport::default();
+        let position = Some(crate::ingest::SourcePosition { source, offset });
+        match crate::ingest::wire::decode(payload) {
+            Ok(batch) => recorder.record(&batch, position, &mut report),
+            Err(reason) => {
+                // Never written by rtdash: skipped, but the position moves past it.
+                tracing::error!(partition = p, offset, %reason, "log entry skipped");
+                recorder.record(&Batch::default(), position, &mut report);
+            }
+        }
+        if report.late == 0 {
+            return None;
+        }
+        let late = drain_late(&mut recorder.write_store());
+        crate::ingest::wire::encode_late(&late)
+    }
+
+    /// A checkpoint of partition `p` (empty when not owned): its recorder's state (window
+    /// store, de-duplication horizon, source position) and the states of the alert rules
+    /// on its metrics, as JSON ([`EngineCheckpoint`], with zero counters).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn partition_checkpoint(&self, p: u32) -> Vec<u8> {
+        let Some(parts) = &self.inner.partitions else {
+            return Vec::new();
+        };
+        let Some(recorder) = parts.get(p) else {
+            return Vec::new();
+        };
+        let (window, dedup, positions) = recorder.snapshot();
+        let mut cp =
+            EngineCheckpoint::new(window, dedup, positions, checkpoint::Counters::default());
+        cp.rules = self
+            .inner
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .planner
+            .rule_states(&|metric: &str| parts.partition_of(metric) == p);
+        cp.to_json()
+    }
+
+    /// Drops partition `p`: another node aggregates it now.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn release_partition(&self, p: u32) {
+        if let Some(parts) = &self.inner.partitions {
+            parts.remove(p);
+        }
     }
 
     /// The dashboards.
@@ -768,14 +1057,23 @@ impl Engine {
         if inner.publisher.wants_full_state() {
             state.planner.resend_all();
         }
+        if let Some(rules) = inner.partitions.as_ref().and_then(|p| p.take_moved()) {
+            // A partition came or went: publish every value owned now (what another
+            // node published meanwhile may differ from what this one last sent), and
+            // resume the alert states taken over.
+            state.planner.resend_all();
+            state.planner.import_rules(rules);
+        }
         let started = Instant::now();
         let docs = || inner.registry.list();
         let unhealthy = |metric: &str| inner.health.is_unhealthy(metric);
+        let owned = |metric: &str| inner.partitions.as_ref().is_none_or(|p| p.owns(metric));
         let plan = state.planner.plan(&PlanInput {
             generation: inner.registry.generation(),
             docs: &docs,
-            queries: &inner.recorder.shared().store,
+            queries: &Stores(inner),
             unhealthy: &unhealthy,
+            owned: &owned,
             stale_after_intervals: inner.config.stale_after_intervals.get(),
             now,
         });
@@ -963,7 +1261,14 @@ impl Engine {
     ) -> Result<WidgetState, Error> {
         let w = self.inner.registry.widget(dashboard, widget)?;
         let spec = QuerySpec::of(&w);
-        let answer = spec.run(&self.inner.read_store(), now);
+        if let Some(parts) = &self.inner.partitions
+            && !parts.owns(&w.metric_name)
+        {
+            return Err(Error::NotOwned {
+                metric: w.metric_name.clone(),
+            });
+        }
+        let answer = Stores(&self.inner).answer(&spec, now);
         let input = StateInput {
             dashboard,
             widget,
@@ -1003,19 +1308,7 @@ impl Engine {
     /// arrival first). They were counted (`rtdash_ingest_late_total`) but not aggregated.
     #[must_use]
     pub fn drain_late(&self) -> Vec<LateEvent> {
-        let mut store = self.inner.recorder.write_store();
-        let raw: Vec<_> = store.drain_late().collect();
-        raw.into_iter()
-            .filter_map(|e| {
-                let key = store.series_key(e.series)?;
-                Some(LateEvent {
-                    metric_name: key.metric().to_owned(),
-                    tags: key.to_tags(),
-                    event_time: e.event_time,
-                    value: e.value,
-                })
-            })
-            .collect()
+        drain_late(&mut self.inner.recorder.write_store())
     }
 
     /// The recent alert events (firing and resolved), oldest first, at most
@@ -1050,7 +1343,26 @@ impl Engine {
     /// The window store's counters (series, accepted and late events, newest event time).
     #[must_use]
     pub fn window_stats(&self) -> WindowStats {
-        self.inner.read_store().stats()
+        let Some(parts) = &self.inner.partitions else {
+            return self.inner.read_store().stats();
+        };
+        // With a partitioned log: the sum over the partitions owned here.
+        let mut total = self.inner.read_store().stats();
+        for r in parts.recorders() {
+            let s = r
+                .shared()
+                .store
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stats();
+            total.series += s.series;
+            total.accepted += s.accepted;
+            total.late_total += s.late_total;
+            total.late_dropped += s.late_dropped;
+            total.late_buffered += s.late_buffered;
+            total.max_event_time = total.max_event_time.max(s.max_event_time);
+        }
+        total
     }
 
     /// The engine's metrics in the Prometheus text exposition format (version 0.0.4), as
@@ -1143,9 +1455,14 @@ impl Engine {
     pub fn health(&self) -> EngineHealth {
         #[cfg(feature = "redis")]
         let backplane = self.inner.backplane.as_ref().map(|b| b.stats().up);
+        #[cfg(feature = "redis")]
+        let ingest_log = self.inner.stream_log.as_ref().map(|l| l.stats().up);
         #[cfg(not(feature = "redis"))]
-        let backplane = None;
-        EngineHealth { backplane }
+        let (backplane, ingest_log) = (None, None);
+        EngineHealth {
+            backplane,
+            ingest_log,
+        }
     }
 }
 
@@ -1202,6 +1519,7 @@ impl EngineTask {
             let _ = stop.send(());
         }
         let _ = (&mut self.scheduler).await;
+        self.engine.release_partitions().await;
         self.engine.close_sessions().await;
     }
 }

@@ -133,6 +133,24 @@ pub enum Error {
         /// The log's name.
         log: String,
     },
+    /// The ingest log could not append the batch (e.g. Redis is unreachable); nothing of
+    /// the batch is known to be appended: retry it (event ids make a retry safe).
+    #[error("the ingest log `{log}` could not append the batch: {reason}")]
+    IngestLogUnavailable {
+        /// The log's name.
+        log: String,
+        /// Why.
+        reason: String,
+    },
+    /// With a partitioned log, the widget's metric is aggregated by another node of the
+    /// cluster: its values reach this node's subscribers through the backplane.
+    #[error(
+        "metric `{metric}` is aggregated by another node of the cluster: subscribe to the dashboard for its values"
+    )]
+    NotOwned {
+        /// The metric.
+        metric: String,
+    },
 }
 
 /// What an [`Error::Invalid`] is about.
@@ -209,6 +227,8 @@ impl Error {
             Self::Store { .. } => "store_failed",
             Self::InvalidCheckpoint { .. } => "invalid_checkpoint",
             Self::IngestLogPending { .. } => "ingest_log_pending",
+            Self::IngestLogUnavailable { .. } => "ingest_log_unavailable",
+            Self::NotOwned { .. } => "not_owned",
         }
     }
 

@@ -149,6 +149,7 @@ mod frames;
 pub mod http;
 pub mod ingest;
 mod metrics;
+mod partition;
 pub mod publish;
 #[cfg(feature = "redis")]
 pub mod redis;

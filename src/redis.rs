@@ -24,6 +24,11 @@
 
 use std::sync::Arc;
 
+pub(crate) mod log;
+
+pub use log::RedisStreamsLog;
+pub use rtdash_redis::{LogConfig, LogStats, OwnerHandle, PartitionHandler, StreamLog};
+
 use rtdash_core::Uuid;
 use rtdash_transport::Frame;
 

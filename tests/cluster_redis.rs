@@ -7,9 +7,7 @@
 #![cfg(all(feature = "http", feature = "redis", unix))]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,16 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-/// Runs one command on a fresh connection; `None` when Redis does not answer.
-async fn redis_cmd<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> Option<T> {
-    let client = redis::Client::open(url).ok()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query_async(&mut conn).await.ok()
-}
+use common::cluster::{Node, redis_cmd};
 
 /// The cluster's channels now.
 async fn channels(url: &str) -> Vec<String> {
@@ -38,56 +27,16 @@ async fn channels(url: &str) -> Vec<String> {
         .expect("PUBSUB CHANNELS")
 }
 
-/// One node: the example binary.
-struct Node {
-    child: Child,
-    addr: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Node {
-    fn start(exe: &Path, redis: &str, id: &str, role: &str) -> Self {
-        let mut child = Command::new(exe)
-            .args(["--addr", "127.0.0.1:0", "--redis", redis, "--node-id", id])
-            .args(["--role", role, "--seed", "7", "--incident-after", "2"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the dashboard example");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let n = stdout
-                .read_line(&mut line)
-                .expect("read the example's output");
-            assert!(n > 0, "node {id} exited before printing its address");
-            if let Some(rest) = line.trim().strip_prefix("rtdash dashboard: open http://") {
-                break rest.trim_end_matches('/').to_owned();
-            }
-        };
-        Self {
-            child,
-            addr,
-            _stdout: stdout,
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    async fn health(&self) -> u16 {
-        reqwest::get(format!("http://{}/health", self.addr))
-            .await
-            .map_or(0, |r| r.status().as_u16())
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A node of the demo cluster: the dashboard example with its demo producer.
+fn start_node(exe: &Path, redis: &str, id: &str, role: &str) -> Node {
+    Node::start(
+        exe,
+        id,
+        &["--redis", redis, "--node-id", id, "--role", role]
+            .into_iter()
+            .chain(["--seed", "7", "--incident-after", "2"])
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// What one WebSocket client received, as it arrived.
@@ -232,9 +181,9 @@ fn state(frames: &[(String, Value)], upto: u64) -> BTreeMap<String, Value> {
 async fn one_aggregator_and_two_edges_serve_the_same_frames() {
     let exe = common::build_example("dashboard", &["--all-features"]);
     let redis = RedisServer::start();
-    let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
-    let mut e1 = Node::start(&exe, &redis.url(), "edge-1", "edge");
-    let mut e2 = Node::start(&exe, &redis.url(), "edge-2", "edge");
+    let mut agg = start_node(&exe, &redis.url(), "agg", "aggregator");
+    let mut e1 = start_node(&exe, &redis.url(), "edge-1", "edge");
+    let mut e2 = start_node(&exe, &redis.url(), "edge-2", "edge");
 
     let mut clients = Vec::new();
     for node in [&agg, &e1, &e2] {
@@ -314,8 +263,8 @@ async fn one_aggregator_and_two_edges_serve_the_same_frames() {
 async fn a_killed_subscription_and_a_restarted_redis_hide_no_gap() {
     let exe = common::build_example("dashboard", &["--all-features"]);
     let mut redis = RedisServer::start();
-    let mut agg = Node::start(&exe, &redis.url(), "agg", "aggregator");
-    let mut edge = Node::start(&exe, &redis.url(), "edge", "edge");
+    let mut agg = start_node(&exe, &redis.url(), "agg", "aggregator");
+    let mut edge = start_node(&exe, &redis.url(), "edge", "edge");
     let clients = [
         Client::connect(&edge.addr).await,
         Client::connect(&edge.addr).await,

@@ -59,8 +59,13 @@ Options:
   --jwt-secret SECRET      require HS256 JWTs signed with SECRET (needs --features jwt)
   --redis URL              join a cluster through the Redis at URL (needs --features redis)
   --node-id ID             this node's name in the cluster (default: random)
-  --role ROLE              aggregator (ingests, evaluates, publishes; the default) or edge
-                           (serves clients only; no demo, no POST /ingest)
+  --role ROLE              aggregator (owns partitions of the ingest log, evaluates,
+                           publishes; the default) or edge (serves clients and appends
+                           POST /ingest to the log; no demo)
+  --partitions N           partitions of the cluster's durable ingest log (default 8; every
+                           node of a cluster must use the same number)
+  --checkpoint-secs SECS   how often an aggregator checkpoints each partition it owns
+                           (default 2)
   -h, --help               print this help
 ";
 
@@ -76,6 +81,8 @@ struct Args {
     redis: Option<String>,
     node_id: Option<String>,
     edge: bool,
+    partitions: u32,
+    checkpoint_every: Duration,
 }
 
 impl Default for Args {
@@ -90,6 +97,8 @@ impl Default for Args {
             redis: None,
             node_id: None,
             edge: false,
+            partitions: 8,
+            checkpoint_every: Duration::from_secs(2),
         }
     }
 }
@@ -153,11 +162,33 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     }
                 }
             }
+            "--partitions" => {
+                let v = value("a number of partitions")?;
+                args.partitions = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| format!("--partitions {v:?}: expected 1 to 1024"))?;
+            }
+            "--checkpoint-secs" => {
+                let v = value("seconds")?;
+                args.checkpoint_every = v
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .filter(|d| *d >= Duration::from_millis(50))
+                    .ok_or_else(|| {
+                        format!("--checkpoint-secs {v:?}: expected seconds, at least 0.05")
+                    })?;
+            }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
     if args.redis.is_none() && (args.edge || args.node_id.is_some()) {
         return Err("--role and --node-id need --redis URL".into());
+    }
+    if args.redis.is_none() && args.partitions != Args::default().partitions {
+        return Err("--partitions needs --redis URL".into());
     }
     if args.edge {
         args.demo = false;
@@ -205,7 +236,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     seed_dashboard(&engine)?;
 
-    let (api, token) = api_router(&engine, args.jwt_secret.as_deref(), !args.edge)?;
+    // Every node takes events: an edge appends them to the cluster's log.
+    let (api, token) = api_router(&engine, args.jwt_secret.as_deref(), true)?;
     let app = api.merge(page_router());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
@@ -280,7 +312,7 @@ fn join_cluster(
     builder: rtdash::EngineBuilder,
     args: &Args,
 ) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
-    use rtdash::redis::{Backplane, BackplaneConfig, Role};
+    use rtdash::redis::{Backplane, BackplaneConfig, LogConfig, Role};
     let Some(url) = &args.redis else {
         return Ok(builder);
     };
@@ -304,7 +336,14 @@ fn join_cluster(
         }
     );
     let backplane = Backplane::new(url, config)?;
-    Ok(builder.redis(&backplane, role))
+    // Ingest goes through the durable, partitioned log on Redis Streams: any node
+    // appends, each partition is aggregated by one aggregator at a time.
+    let log = backplane.stream_log(LogConfig {
+        partitions: args.partitions,
+        checkpoint_every: args.checkpoint_every,
+        ..LogConfig::default()
+    })?;
+    Ok(builder.redis(&backplane, role).durable_log(log))
 }
 
 #[cfg(not(feature = "redis"))]
@@ -431,13 +470,16 @@ async fn run_demo(engine: Engine, config: DemoConfig, shutdown: impl Future<Outp
             () = &mut shutdown => break,
             _ = interval.tick() => {}
         }
-        for event in demo.tick(Timestamp::now()) {
-            if let Err(e) = engine.ingest(event)
-                && !warned
-            {
-                warned = true;
-                eprintln!("rtdash dashboard: demo event refused (reported once): {e}");
-            }
+        // `submit` works with any ingest log (a cluster's durable one too).
+        let problem = match engine.submit(demo.tick(Timestamp::now())).await {
+            Ok(report) => report.errors.first().map(|e| e.message.clone()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = problem
+            && !warned
+        {
+            warned = true;
+            eprintln!("rtdash dashboard: demo event refused (reported once): {e}");
         }
         if demo.incident() != incident {
             incident = demo.incident();
@@ -533,6 +575,12 @@ mod tests {
             &["--role", "edge"],
             &["--redis", "redis://x", "--role", "boss"],
             &["--node-id", "a"],
+            &["--partitions", "4"],
+            &["--redis", "redis://x", "--partitions", "0"],
+            &["--redis", "redis://x", "--partitions", "1025"],
+            &["--redis", "redis://x", "--partitions", "x"],
+            &["--checkpoint-secs", "0.01"],
+            &["--checkpoint-secs", "-1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

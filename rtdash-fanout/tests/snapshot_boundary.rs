@@ -164,5 +164,8 @@ fn concurrent_publishers_and_subscribers() {
     // Subscribers joined at many different points of the stream.
     first_seqs.sort_unstable();
     first_seqs.dedup();
-    assert!(first_seqs.len() > SUBSCRIBERS / 2, "joined at {first_seqs:?}");
+    assert!(
+        first_seqs.len() > SUBSCRIBERS / 2,
+        "joined at {first_seqs:?}"
+    );
 }

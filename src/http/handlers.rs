@@ -105,7 +105,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 /// Whether the server answers and its parts work.
 ///
 /// `200` `{"status": "ok"}`; `503` `unavailable` (the error shape) while a part the
-/// engine depends on is down: its Redis backplane (feature `redis`), so that a load
+/// engine depends on is down: its Redis backplane or durable ingest log (feature `redis`), so that a load
 /// balancer stops sending clients to a node that cannot serve them fresh values.
 /// Always open (no token needed).
 #[utoipa::path(
@@ -125,7 +125,11 @@ pub(crate) async fn health(State(api): State<Api>) -> Response {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
-        "the backplane is down: this node cannot reach Redis, so the values it serves may be stale",
+        if health.backplane == Some(false) {
+            "the backplane is down: this node cannot reach Redis, so the values it serves may be stale"
+        } else {
+            "the ingest log is down: this node cannot reach Redis, so it cannot accept events"
+        },
     )
     .into_response()
 }
@@ -168,7 +172,7 @@ pub(crate) async fn openapi_document() -> Response {
         (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not `application/json` (or `…+json`).", body = ErrorBody),
         (status = 422, description = "`invalid_event`: the engine's ingest log refused the batch as a whole, with `field` (the default log never does: refused elements are reported in the `200` body).", body = ErrorBody),
         (status = 500, description = "The engine's ingest log failed to append.", body = ErrorBody),
-        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), or `ingest_log_pending` or the ingest log is unavailable: retry later.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator of `RequireWriters` cannot answer now; retry later), `ingest_log_pending`, or `ingest_log_unavailable` (the durable log, e.g. Redis, cannot append now: nothing is known to be appended; retry the batch, event ids make the retry safe).", body = ErrorBody),
     ),
 )]
 pub(crate) async fn ingest(State(api): State<Api>, JsonBody(body): JsonBody) -> Answer {
@@ -397,7 +401,7 @@ pub(crate) async fn patch_widgets(
         (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
         (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
         (status = 404, description = "`unknown_dashboard`, `unknown_widget` (also for a widget id that is not a UUID), or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
-        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later. `not_owned`: in a cluster with a partitioned log, another node aggregates the widget's metric (subscribe to the dashboard for its value).", body = ErrorBody),
     ),
 )]
 pub(crate) async fn widget_snapshot(

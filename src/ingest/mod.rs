@@ -17,13 +17,16 @@
 //! Offsets are opaque strings to the engine ([`SourcePosition`]): a log or source writes
 //! them and parses them back after a restore.
 
+#[cfg(feature = "redis")]
+pub(crate) mod wire;
+
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockWriteGuard};
 
 use futures::future::BoxFuture;
 use rtdash_core::{BorrowedBatch, BorrowedEvent, EventId};
-use rtdash_window::{Recorded, WindowStore};
+use rtdash_window::{Checkpoint, Recorded, WindowStore};
 
 use crate::{Error, IngestError, IngestReport};
 
@@ -196,6 +199,52 @@ impl Recorder {
             .store
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The recorder's state at one instant: the window store's checkpoint, the
+    /// de-duplication horizon (oldest first) and the source positions. Holds the store's
+    /// read lock while it copies, as [`record`](Self::record) holds its write lock: no
+    /// batch is half recorded in it.
+    pub(crate) fn snapshot(&self) -> (Checkpoint<()>, Vec<EventId>, BTreeMap<String, String>) {
+        let store = self
+            .shared
+            .store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dedup: Vec<EventId> = self
+            .shared
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids()
+            .cloned()
+            .collect();
+        let positions = self.positions();
+        let window = store.checkpoint(());
+        drop(store);
+        (window, dedup, positions)
+    }
+
+    /// Replaces the recorder's state (see [`snapshot`](Self::snapshot)).
+    pub(crate) fn replace(
+        &self,
+        window: WindowStore,
+        dedup: Vec<EventId>,
+        positions: BTreeMap<String, String>,
+    ) {
+        let mut store = self.write_store();
+        *self
+            .shared
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Dedup::from_ids(dedup, self.shared.dedup_capacity);
+        *self
+            .shared
+            .positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = positions;
+        *store = window;
     }
 
     /// The source positions recorded so far, by source.

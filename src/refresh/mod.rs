@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rtdash_core::{Timestamp, Uuid, Widget};
 
 use crate::alerts::Tracker;
+use crate::checkpoint::RuleCheckpoint;
 use crate::{AlertEvent, AlertRule, AlertState, DashboardDoc, WidgetKey, WidgetState};
 
 #[cfg(test)]
@@ -32,6 +33,9 @@ pub(crate) struct PlanInput<'a, Q: ?Sized> {
     pub(crate) queries: &'a Q,
     /// Whether the source of a metric is marked unhealthy.
     pub(crate) unhealthy: &'a dyn Fn(&str) -> bool,
+    /// Whether this engine aggregates a metric (with a partitioned log, another node
+    /// aggregates the metrics of the partitions it owns): other widgets are not evaluated.
+    pub(crate) owned: &'a dyn Fn(&str) -> bool,
     /// `EngineConfig::stale_after_intervals`.
     pub(crate) stale_after_intervals: u32,
     /// The time of the tick.
@@ -122,6 +126,8 @@ pub(crate) struct Planner {
     dashboards: Vec<DashPlan>,
     runtimes: HashMap<(String, Uuid), Runtime>,
     rules: HashMap<(String, Uuid), RuleState>,
+    /// Rule states taken over from another node, for rules not built yet.
+    imported: HashMap<(String, Uuid), (Tracker, Option<String>)>,
 }
 
 impl std::fmt::Debug for Planner {
@@ -191,11 +197,12 @@ impl Planner {
                             if old.is_some() {
                                 forget.push((id.clone(), WidgetKey::Alert(r.id)));
                             }
+                            let (tracker, group) = self.imported.remove(&rkey).unwrap_or_default();
                             RuleState {
                                 rule: r.clone(),
                                 widget: w.widget_id,
-                                tracker: Tracker::default(),
-                                group: None,
+                                tracker,
+                                group,
                             }
                         }
                     };
@@ -285,6 +292,44 @@ impl Planner {
         }
     }
 
+    /// The states of the rules on widgets of the metrics `select` picks that are not OK
+    /// (pending or firing), to hand over with a partition.
+    pub(crate) fn rule_states(&self, select: &dyn Fn(&str) -> bool) -> Vec<RuleCheckpoint> {
+        let mut out: Vec<RuleCheckpoint> = self
+            .rules
+            .iter()
+            .filter(|(_, st)| st.tracker != Tracker::Ok)
+            .filter(|((dash, _), st)| {
+                self.runtimes
+                    .get(&(dash.clone(), st.widget))
+                    .is_some_and(|rt| select(&rt.def.metric_name))
+            })
+            .map(|((dash, rule), st)| {
+                RuleCheckpoint::new(dash, *rule, st.tracker, st.group.clone())
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.dashboard, a.rule).cmp(&(&b.dashboard, b.rule)));
+        out
+    }
+
+    /// Takes over rule states from another node (see [`rule_states`](Self::rule_states)):
+    /// a rule that was firing there stays firing here, without a second `firing` event.
+    pub(crate) fn import_rules(&mut self, states: Vec<RuleCheckpoint>) {
+        for s in states {
+            let key = (s.dashboard.clone(), s.rule);
+            let (tracker, group) = s.into_parts();
+            match self.rules.get_mut(&key) {
+                Some(st) => {
+                    st.tracker = tracker;
+                    st.group = group;
+                }
+                None => {
+                    self.imported.insert(key, (tracker, group));
+                }
+            }
+        }
+    }
+
     /// Plans one tick at `input.now`.
     pub(crate) fn plan<Q: QuerySource + ?Sized>(&mut self, input: &PlanInput<'_, Q>) -> Plan {
         let now = input.now;
@@ -307,7 +352,7 @@ impl Planner {
                 let Some(rt) = self.runtimes.get(&(dash.id.clone(), wp.id)) else {
                     continue;
                 };
-                if rt.next_due <= now {
+                if rt.next_due <= now && (input.owned)(&wp.metric) {
                     due.push((d, w));
                     needed[wp.query] = true;
                 }
@@ -469,6 +514,7 @@ mod tests {
                 docs: &move || docs.clone(),
                 queries: store,
                 unhealthy: &|m: &str| m == unhealthy,
+                owned: &|_: &str| true,
                 stale_after_intervals: 2,
                 now,
             })

@@ -1,6 +1,9 @@
 //! Helpers shared by the facade's integration tests.
 #![allow(dead_code)]
 
+#[cfg(all(feature = "http", feature = "redis", unix))]
+pub(crate) mod cluster;
+
 use std::time::Duration;
 
 use rtdash::fanout::Event;

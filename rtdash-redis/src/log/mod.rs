@@ -238,9 +238,10 @@ pub(crate) struct Inner {
 /// 1. heartbeats: the node stays in the live set for [`lease_ttl`](LogConfig::lease_ttl)
 ///    (Redis's clock), and reads the live nodes;
 /// 2. computes the partitions this node should own: rendezvous hashing over the live
-///    nodes (for each partition the node with the largest FNV-1a 64 of `node id bytes ++
-///    [0xff] ++ partition as 4 little-endian bytes` wins; on equal weights the smallest
-///    id). Every node computes the same from the same live set, and a node joining or
+///    nodes (for each partition the node with the largest `fmix64(FNV-1a 64(node id
+///    bytes ++ [0xff] ++ partition as 4 little-endian bytes))` wins, MurmurHash3's
+///    finalizer after FNV; on equal weights the smallest id). Every node computes the
+///    same from the same live set, and a node joining or
 ///    leaving moves only the partitions it takes or had;
 /// 3. renews the leases it holds; a lease found gone or taken is lost, and so is one not
 ///    renewed for `lease_ttl` by the node's own monotonic clock (Redis unreachable: another
@@ -286,9 +287,8 @@ pub(crate) struct Inner {
 ///   append retried after a failure can add entries twice (with new ids).
 /// - A partition's stream is trimmed only by its owner's checkpoints: with no owner
 ///   running, appended entries stay in Redis.
-/// - Partitions are not spread evenly: the rendezvous weights are plain FNV-1a, whose
-///   high bits mix the last bytes poorly, so a node may get noticeably more than its
-///   share (e.g. 2 nodes, 1,024 partitions: 667 and 357).
+/// - With few partitions per node the spread is uneven by chance (rendezvous hashing
+///   evens out over many partitions): 8 partitions on 3 nodes may give 4, 3 and 1.
 ///
 /// # Redis keys
 ///
@@ -377,7 +377,7 @@ impl StreamLog {
     }
 
     /// The partition `metric` belongs to: FNV-1a 64 (offset basis `0xcbf29ce484222325`,
-    /// prime `0x100000001b3`) of its UTF-8 bytes, modulo
+    /// prime `0x100000001b3`) of its UTF-8 bytes, mixed by MurmurHash3's `fmix64`, modulo
     /// [`partitions`](LogConfig::partitions). The same in every process and every
     /// version of this crate.
     ///
@@ -388,8 +388,8 @@ impl StreamLog {
     ///
     /// let backplane = Backplane::new("redis://127.0.0.1", BackplaneConfig::new("a")).unwrap();
     /// let log = backplane.stream_log(LogConfig::default().with_partitions(8)).unwrap();
-    /// assert_eq!(log.partition_of("foobar"), 0); // FNV-1a 64 = 0x85944171f73967e8
-    /// assert_eq!(log.partition_of("a"), 4); // 0xaf63dc4c8601ec8c
+    /// assert_eq!(log.partition_of("foobar"), 3); // fmix64(FNV-1a 64) = 0x2c22194922d1672b
+    /// assert_eq!(log.partition_of("a"), 3); // 0x82a2a958a9bece5b
     /// ```
     #[must_use]
     pub fn partition_of(&self, metric: &str) -> u32 {
