@@ -16,8 +16,10 @@
 //! `Engine::submit_json` into the durable log (Redis Streams, 8 partitions, on a
 //! `redis-server` the bench starts with AOF on): `log_aof_always_x1` /
 //! `log_aof_always_x4` (one batch at a time / 4 concurrently, `appendfsync always`),
-//! `log_aof_everysec_x4` (Redis's default AOF policy), beside `engine_ingest_json` in
-//! memory in the same group.
+//! `log_aof_everysec_x4` (Redis's default AOF policy), `log_aof_always_x4_recorded`
+//! (end to end: an aggregator in the same process owns every partition, and an
+//! iteration ends once its events are in the window store), beside `engine_ingest_json`
+//! in memory in the same group.
 //!
 //! Run with: `cargo bench --bench ingest` (about 30 s after the build), and
 //! `cargo bench --features redis --bench ingest -- ingest_log` for the log.
@@ -227,6 +229,36 @@ fn bench_log(c: &mut Criterion) {
     g.throughput(Throughput::Elements((BATCH * CONCURRENT) as u64));
     g.bench_function("log_aof_always_x4", |b| b.iter(|| x4(&on_always)));
     g.bench_function("log_aof_everysec_x4", |b| b.iter(|| x4(&on_everysec)));
+
+    // End to end: an aggregator in this process owns every partition and records what
+    // it reads back; an iteration ends once its 4,000 events are in the window store.
+    let e2e_server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let aggregator = rt.block_on(async {
+        let backplane = Backplane::new(&e2e_server.url(), BackplaneConfig::new("bench-agg"))
+            .expect("backplane");
+        let log = backplane
+            .stream_log(LogConfig::default())
+            .expect("stream log");
+        let engine = Engine::builder(EngineConfig::default())
+            .durable_log(log)
+            .build()
+            .expect("engine");
+        while engine.owned_partitions().len() < 8 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        engine
+    });
+    g.bench_function("log_aof_always_x4_recorded", |b| {
+        b.iter(|| {
+            let target = aggregator.window_stats().accepted + (BATCH * CONCURRENT) as u64;
+            x4(&aggregator);
+            rt.block_on(async {
+                while aggregator.window_stats().accepted < target {
+                    tokio::task::yield_now().await;
+                }
+            });
+        });
+    });
     g.finish();
 }
 

@@ -1434,6 +1434,10 @@ impl Engine {
         if let Some(b) = &inner.backplane {
             s.extra = crate::redis::metrics(&b.stats());
         }
+        #[cfg(feature = "redis")]
+        if let Some(log) = &inner.stream_log {
+            s.extra.extend(crate::redis::log_metrics(&log.stats()));
+        }
         s
     }
 

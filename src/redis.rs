@@ -214,6 +214,102 @@ impl Publisher for Discard {
     fn retire(&self, _: &Arc<str>, _: &[WidgetKey]) {}
 }
 
+/// The durable log's metrics (`rtdash_log_*`), for the engine's recorder.
+pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {
+    use crate::metrics::Extra;
+    #[allow(clippy::cast_precision_loss)]
+    let f = |v: u64| v as f64;
+    let counter = |name, help, v: u64| Extra {
+        name,
+        help,
+        value: f(v),
+        counter: true,
+    };
+    let gauge = |name, help, value| Extra {
+        name,
+        help,
+        value,
+        counter: false,
+    };
+    vec![
+        gauge(
+            "rtdash_log_up",
+            "1 while this node's durable ingest log reaches Redis.",
+            if s.up { 1.0 } else { 0.0 },
+        ),
+        gauge(
+            "rtdash_log_partitions_owned",
+            "Partitions of the durable ingest log this node aggregates now.",
+            f(u64::from(s.owned)),
+        ),
+        gauge(
+            "rtdash_log_last_checkpoint_bytes",
+            "Size of the last partition checkpoint this node stored.",
+            f(s.last_checkpoint_bytes),
+        ),
+        gauge(
+            "rtdash_log_last_checkpoint_seconds",
+            "How long storing the last partition checkpoint took.",
+            f(s.last_checkpoint_micros) / 1e6,
+        ),
+        counter(
+            "rtdash_log_appended_entries_total",
+            "Log entries (one per partition of an ingest batch) appended by this node.",
+            s.appended_entries,
+        ),
+        counter(
+            "rtdash_log_append_errors_total",
+            "Appends that failed (the batch was refused with 503: the producer retries).",
+            s.append_errors,
+        ),
+        counter(
+            "rtdash_log_applied_entries_total",
+            "Log entries this node read back and recorded as a partition's owner.",
+            s.applied_entries,
+        ),
+        counter(
+            "rtdash_log_checkpoints_total",
+            "Partition checkpoints stored by this node.",
+            s.checkpoints,
+        ),
+        counter(
+            "rtdash_log_takeovers_total",
+            "Partitions this node took (restored from their checkpoint).",
+            s.takeovers,
+        ),
+        counter(
+            "rtdash_log_releases_total",
+            "Partitions this node gave up (moved, lost or shut down).",
+            s.releases,
+        ),
+        counter(
+            "rtdash_log_fenced_total",
+            "Checkpoints refused because another node took the partition since (fencing).",
+            s.fenced,
+        ),
+        counter(
+            "rtdash_log_leases_lost_total",
+            "Leases this node lost (not renewed in time, or taken).",
+            s.leases_lost,
+        ),
+        counter(
+            "rtdash_log_restore_failures_total",
+            "Partition checkpoints that could not be restored.",
+            s.restore_failures,
+        ),
+        counter(
+            "rtdash_log_late_entries_total",
+            "Entries appended to the late streams by this node.",
+            s.late_entries,
+        ),
+        counter(
+            "rtdash_log_skipped_entries_total",
+            "Log entries skipped as damaged (not written by rtdash).",
+            s.skipped_entries,
+        ),
+    ]
+}
+
 /// The backplane's metrics, for the engine's recorder.
 pub(crate) fn metrics(s: &BackplaneStats) -> Vec<crate::metrics::Extra> {
     use crate::metrics::Extra;

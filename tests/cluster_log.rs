@@ -583,6 +583,34 @@ async fn run(scenario: Scenario) {
     }
     let settled = started.elapsed();
 
+    // The surviving nodes' metrics account for every partition, and for the takeovers.
+    let mut owned = 0.0;
+    let mut takeovers = 0.0;
+    for addr in &live {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{name} in the metrics of {addr}"))
+        };
+        owned += value("rtdash_log_partitions_owned ");
+        takeovers += value("rtdash_log_takeovers_total ");
+    }
+    assert_eq!(
+        owned,
+        f64::from(PARTITIONS),
+        "{scenario:?}: partitions owned"
+    );
+    assert!(
+        takeovers >= f64::from(PARTITIONS),
+        "{scenario:?}: takeovers {takeovers}"
+    );
+
     // Every late event is in the late streams, once.
     let reader = RedisStreamsLog::new(cluster.log.clone());
     let mut in_streams = 0;
