@@ -11,7 +11,7 @@
 //! | implementation | append | who calls the recorder |
 //! |---|---|---|
 //! | [`InProcessLog`] (default) | records at once | the log itself, inside `append` |
-//! | a durable log (planned: Redis Streams, partitioned by metric) | makes the batch durable, then answers | the partition's owner, reading the log, with the entry's offset |
+//! | `rtdash::redis::RedisStreamsLog` (feature `redis`: Redis Streams, partitioned by metric) | makes the batch durable, then answers | the partition's owner, reading the log, with the entry's offset |
 //! | a Kafka source (planned) | — (events arrive from the broker) | the consumer, with the partition offset |
 //!
 //! Offsets are opaque strings to the engine ([`SourcePosition`]): a log or source writes

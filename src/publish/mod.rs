@@ -10,7 +10,7 @@
 //! | implementation | where | sequence and last values |
 //! |---|---|---|
 //! | [`HubPublisher`] (default) | this process | the local [`FrameHub`] |
-//! | a Redis backplane (planned, `rtdash-redis`) | every node | in Redis, atomically with the publish |
+//! | the Redis backplane (feature `redis`, `rtdash-redis`) | every node | in Redis, atomically with the publish |
 //!
 //! A publisher must be cheap and must not block: it is called from the refresh tick and
 //! from dashboard changes. One that talks to a remote system queues the publication and

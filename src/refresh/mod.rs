@@ -590,6 +590,65 @@ mod tests {
     }
 
     #[test]
+    fn unowned_metrics_are_skipped_and_rule_states_move_with_a_partition() {
+        use rtdash_core::{Dashboard, DashboardId, MetricEvent};
+        use rtdash_window::{WindowConfig, WindowStore};
+
+        let mut store = WindowStore::new(WindowConfig::default()).unwrap();
+        store
+            .record_event(&MetricEvent::new("m", 5.0, t(900)))
+            .unwrap();
+        let mut w = widget(1.0, None);
+        w.aggregation = Aggregation::Sum;
+        let rule = AlertRule::above(w.widget_id, 4.0);
+        let d = Dashboard::new(DashboardId::new("ops").unwrap(), "Ops").with_widget(w);
+        let docs = vec![Arc::new(
+            DashboardDoc::from(d).with_alert_rule(rule.clone()),
+        )];
+        let plan = |planner: &mut Planner, owned: bool, now| {
+            let docs = docs.clone();
+            planner.plan(&PlanInput {
+                generation: 1,
+                docs: &move || docs.clone(),
+                queries: &store,
+                unhealthy: &|_: &str| false,
+                owned: &|_: &str| owned,
+                stale_after_intervals: 2,
+                now,
+            })
+        };
+        // Another node owns `m`: nothing is evaluated, nothing published.
+        let mut other = Planner::default();
+        let p = plan(&mut other, false, t(1_000));
+        assert_eq!(
+            (p.widgets_evaluated, p.updates.len(), p.alerts.len()),
+            (0, 0, 0)
+        );
+
+        // The owner fires the rule; its state goes with the partition's checkpoint.
+        let mut owner = Planner::default();
+        let p = plan(&mut owner, true, t(1_000));
+        assert_eq!(p.alerts[0].state, AlertState::Firing);
+        let states = owner.rule_states(&|m: &str| m == "m");
+        assert_eq!(states.len(), 1);
+        assert!(owner.rule_states(&|m: &str| m != "m").is_empty());
+        // Through JSON, as in a checkpoint.
+        let json = serde_json::to_string(&states).unwrap();
+        let states: Vec<RuleCheckpoint> = serde_json::from_str(&json).unwrap();
+
+        // The new owner resumes it: still firing, no second `firing` event.
+        other.import_rules(states);
+        let p = plan(&mut other, true, t(2_000));
+        assert_eq!(p.widgets_evaluated, 1);
+        assert!(p.alerts.is_empty(), "{:?}", p.alerts);
+        // A node that never built the rule takes the state when it builds it.
+        let mut fresh = Planner::default();
+        fresh.import_rules(owner.rule_states(&|_: &str| true));
+        let p = plan(&mut fresh, true, t(2_000));
+        assert!(p.alerts.is_empty(), "{:?}", p.alerts);
+    }
+
+    #[test]
     fn next_due_keeps_cadence_and_skips_missed() {
         let r = Duration::from_millis(500);
         assert_eq!(next_due(Timestamp::MIN, r, t(1000)), t(1500));
