@@ -61,17 +61,22 @@ fn body(seed: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A 2-worker runtime, as the machine has 2 cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 fn engine() -> Engine {
     Engine::new(EngineConfig::default(), MemoryStore::new()).expect("engine")
 }
 
 fn bench(c: &mut Criterion) {
     let bodies: Vec<Vec<u8>> = (0..CONCURRENT).map(body).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
 
     // The server.
     let server_engine = engine();
@@ -167,11 +172,7 @@ fn bench_log(c: &mut Criterion) {
     use rtdash_redis::test_server::RedisServer;
 
     let bodies: Vec<Vec<u8>> = (0..CONCURRENT).map(body).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let always = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let everysec = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     // An appending node only (no partition owner in this process): what is measured is

@@ -214,23 +214,32 @@ impl Publisher for Discard {
     fn retire(&self, _: &Arc<str>, _: &[WidgetKey]) {}
 }
 
-/// The durable log's metrics (`rtdash_log_*`), for the engine's recorder.
-pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {
-    use crate::metrics::Extra;
+/// A counter of an optional part's metrics.
+fn counter(name: &'static str, help: &'static str, v: u64) -> crate::metrics::Extra {
     #[allow(clippy::cast_precision_loss)]
-    let f = |v: u64| v as f64;
-    let counter = |name, help, v: u64| Extra {
+    let value = v as f64;
+    crate::metrics::Extra {
         name,
         help,
-        value: f(v),
+        value,
         counter: true,
-    };
-    let gauge = |name, help, value| Extra {
+    }
+}
+
+/// A gauge of an optional part's metrics.
+fn gauge(name: &'static str, help: &'static str, value: f64) -> crate::metrics::Extra {
+    crate::metrics::Extra {
         name,
         help,
         value,
         counter: false,
-    };
+    }
+}
+
+/// The durable log's metrics (`rtdash_log_*`), for the engine's recorder.
+pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {
+    #[allow(clippy::cast_precision_loss)]
+    let f = |v: u64| v as f64;
     vec![
         gauge(
             "rtdash_log_up",
@@ -312,21 +321,8 @@ pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {
 
 /// The backplane's metrics, for the engine's recorder.
 pub(crate) fn metrics(s: &BackplaneStats) -> Vec<crate::metrics::Extra> {
-    use crate::metrics::Extra;
     #[allow(clippy::cast_precision_loss)]
     let f = |v: u64| v as f64;
-    let counter = |name, help, v: u64| Extra {
-        name,
-        help,
-        value: f(v),
-        counter: true,
-    };
-    let gauge = |name, help, value| Extra {
-        name,
-        help,
-        value,
-        counter: false,
-    };
     vec![
         gauge(
             "rtdash_backplane_up",
