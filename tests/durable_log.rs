@@ -199,3 +199,36 @@ async fn damaged_entries_are_skipped_or_refused_never_a_panic() {
     let err = log.late_events(0, "not-an-id", 10).await.unwrap_err();
     assert!(err.to_string().contains("not-an-id"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_cannot_be_restored_is_refused_not_half_applied() {
+    let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let url = redis.url();
+    // Partition 1's stored checkpoint is not one rtdash wrote.
+    let ckpt = "rtdash:ckpt:{1}";
+    let set: Option<i64> = redis_cmd(
+        &url,
+        &[
+            "HSET",
+            ckpt,
+            "data",
+            "{\"format\":\"nope\"}",
+            "offset",
+            "0-0",
+            "token",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(set, Some(3));
+    let doc = DashboardDoc::new("d", "D").unwrap();
+    let (a, log) = node(&url, "a", &doc);
+    until("the other partitions owned, a restore refused", || {
+        a.owned_partitions() == [0, 2, 3] && log.stream_log().stats().restore_failures >= 1
+    })
+    .await;
+    // Still refused a while later (not retried in a tight loop, never half applied).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.owned_partitions(), [0, 2, 3]);
+    assert!(a.health().is_healthy());
+}
