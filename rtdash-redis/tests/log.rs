@@ -1034,3 +1034,34 @@ async fn an_owner_cut_off_from_redis_lets_go_and_comes_back() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_with_another_number_of_partitions_is_refused() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let eight = log_of(&url, "a", log_config());
+    let handler = Arc::new(Handler::default());
+    let owner = eight.spawn_owner(handler.clone());
+    wait_owned(&owner, &ALL, Duration::from_secs(5)).await;
+    // Another node configured with 4 partitions: its appends are refused, naming the
+    // setting, and nothing is appended.
+    let four = log_of(&url, "b", log_config().with_partitions(4));
+    let err = four
+        .append(&[(0, Bytes::from_static(b"x"))])
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("partitions") && text.contains('8') && text.contains('4'),
+        "{text}"
+    );
+    assert_eq!(four.stats().appended_entries, 0);
+    // Its owner takes nothing, however long it tries; the first node keeps all.
+    let other = Arc::new(Handler::default());
+    let refused = four.spawn_owner(other.clone());
+    tokio::time::sleep(ms(600)).await;
+    assert!(refused.owned().is_empty(), "{:?}", refused.owned());
+    assert_eq!(owner.owned(), ALL);
+    refused.shutdown().await;
+    owner.shutdown().await;
+}

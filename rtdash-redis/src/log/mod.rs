@@ -198,6 +198,11 @@ impl Keys {
     pub(crate) fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)
     }
+    /// The number of partitions of the log in Redis: set by the first node, checked by
+    /// every other (a node with another number would put metrics in other partitions).
+    pub(crate) fn partitions(&self) -> String {
+        format!("{}:partitions", self.prefix)
+    }
 }
 
 /// What a log's clones and owners share.
@@ -304,6 +309,7 @@ pub(crate) struct Inner {
 /// | `P:fence:{p}` | integer | the fencing token, incremented at each acquisition |
 /// | `P:ckpt:{p}` | hash | the checkpoint: `data`, `offset` (last entry applied, `0-0` before any), `token`, `at_ms` (Redis time) |
 /// | `P:nodes` | sorted set | live nodes, scored by the time (ms, Redis clock) their membership expires |
+/// | `P:partitions` | string | the log's number of partitions, set by the first node; a node configured with another number is refused (its appends fail with [`BackplaneError::InvalidConfig`] naming `partitions`, its owner takes nothing) |
 ///
 /// # Examples
 ///
@@ -608,10 +614,11 @@ impl Inner {
             return Ok((*generation, conn.clone()));
         }
         let config = link::connection_config(&self.backplane);
-        let conn = self
+        let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        self.check_partitions(&mut conn).await?;
         let mut slot = self.lock_shared();
         if let Some(existing) = &slot.1 {
             return Ok((slot.0, existing.clone()));
@@ -619,6 +626,33 @@ impl Inner {
         slot.0 = slot.0.wrapping_add(1);
         slot.1 = Some(conn.clone());
         Ok((slot.0, conn))
+    }
+
+    /// Records this node's number of partitions in Redis when none is, else checks that
+    /// it is the same (`SET NX GET`).
+    async fn check_partitions(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), BackplaneError> {
+        let mine = self.config.partitions.to_string();
+        let theirs: Option<String> = redis::cmd("SET")
+            .arg(self.keys.partitions())
+            .arg(&mine)
+            .arg("NX")
+            .arg("GET")
+            .query_async(conn)
+            .await?;
+        match theirs {
+            Some(n) if n != mine => Err(BackplaneError::InvalidConfig {
+                field: "partitions",
+                reason: format!(
+                    "the log in Redis has {n} partitions (`{}`), this node is configured with \
+                     {mine}: every node of a cluster must use the same number",
+                    self.keys.partitions()
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Forgets the shared connection (only if it is still of `generation`, when given).
@@ -645,6 +679,7 @@ mod tests {
         assert_eq!(keys.fence(3), "app:fence:{3}");
         assert_eq!(keys.ckpt(3), "app:ckpt:{3}");
         assert_eq!(keys.nodes(), "app:nodes");
+        assert_eq!(keys.partitions(), "app:partitions");
     }
 
     #[test]

@@ -405,8 +405,10 @@ impl Coordinator {
         let keys = &self.inner.keys;
         let ttl = self.ttl_ms();
         // 1. Heartbeat.
-        let mut cmd = shas.call(Script::Heartbeat, &[&keys.nodes()]);
-        cmd.arg(&self.node).arg(ttl);
+        let mut cmd = shas.call(Script::Heartbeat, &[&keys.nodes(), &keys.partitions()]);
+        cmd.arg(&self.node)
+            .arg(ttl)
+            .arg(self.inner.config.partitions);
         let live: Vec<String> = scripts::query(conn, &cmd).await?;
         // 2. What this node should own.
         let desired = super::hash::desired(&self.node, self.inner.config.partitions, &live);

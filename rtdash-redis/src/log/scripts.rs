@@ -9,10 +9,15 @@
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, FromRedisValue, RedisResult, ServerErrorKind};
 
-/// Membership heartbeat. Keys: nodes. Arguments: node id, ttl in ms. Marks the node
-/// alive until Redis's clock plus the ttl, forgets the nodes whose time is up, returns
-/// the live nodes.
+/// Membership heartbeat. Keys: nodes, partitions. Arguments: node id, ttl in ms, the
+/// node's number of partitions. Refuses a node whose number of partitions differs from
+/// the log's (recorded by the first node); marks the node alive until Redis's clock plus
+/// the ttl, forgets the nodes whose time is up, returns the live nodes.
 pub(crate) const HEARTBEAT: &str = r"
+local n = redis.call('SET', KEYS[2], ARGV[3], 'NX', 'GET')
+if n and n ~= ARGV[3] then
+  return redis.error_reply('ERR the log in Redis has ' .. n .. ' partitions, this node is configured with ' .. ARGV[3] .. ': every node of a cluster must use the same number')
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
