@@ -26,7 +26,8 @@
 //! - [`Registry`] ([`Engine::dashboards`]): create, read, update and delete dashboards,
 //!   widgets and alert rules; every change is validated as a whole [`DashboardDoc`] and
 //!   persisted in a [`DashboardStore`] ([`MemoryStore`], or [`FileStore`]: one JSON file
-//!   per dashboard, written atomically) before it is visible.
+//!   per dashboard, written atomically; with feature `postgres`, `postgres::PostgresStore`:
+//!   one table shared by several nodes) before it is visible.
 //! - **Refresh.** Each widget is evaluated at its own refresh interval; widgets that share
 //!   (metric, tag filter, aggregation, window, grouping) are computed once per tick; a value
 //!   is published only when it changed (value, stale flag or groups); the changed widgets
@@ -150,6 +151,8 @@ pub mod http;
 pub mod ingest;
 mod metrics;
 mod partition;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod publish;
 #[cfg(feature = "redis")]
 pub mod redis;

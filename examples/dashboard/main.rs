@@ -53,6 +53,8 @@ Usage: dashboard [OPTIONS]
 Options:
   --addr HOST:PORT         listen address (default 127.0.0.1:8080; port 0 picks a free port)
   --data-dir DIR           keep dashboards as JSON files in DIR (default: in memory)
+  --postgres URL           keep dashboards in PostgreSQL at URL, shared by every node that
+                           uses it (needs --features postgres)
   --no-demo                do not run the built-in demo producer
   --incident-after SECS    start the demo's first incident after SECS seconds (default 45)
   --seed N                 seed of the demo's random numbers (default: from the clock)
@@ -74,6 +76,7 @@ Options:
 struct Args {
     addr: SocketAddr,
     data_dir: Option<PathBuf>,
+    postgres: Option<String>,
     demo: bool,
     incident_after: Duration,
     seed: Option<u64>,
@@ -90,6 +93,7 @@ impl Default for Args {
         Self {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             data_dir: None,
+            postgres: None,
             demo: true,
             incident_after: Duration::from_secs(45),
             seed: None,
@@ -127,6 +131,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 })?;
             }
             "--data-dir" => args.data_dir = Some(PathBuf::from(value("a directory")?)),
+            "--postgres" => {
+                args.postgres = Some(value("a URL, e.g. postgres://postgres@127.0.0.1/postgres")?);
+            }
             "--no-demo" => args.demo = false,
             "--incident-after" => {
                 let v = value("seconds")?;
@@ -187,6 +194,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     if args.redis.is_none() && (args.edge || args.node_id.is_some()) {
         return Err("--role and --node-id need --redis URL".into());
     }
+    if args.data_dir.is_some() && args.postgres.is_some() {
+        return Err("--data-dir and --postgres: choose one dashboard store".into());
+    }
     if args.redis.is_none() && args.partitions != Args::default().partitions {
         return Err("--partitions needs --redis URL".into());
     }
@@ -222,9 +232,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // The router's `/metrics` serves this engine's own recorder.
     let config = EngineConfig::default().with_metrics(MetricsSink::Isolated);
     let builder = Engine::builder(config);
-    let builder = match &args.data_dir {
-        Some(dir) => builder.store(FileStore::open(dir)?),
-        None => builder.store(MemoryStore::new()),
+    let builder = match (&args.data_dir, &args.postgres) {
+        (Some(dir), _) => builder.store(FileStore::open(dir)?),
+        (None, Some(url)) => postgres_store(builder, url)?,
+        (None, None) => builder.store(MemoryStore::new()),
     };
     let engine = join_cluster(builder, &args)?.build()?;
     for p in engine.dashboards().load_problems() {
@@ -304,6 +315,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     served?;
     Ok(())
+}
+
+/// With `--postgres`: dashboards in PostgreSQL.
+#[cfg(feature = "postgres")]
+fn postgres_store(
+    builder: rtdash::EngineBuilder,
+    url: &str,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    use rtdash::postgres::{PostgresStore, PostgresStoreConfig};
+    let store = PostgresStore::connect(url, PostgresStoreConfig::default())?;
+    println!("rtdash dashboard: dashboards in {store:?}");
+    Ok(builder.store(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_store(
+    _: rtdash::EngineBuilder,
+    _: &str,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    Err(
+        "--postgres needs the `postgres` feature: cargo run --release --features postgres \
+         --example dashboard"
+            .into(),
+    )
 }
 
 /// With `--redis`: the engine joins the cluster as an aggregator or an edge.
@@ -580,6 +615,8 @@ mod tests {
             &["--redis", "redis://x", "--partitions", "1025"],
             &["--redis", "redis://x", "--partitions", "x"],
             &["--checkpoint-secs", "0.01"],
+            &["--postgres"],
+            &["--data-dir", "/tmp/x", "--postgres", "postgres://x@y/z"],
             &["--checkpoint-secs", "-1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");

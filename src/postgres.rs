@@ -1,0 +1,338 @@
+//! PostgreSQL for rtdash (feature `postgres`): [`PostgresStore`], a
+//! [`DashboardStore`] that keeps dashboards (with their alert rules) in one table, so
+//! that several nodes can share one store.
+//!
+//! ```no_run
+//! use rtdash::postgres::{PostgresStore, PostgresStoreConfig};
+//! use rtdash::{Engine, EngineConfig};
+//!
+//! # fn main() -> Result<(), rtdash::Error> {
+//! let store = PostgresStore::connect(
+//!     "postgres://postgres@127.0.0.1:5432/rtdash",
+//!     PostgresStoreConfig::default(),
+//! )?;
+//! let engine = Engine::builder(EngineConfig::default()).store(store).build()?;
+//! # drop(engine); Ok(()) }
+//! ```
+//!
+//! The table (created if missing, default `rtdash_dashboards`) has one row per dashboard:
+//! `id text primary key, doc jsonb, updated_at timestamptz`. A write is one statement
+//! (`INSERT … ON CONFLICT … DO UPDATE`, `DELETE`), so a crash leaves the old or the new
+//! document, never a mix. A row that does not decode (edited by hand, or written by a
+//! newer version) is reported by [`Registry::load_problems`](crate::Registry::load_problems)
+//! and skipped, never a failed start.
+//!
+//! The store's calls are synchronous (the [`DashboardStore`] contract); they run on a
+//! thread of the store's own with one connection, so they are safe from any context, a
+//! tokio runtime included. A lost connection (PostgreSQL restarted) is made again at the
+//! next call; a call that cannot be answered within
+//! [`timeout`](PostgresStoreConfig::timeout) fails with [`Error::Store`].
+//!
+//! Nodes sharing the store read every dashboard at start; a change made on one node is
+//! stored for all and seen by the others at their next start (live propagation between
+//! nodes is not done yet).
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::store::{DashboardStore, LoadProblem, Loaded};
+use crate::{DashboardDoc, DashboardId, Error};
+
+/// Settings of a [`PostgresStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostgresStoreConfig {
+    /// The table (created if missing): letters, digits and `_`, not starting with a
+    /// digit, at most 63 bytes (default `rtdash_dashboards`).
+    pub table: String,
+    /// How long a call (connecting included) may take before it fails (default 10 s).
+    pub timeout: Duration,
+}
+
+impl Default for PostgresStoreConfig {
+    fn default() -> Self {
+        Self {
+            table: "rtdash_dashboards".to_owned(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PostgresStoreConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let t = &self.table;
+        let ok = !t.is_empty()
+            && t.len() <= 63
+            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !t.as_bytes()[0].is_ascii_digit();
+        if !ok {
+            return Err(Error::InvalidConfig {
+                field: "table",
+                reason: format!(
+                    "{:?}: letters, digits and `_`, not starting with a digit, at most 63 bytes",
+                    t.chars().take(80).collect::<String>()
+                ),
+            });
+        }
+        if self.timeout.is_zero() || self.timeout > Duration::from_secs(3600) {
+            return Err(Error::InvalidConfig {
+                field: "timeout",
+                reason: format!("{:?}: more than 0 and at most 1 h", self.timeout),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What the store's thread is asked.
+enum Call {
+    LoadAll,
+    Put(String, String),
+    Delete(String),
+}
+
+type Reply = mpsc::SyncSender<Result<Loaded, Error>>;
+
+/// A [`DashboardStore`] in a PostgreSQL table. See the [module docs](self).
+pub struct PostgresStore {
+    calls: Mutex<mpsc::Sender<(Call, Reply)>>,
+    /// Where, for messages: `postgres://host:port/db/table` (no password).
+    place: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("place", &self.place)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store's thread: one connection, made again when lost.
+struct Worker {
+    config: postgres::Config,
+    table: String,
+    client: Option<postgres::Client>,
+}
+
+impl Worker {
+    fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
+        let client = match self.client.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                let mut client = self.config.connect(postgres::NoTls)?;
+                client.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, doc jsonb NOT NULL, \
+                     updated_at timestamptz NOT NULL DEFAULT now())",
+                    self.table
+                ))?;
+                client
+            }
+        };
+        Ok(self.client.insert(client))
+    }
+
+    fn run(&mut self, call: &Call, place: &str) -> Result<Loaded, Error> {
+        let table = self.table.clone();
+        let fail = |action: &'static str, id: Option<&str>, e: &postgres::Error| Error::Store {
+            action,
+            path: PathBuf::from(match id {
+                Some(id) => format!("{place}/{id}"),
+                None => place.to_owned(),
+            }),
+            reason: e.to_string(),
+        };
+        let result = match call {
+            Call::LoadAll => {
+                let rows = self.client().and_then(|c| {
+                    c.query(
+                        &format!("SELECT id, doc::text FROM {table} ORDER BY id"),
+                        &[],
+                    )
+                });
+                rows.map(|rows| load(&rows, place))
+                    .map_err(|e| fail("list", None, &e))
+            }
+            Call::Put(id, json) => self
+                .client()
+                .and_then(|c| {
+                    c.execute(
+                        &format!(
+                            "INSERT INTO {table} (id, doc) VALUES ($1, $2::text::jsonb) \
+                             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = now()"
+                        ),
+                        &[id, json],
+                    )
+                })
+                .map(|_| Loaded::default())
+                .map_err(|e| fail("write", Some(id), &e)),
+            Call::Delete(id) => self
+                .client()
+                .and_then(|c| c.execute(&format!("DELETE FROM {table} WHERE id = $1"), &[id]))
+                .map(|_| Loaded::default())
+                .map_err(|e| fail("remove", Some(id), &e)),
+        };
+        // A broken connection is made again at the next call.
+        if result.is_err()
+            && self
+                .client
+                .as_ref()
+                .is_some_and(postgres::Client::is_closed)
+        {
+            self.client = None;
+        }
+        result
+    }
+}
+
+/// The rows as documents; rows that do not decode are problems, not failures.
+fn load(rows: &[postgres::Row], place: &str) -> Loaded {
+    let mut loaded = Loaded::default();
+    for row in rows {
+        let id: String = row.get(0);
+        let text: String = row.get(1);
+        let path = PathBuf::from(format!("{place}/{id}"));
+        match DashboardDoc::from_json(text.as_bytes()) {
+            Ok(doc) if doc.id() == id => loaded.dashboards.push(doc),
+            Ok(doc) => loaded.problems.push(LoadProblem {
+                path,
+                reason: format!("the row's document has id {:?}", doc.id()),
+            }),
+            Err(e) => loaded.problems.push(LoadProblem {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    loaded
+}
+
+impl PostgresStore {
+    /// Connects to the PostgreSQL at `url` (`postgres://user[:password]@host[:port]/db`,
+    /// or the `key=value` form), creates the table if missing, and starts the store's
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad setting or URL (`url`, never showing the
+    /// password); [`Error::Store`] (`connect`) when the server cannot be reached or
+    /// refuses, within the timeout.
+    pub fn connect(url: &str, config: PostgresStoreConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let mut pg: postgres::Config =
+            url.parse()
+                .map_err(|e: postgres::Error| Error::InvalidConfig {
+                    field: "url",
+                    reason: e.to_string(),
+                })?;
+        pg.connect_timeout(config.timeout);
+        let host = pg
+            .get_hosts()
+            .first()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .unwrap_or_default();
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let db = pg.get_dbname().unwrap_or("").to_owned();
+        let place = format!("postgres://{host}:{port}/{db}/{}", config.table);
+        let (tx, rx) = mpsc::channel::<(Call, Reply)>();
+        let mut worker = Worker {
+            config: pg,
+            table: config.table.clone(),
+            client: None,
+        };
+        let thread_place = place.clone();
+        std::thread::Builder::new()
+            .name("rtdash-postgres-store".to_owned())
+            .spawn(move || {
+                while let Ok((call, reply)) = rx.recv() {
+                    let _ = reply.send(worker.run(&call, &thread_place));
+                }
+            })
+            .map_err(|e| Error::Store {
+                action: "connect",
+                path: PathBuf::from(&place),
+                reason: format!("cannot start the store's thread: {e}"),
+            })?;
+        let store = Self {
+            calls: Mutex::new(tx),
+            place,
+            timeout: config.timeout,
+        };
+        // Connect now, so that a wrong URL or a server that is down shows at start.
+        store.call(Call::LoadAll, "connect").map(|_| store)
+    }
+
+    fn call(&self, call: Call, action: &'static str) -> Result<Loaded, Error> {
+        let fail = |reason: String| Error::Store {
+            action,
+            path: PathBuf::from(&self.place),
+            reason,
+        };
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send((call, reply))
+            .map_err(|_| fail("the store's thread stopped".to_owned()))?;
+        match answer.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(fail(format!(
+                "no answer from PostgreSQL within {:?}",
+                self.timeout
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(fail("the store's thread stopped".to_owned()))
+            }
+        }
+    }
+}
+
+impl DashboardStore for PostgresStore {
+    fn load_all(&self) -> Result<Loaded, Error> {
+        self.call(Call::LoadAll, "list")
+    }
+
+    fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
+        self.call(Call::Put(doc.id().to_owned(), doc.to_json()), "write")
+            .map(|_| ())
+    }
+
+    fn delete(&self, id: &DashboardId) -> Result<(), Error> {
+        self.call(Call::Delete(id.as_str().to_owned()), "remove")
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_and_timeouts_are_checked() {
+        assert!(PostgresStoreConfig::default().validate().is_ok());
+        for bad in ["", "1abc", "a-b", "a;drop table x", &"x".repeat(64)] {
+            let c = PostgresStoreConfig {
+                table: bad.to_owned(),
+                ..PostgresStoreConfig::default()
+            };
+            let err = c.validate().unwrap_err();
+            assert!(err.to_string().contains("table"), "{bad}: {err}");
+        }
+        let c = PostgresStoreConfig {
+            timeout: Duration::ZERO,
+            ..PostgresStoreConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("timeout"));
+    }
+}
