@@ -226,6 +226,19 @@ fn drain_late(store: &mut WindowStore) -> Vec<LateEvent> {
         .collect()
 }
 
+/// How an event refused by validation (`e`) is reported at `index` of its batch.
+fn refused(index: usize, e: &Error) -> IngestError {
+    let (field, message) = match e {
+        Error::InvalidEvent { field, reason } => (field.clone(), reason.clone()),
+        other => ("event".to_owned(), other.to_string()),
+    };
+    IngestError {
+        index,
+        field,
+        message,
+    }
+}
+
 /// Counts what a recorder recorded into the engine's meters.
 fn record_hook(meters: &Arc<Meters>) -> RecordHook {
     let meters = Arc::clone(meters);
@@ -233,6 +246,33 @@ fn record_hook(meters: &Arc<Meters>) -> RecordHook {
 }
 
 impl Inner {
+    /// Puts `checkpoint`'s ingest state (window store, de-duplication horizon, source
+    /// positions) into `recorder`; returns its alert rule states. Nothing changes when it
+    /// fails.
+    fn restore_into(
+        &self,
+        recorder: &Recorder,
+        checkpoint: EngineCheckpoint,
+    ) -> Result<Vec<checkpoint::RuleCheckpoint>, Error> {
+        // Checked before anything is built: the configuration decides what the restore
+        // allocates, so a foreign one is refused first.
+        let theirs = checkpoint.window.config();
+        if theirs != self.config.window {
+            return Err(Error::InvalidCheckpoint {
+                reason: format!(
+                    "window configuration differs: checkpoint {theirs:?}, engine {:?}",
+                    self.config.window
+                ),
+            });
+        }
+        let (window, ()) =
+            WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
+                reason: e.to_string(),
+            })?;
+        recorder.replace(window, checkpoint.dedup, checkpoint.positions);
+        Ok(checkpoint.rules)
+    }
+
     fn read_store(&self) -> RwLockReadGuard<'_, WindowStore> {
         self.recorder
             .shared()
@@ -617,16 +657,8 @@ impl Engine {
         let mut report = IngestReport::default();
         if let Err(e) = event.validate(&self.inner.config.validation, now) {
             let e = Error::from_core(e, Subject::Event);
-            let (field, message) = match &e {
-                Error::InvalidEvent { field, reason } => (field.clone(), reason.clone()),
-                other => ("event".to_owned(), other.to_string()),
-            };
             report.rejected = 1;
-            report.errors.push(IngestError {
-                index: 0,
-                field,
-                message,
-            });
+            report.errors.push(refused(0, &e));
             self.inner.meters.count(&report);
             return Err(e);
         }
@@ -736,16 +768,10 @@ impl Engine {
             match event.validate(&self.inner.config.validation, now) {
                 Ok(()) => valid.push((index, event)),
                 Err(e) => {
-                    let (field, message) = match Error::from_core(e, Subject::Event) {
-                        Error::InvalidEvent { field, reason } => (field, reason),
-                        other => ("event".to_owned(), other.to_string()),
-                    };
                     report.rejected += 1;
-                    report.errors.push(IngestError {
-                        index,
-                        field,
-                        message,
-                    });
+                    report
+                        .errors
+                        .push(refused(index, &Error::from_core(e, Subject::Event)));
                 }
             }
         }
@@ -793,25 +819,9 @@ impl Engine {
     /// with another window configuration (bucket width, retention, grace, percentiles)
     /// than this engine's; nothing changes then.
     pub fn restore(&self, checkpoint: EngineCheckpoint) -> Result<(), Error> {
-        // Checked before anything is built: the configuration decides what the restore
-        // allocates, so a foreign one is refused first.
-        let theirs = checkpoint.window.config();
-        if theirs != self.inner.config.window {
-            return Err(Error::InvalidCheckpoint {
-                reason: format!(
-                    "window configuration differs: checkpoint {theirs:?}, engine {:?}",
-                    self.inner.config.window
-                ),
-            });
-        }
-        let (window, ()) =
-            WindowStore::restore(checkpoint.window).map_err(|e| Error::InvalidCheckpoint {
-                reason: e.to_string(),
-            })?;
-        self.inner
-            .recorder
-            .replace(window, checkpoint.dedup, checkpoint.positions);
-        self.inner.meters.restore_ingest(&checkpoint.counters);
+        let counters = checkpoint.counters;
+        self.inner.restore_into(&self.inner.recorder, checkpoint)?;
+        self.inner.meters.restore_ingest(&counters);
         Ok(())
     }
 
@@ -865,20 +875,12 @@ impl Engine {
         let config = &inner.config;
         let store = WindowStore::new(config.window.clone()).map_err(|e| e.to_string())?;
         let recorder = Recorder::new(store, config.dedup_capacity, record_hook(&inner.meters));
-        let mut rules = Vec::new();
-        if let Some(bytes) = checkpoint.filter(|b| !b.is_empty()) {
-            let cp = EngineCheckpoint::from_json(bytes).map_err(|e| e.to_string())?;
-            let theirs = cp.window.config();
-            if theirs != config.window {
-                return Err(format!(
-                    "window configuration differs: checkpoint {theirs:?}, engine {:?}",
-                    config.window
-                ));
-            }
-            let (window, ()) = WindowStore::restore(cp.window).map_err(|e| e.to_string())?;
-            recorder.replace(window, cp.dedup, cp.positions);
-            rules = cp.rules;
-        }
+        let rules = match checkpoint.filter(|b| !b.is_empty()) {
+            Some(bytes) => EngineCheckpoint::from_json(bytes)
+                .and_then(|cp| inner.restore_into(&recorder, cp))
+                .map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
         parts.insert(p, recorder, rules);
         Ok(())
     }
@@ -1343,12 +1345,9 @@ impl Engine {
     /// The window store's counters (series, accepted and late events, newest event time).
     #[must_use]
     pub fn window_stats(&self) -> WindowStats {
-        let Some(parts) = &self.inner.partitions else {
-            return self.inner.read_store().stats();
-        };
-        // With a partitioned log: the sum over the partitions owned here.
         let mut total = self.inner.read_store().stats();
-        for r in parts.recorders() {
+        // With a partitioned log: and the sum over the partitions owned here.
+        for r in self.inner.partitions.iter().flat_map(|p| p.recorders()) {
             let s = r
                 .shared()
                 .store

@@ -115,81 +115,90 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
+/// The store's statements, made once from its table name.
+struct Sql {
+    create: String,
+    select: String,
+    upsert: String,
+    delete: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Self {
+        Self {
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, doc jsonb NOT NULL, \
+                 updated_at timestamptz NOT NULL DEFAULT now())"
+            ),
+            select: format!("SELECT id, doc::text FROM {table} ORDER BY id"),
+            upsert: format!(
+                "INSERT INTO {table} (id, doc) VALUES ($1, $2::text::jsonb) \
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = now()"
+            ),
+            delete: format!("DELETE FROM {table} WHERE id = $1"),
+        }
+    }
+}
+
 /// The store's thread: one connection, made again when lost.
 struct Worker {
     config: postgres::Config,
-    table: String,
+    sql: Sql,
+    /// Where, for messages (see [`PostgresStore`]).
+    place: String,
     client: Option<postgres::Client>,
 }
 
 impl Worker {
-    fn client(&mut self) -> Result<&mut postgres::Client, postgres::Error> {
-        let client = match self.client.take() {
-            Some(c) if !c.is_closed() => c,
-            _ => {
-                let mut client = self.config.connect(postgres::NoTls)?;
-                client.batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} (id text PRIMARY KEY, doc jsonb NOT NULL, \
-                     updated_at timestamptz NOT NULL DEFAULT now())",
-                    self.table
-                ))?;
-                client
-            }
-        };
-        Ok(self.client.insert(client))
-    }
-
-    fn run(&mut self, call: &Call, place: &str) -> Result<Loaded, Error> {
-        let table = self.table.clone();
+    fn run(&mut self, call: &Call) -> Result<Loaded, Error> {
+        let Self {
+            config,
+            sql,
+            place,
+            client,
+        } = self;
         let fail = |action: &'static str, id: Option<&str>, e: &postgres::Error| Error::Store {
             action,
             path: PathBuf::from(match id {
                 Some(id) => format!("{place}/{id}"),
-                None => place.to_owned(),
+                None => place.clone(),
             }),
             reason: e.to_string(),
         };
-        let result = match call {
-            Call::LoadAll => {
-                let rows = self.client().and_then(|c| {
-                    c.query(
-                        &format!("SELECT id, doc::text FROM {table} ORDER BY id"),
-                        &[],
-                    )
-                });
-                rows.map(|rows| load(&rows, place))
-                    .map_err(|e| fail("list", None, &e))
-            }
-            Call::Put(id, json) => self
-                .client()
-                .and_then(|c| {
-                    c.execute(
-                        &format!(
-                            "INSERT INTO {table} (id, doc) VALUES ($1, $2::text::jsonb) \
-                             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = now()"
-                        ),
-                        &[id, json],
-                    )
-                })
+        let conn = connection(client, config, &sql.create);
+        match call {
+            Call::LoadAll => conn
+                .and_then(|c| c.query(&sql.select, &[]))
+                .map(|rows| load(&rows, place))
+                .map_err(|e| fail("list", None, &e)),
+            Call::Put(id, json) => conn
+                .and_then(|c| c.execute(&sql.upsert, &[id, json]))
                 .map(|_| Loaded::default())
                 .map_err(|e| fail("write", Some(id), &e)),
-            Call::Delete(id) => self
-                .client()
-                .and_then(|c| c.execute(&format!("DELETE FROM {table} WHERE id = $1"), &[id]))
+            Call::Delete(id) => conn
+                .and_then(|c| c.execute(&sql.delete, &[id]))
                 .map(|_| Loaded::default())
                 .map_err(|e| fail("remove", Some(id), &e)),
-        };
-        // A broken connection is made again at the next call.
-        if result.is_err()
-            && self
-                .client
-                .as_ref()
-                .is_some_and(postgres::Client::is_closed)
-        {
-            self.client = None;
         }
-        result
     }
+}
+
+/// The connection in `slot`; a new one (and the table, with `create`, if missing) when
+/// there is none or it was lost (PostgreSQL restarted, the session ended).
+fn connection<'a>(
+    slot: &'a mut Option<postgres::Client>,
+    config: &postgres::Config,
+    create: &str,
+) -> Result<&'a mut postgres::Client, postgres::Error> {
+    let client = match slot.take() {
+        Some(c) if !c.is_closed() => c,
+        _ => {
+            let mut client = config.connect(postgres::NoTls)?;
+            client.batch_execute(create)?;
+            client
+        }
+    };
+    Ok(slot.insert(client))
 }
 
 /// The rows as documents; rows that do not decode are problems, not failures.
@@ -248,15 +257,15 @@ impl PostgresStore {
         let (tx, rx) = mpsc::channel::<(Call, Reply)>();
         let mut worker = Worker {
             config: pg,
-            table: config.table.clone(),
+            sql: Sql::new(&config.table),
+            place: place.clone(),
             client: None,
         };
-        let thread_place = place.clone();
         std::thread::Builder::new()
             .name("rtdash-postgres-store".to_owned())
             .spawn(move || {
                 while let Ok((call, reply)) = rx.recv() {
-                    let _ = reply.send(worker.run(&call, &thread_place));
+                    let _ = reply.send(worker.run(&call));
                 }
             })
             .map_err(|e| Error::Store {

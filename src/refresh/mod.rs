@@ -269,6 +269,8 @@ impl Planner {
         }
         self.runtimes = runtimes;
         self.rules = rules;
+        // Rule states taken over for rules that no longer exist: never needed.
+        self.imported.clear();
         // The retired keys' cached values go before this tick publishes, so a new
         // subscriber's snapshot does not show them.
         let mut retired: HashMap<&str, Vec<WidgetKey>> = HashMap::new();
