@@ -1285,6 +1285,70 @@ impl Engine {
         Ok(state_of(&input, answer.as_ref()))
     }
 
+    /// The history of a widget over `req`'s range: one point per step, each the widget's
+    /// aggregation over its window ending at the point's time, exactly as the live value
+    /// was computed (see [`history`](crate::history) for windows over coarser data and
+    /// how the step is chosen). Recent points come from the window store; with a
+    /// [`HistoryArchive`](crate::history::HistoryArchive) (e.g. PostgreSQL), older ones
+    /// from the archive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtdash::history::HistoryRequest;
+    /// use rtdash::{Aggregation, DashboardDoc, Engine, EngineConfig, MemoryStore, MetricEvent, Timestamp, Widget};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let engine = Engine::new(EngineConfig::default(), MemoryStore::new())?;
+    /// let w = Widget::new("Requests", "http.requests", Aggregation::Count, 10);
+    /// let id = w.widget_id;
+    /// engine.dashboards().create(DashboardDoc::new("ops", "Operations")?.with_widget(w))?;
+    /// let t0 = 1_700_000_000_000;
+    /// for s in 0..60 {
+    ///     let event = MetricEvent::new("http.requests", 1.0, Timestamp::from_millis(t0 + s * 1000));
+    ///     engine.ingest_at(event, Timestamp::from_millis(t0 + s * 1000))?;
+    /// }
+    /// let now = Timestamp::from_millis(t0 + 60_000);
+    /// let h = engine.history("ops", id, HistoryRequest::last(Duration::from_secs(60), now)).await?;
+    /// let points = &h.series[0].points;
+    /// assert_eq!((h.step_ms, points.len()), (1000, 60));
+    /// // The count over the 10 s ending at each point: one event per second.
+    /// assert_eq!(points.last().unwrap().value, Some(10.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`], [`Error::UnknownWidget`],
+    /// [`Error::InvalidHistoryRequest`] (empty or too long range, bad step, too many
+    /// points), [`Error::NotOwned`] (another node aggregates the metric),
+    /// [`Error::HistoryUnavailable`] (an edge node, or the archive is unreachable).
+    pub async fn history(
+        &self,
+        dashboard: &str,
+        widget: Uuid,
+        req: crate::history::HistoryRequest,
+    ) -> Result<crate::history::History, Error> {
+        let w = self.inner.registry.widget(dashboard, widget)?;
+        if !self.inner.aggregate {
+            return Err(Error::HistoryUnavailable {
+                reason: "this node does not aggregate (an edge node): ask an aggregator".to_owned(),
+            });
+        }
+        let recorder = match &self.inner.partitions {
+            None => self.inner.recorder.clone(),
+            Some(parts) => parts
+                .recorder_for(&w.metric_name)
+                .ok_or_else(|| Error::NotOwned {
+                    metric: w.metric_name.clone(),
+                })?,
+        };
+        crate::history::from_store(dashboard, &w, &req, &recorder.shared().store)
+    }
+
     /// Marks the source of `metric` unhealthy (`healthy = false`) or healthy again. Values
     /// of widgets on an unhealthy metric are sent marked stale from their next refresh on,
     /// whatever their data. Use it when a producer or bridge for the metric is known to be

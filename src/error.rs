@@ -151,6 +151,21 @@ pub enum Error {
         /// The metric.
         metric: String,
     },
+    /// A history request (range, step) is not usable; the message names the field.
+    #[error("history request `{field}`: {reason}")]
+    InvalidHistoryRequest {
+        /// `from`, `to` or `step`.
+        field: &'static str,
+        /// What is wrong and the limit that applies.
+        reason: String,
+    },
+    /// History could not be read: the archive is unreachable, or this node does not
+    /// aggregate (an edge node holds no window store).
+    #[error("history is unavailable: {reason}")]
+    HistoryUnavailable {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// What an [`Error::Invalid`] is about.
@@ -229,6 +244,8 @@ impl Error {
             Self::IngestLogPending { .. } => "ingest_log_pending",
             Self::IngestLogUnavailable { .. } => "ingest_log_unavailable",
             Self::NotOwned { .. } => "not_owned",
+            Self::InvalidHistoryRequest { .. } => "invalid_history_request",
+            Self::HistoryUnavailable { .. } => "history_unavailable",
         }
     }
 

@@ -146,6 +146,7 @@ mod doc;
 mod engine;
 mod error;
 mod frames;
+pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ingest;

@@ -100,19 +100,22 @@ impl ApiError {
 }
 
 impl From<Error> for ApiError {
-    /// The status of each kind of engine error: `400` malformed JSON or wrong shape, `413`,
+    /// The status of each kind of engine error: `400` malformed JSON, wrong shape or a bad history request, `413`,
     /// `422` invalid input, `404` unknown ids, `409` dashboard exists, `503` ingest log
-    /// pending or unavailable and a metric aggregated by another node, else `500` (logged).
+    /// pending or unavailable, a metric aggregated by another node and history unavailable, else `500` (logged).
     fn from(e: Error) -> Self {
         let status = match &e {
-            Error::MalformedJson { .. } | Error::WrongShape { .. } => StatusCode::BAD_REQUEST,
+            Error::MalformedJson { .. }
+            | Error::WrongShape { .. }
+            | Error::InvalidHistoryRequest { .. } => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::InvalidEvent { .. } | Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnknownDashboard { .. } | Error::UnknownWidget { .. } => StatusCode::NOT_FOUND,
             Error::DashboardExists { .. } => StatusCode::CONFLICT,
             Error::IngestLogPending { .. }
             | Error::IngestLogUnavailable { .. }
-            | Error::NotOwned { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | Error::NotOwned { .. }
+            | Error::HistoryUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
