@@ -119,6 +119,8 @@ struct Inner {
     /// With a partitioned log: the partitions this engine owns, each with its own
     /// recorder (`recorder` above then stays empty).
     partitions: Option<Arc<Partitions>>,
+    /// Where finished roll-up buckets are kept for long-range history, if anywhere.
+    archive: Option<Arc<dyn crate::history::HistoryArchive>>,
     #[cfg(feature = "redis")]
     backplane: Option<rtdash_redis::Backplane>,
     /// The durable log (feature `redis`), and this node's part in owning its partitions
@@ -140,6 +142,10 @@ pub struct EngineHealth {
     pub backplane: Option<bool>,
     /// Whether the durable ingest log reaches Redis; `None` without one.
     pub ingest_log: Option<bool>,
+    /// Whether the history archive's last write succeeded; `None` without one. An archive
+    /// that is down does not make the engine unhealthy ([`is_healthy`](Self::is_healthy)):
+    /// ingest and live values go on, and the archive catches up when it is back.
+    pub history_archive: Option<bool>,
 }
 
 impl EngineHealth {
@@ -391,6 +397,7 @@ pub struct EngineBuilder {
     hub: Option<FrameHub<WidgetKey>>,
     aggregate: bool,
     partition_of: Option<PartitionOf>,
+    archive: Option<Arc<dyn crate::history::HistoryArchive>>,
     #[cfg(feature = "redis")]
     redis: Option<(rtdash_redis::Backplane, crate::redis::Role)>,
     #[cfg(feature = "redis")]
@@ -433,6 +440,16 @@ impl EngineBuilder {
     /// [`EngineConfig::hub`]), e.g. a mirrored hub that a backplane keeps in step.
     pub fn hub(mut self, hub: FrameHub<WidgetKey>) -> Self {
         self.hub = Some(hub);
+        self
+    }
+
+    /// Keeps long-range history in `archive` (e.g. `postgres::PostgresArchive`, feature
+    /// `postgres`): every complete roll-up bucket of the window store (one per series and
+    /// minute with the default roll-up) is offered to it, about once a second, off the
+    /// ingest path; [`Engine::history`] reads it for times the store no longer holds.
+    /// Needs the window store's roll-up tier ([`WindowConfig::rollup`](crate::WindowConfig)).
+    pub fn history_archive(mut self, archive: impl crate::history::HistoryArchive) -> Self {
+        self.archive = Some(Arc::new(archive));
         self
     }
 
@@ -487,6 +504,14 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config;
         config.validate()?;
+        if self.archive.is_some() && config.window.rollup.is_none() {
+            return Err(Error::InvalidConfig {
+                field: "window.rollup",
+                reason: "a history archive keeps the window store's roll-up buckets: \
+                         set a roll-up tier (the default has one)"
+                    .to_owned(),
+            });
+        }
         let window = WindowStore::new(config.window.clone()).map_err(|e| Error::InvalidConfig {
             field: "window",
             reason: e.to_string(),
@@ -563,6 +588,7 @@ impl EngineBuilder {
                 transports: Mutex::new(Vec::new()),
                 aggregate,
                 partitions,
+                archive: self.archive,
                 #[cfg(feature = "redis")]
                 backplane,
                 #[cfg(feature = "redis")]
@@ -615,6 +641,7 @@ impl Engine {
             hub: None,
             aggregate: true,
             partition_of: None,
+            archive: None,
             #[cfg(feature = "redis")]
             redis: None,
             #[cfg(feature = "redis")]
@@ -1052,6 +1079,18 @@ impl Engine {
             inner.meters.metrics.upkeep();
             inner.meters.metrics.refresh(&self.scrape());
             state.last_upkeep = Some(now);
+            if let Some(archive) = &inner.archive {
+                match &inner.partitions {
+                    None => {
+                        crate::history::export(&inner.recorder.shared().store, &**archive);
+                    }
+                    Some(parts) => {
+                        for r in parts.recorders() {
+                            crate::history::export(&r.shared().store, &**archive);
+                        }
+                    }
+                }
+            }
         }
         if !inner.aggregate {
             return TickReport::default();
@@ -1346,7 +1385,11 @@ impl Engine {
                     metric: w.metric_name.clone(),
                 })?,
         };
-        crate::history::from_store(dashboard, &w, &req, &recorder.shared().store)
+        let sources = crate::history::Sources {
+            store: &recorder.shared().store,
+            archive: self.inner.archive.clone(),
+        };
+        crate::history::compute(dashboard, &w, &req, sources).await
     }
 
     /// Marks the source of `metric` unhealthy (`healthy = false`) or healthy again. Values
@@ -1501,6 +1544,10 @@ impl Engine {
         if let Some(log) = &inner.stream_log {
             s.extra.extend(crate::redis::log_metrics(&log.stats()));
         }
+        if let Some(archive) = &inner.archive {
+            s.extra
+                .extend(crate::metrics::archive_metrics(&archive.health()));
+        }
         s
     }
 
@@ -1529,6 +1576,7 @@ impl Engine {
         EngineHealth {
             backplane,
             ingest_log,
+            history_archive: self.inner.archive.as_ref().map(|a| a.health().connected),
         }
     }
 }

@@ -338,7 +338,6 @@ pub(crate) fn plan(
 
 /// Merges partial aggregates of buckets into one value, by the rules of live windows.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // used by the archive path
 pub(crate) struct Merge {
     pub(crate) count: u64,
     pub(crate) sum: f64,
@@ -347,7 +346,6 @@ pub(crate) struct Merge {
     pub(crate) histogram: Option<LogHistogram>,
 }
 
-#[allow(dead_code)]
 impl Merge {
     pub(crate) fn new() -> Self {
         Self {
@@ -407,66 +405,207 @@ pub(crate) fn into_series(groups: BTreeMap<String, Vec<HistoryPoint>>) -> Vec<Hi
         .collect()
 }
 
-/// The memory half of a history: every point from the window store, by the same queries
-/// as live values (a point at `t` is the query at `t - 1 ms`, whose window ends at `t`).
-pub(crate) fn from_store(
+/// Where a widget's history comes from: the window store of the metric, and the archive
+/// for what the store no longer (or never) held.
+pub(crate) struct Sources<'a> {
+    pub(crate) store: &'a std::sync::RwLock<rtdash_window::WindowStore>,
+    pub(crate) archive: Option<std::sync::Arc<dyn HistoryArchive>>,
+}
+
+/// A matched series as the store holds it.
+struct Held {
+    key: SeriesKey,
+    id: rtdash_core::SeriesId,
+    /// From when the store holds the series in full (ms).
+    since: i64,
+}
+
+/// Computes a widget's history (see the module docs): each point whose window starts at
+/// or after the time from which the store holds every matched series is the store's
+/// query at that time, exactly the live computation; older points merge roll-up buckets,
+/// from the archive before the store's start of each series and from the store after it.
+pub(crate) async fn compute(
     dashboard: &str,
     widget: &rtdash_core::Widget,
     req: &HistoryRequest,
-    store: &std::sync::RwLock<rtdash_window::WindowStore>,
+    src: Sources<'_>,
 ) -> Result<History, Error> {
     use std::sync::PoisonError;
-    let read = || store.read().unwrap_or_else(PoisonError::into_inner);
+    let read = || src.store.read().unwrap_or_else(PoisonError::into_inner);
     let window = widget.window();
-    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
-    let p = {
+    let window_ms = ms_of(window);
+    let metric = widget.metric_name.as_str();
+    let to = req.to.as_millis();
+    // What the store holds, and from when.
+    let (bucket, fine_span, width, held) = {
         let s = read();
         let c = s.config();
         let bucket = ms_of(c.bucket_width);
         let (fine_span, width) = c
             .rollup
             .map_or((i64::MAX, bucket), |r| (ms_of(r.fine_span), ms_of(r.width)));
-        let to = req.to.as_millis();
-        plan(
-            req,
-            bucket,
-            |x| if x < to.saturating_sub(fine_span) { width } else { bucket },
-            window_ms,
-        )?
+        let held: Vec<Held> = s
+            .interner()
+            .series_of_metric(metric)
+            .iter()
+            .filter_map(|&id| {
+                let key = s.series_key(id)?;
+                if !widget.tag_filter.matches(key) {
+                    return None;
+                }
+                let since = s.memory_since(id)?.as_millis();
+                Some(Held {
+                    key: key.clone(),
+                    id,
+                    since,
+                })
+            })
+            .collect();
+        (bucket, fine_span, width, held)
     };
+    let rollup = width != bucket || fine_span != i64::MAX;
+    // The store holds every matched series in full from `boundary` on.
+    let boundary = held.iter().map(|h| h.since).max().unwrap_or(i64::MAX);
+    let from = req.from.as_millis();
+    let reach = from.saturating_sub(window_ms);
+    let archived: Vec<ArchivedBucket> = match &src.archive {
+        Some(archive) if rollup && reach < boundary => {
+            let until = Timestamp::from_millis(boundary.min(to));
+            // An hour before the reach: a downsampled bucket may start before it.
+            let since = Timestamp::from_millis(reach.saturating_sub(3_600_000));
+            archive
+                .read(metric, since, until)
+                .await?
+                .into_iter()
+                .filter(|b| widget.tag_filter.matches(&b.series) && b.count > 0)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    let archive_width = archived
+        .iter()
+        .map(|b| ms_of(b.width))
+        .max()
+        .unwrap_or(width)
+        .max(width);
+    let p = plan(
+        req,
+        bucket,
+        |x| {
+            if src.archive.is_some() && x < boundary {
+                archive_width
+            } else if x < to.saturating_sub(fine_span) {
+                width
+            } else {
+                bucket
+            }
+        },
+        window_ms,
+    )?;
     let agg = widget.aggregation;
+    let group_of = |key: &SeriesKey| -> Option<String> {
+        match &widget.group_by {
+            None => Some(String::new()),
+            Some(k) => key.tag(k).map(str::to_owned),
+        }
+    };
+    // Buckets for the points the store cannot answer alone: the archive's before each
+    // series' start in the store, the store's roll-ups after it.
+    let merged_until = p
+        .times()
+        .take_while(|&t| t - window_ms < boundary && src.archive.is_some())
+        .last();
+    let mut buckets: Vec<(String, ArchivedBucket)> = Vec::new();
+    if let Some(last) = merged_until {
+        let since_of: std::collections::HashMap<&SeriesKey, i64> =
+            held.iter().map(|h| (&h.key, h.since)).collect();
+        for b in archived {
+            let keep = since_of
+                .get(&b.series)
+                .is_none_or(|&since| b.end().as_millis() <= since);
+            if keep && let Some(g) = group_of(&b.series) {
+                buckets.push((g, b));
+            }
+        }
+        let s = read();
+        for h in &held {
+            let Some(g) = group_of(&h.key) else { continue };
+            let rollups = s
+                .series_rollups(
+                    h.id,
+                    Timestamp::from_millis(h.since),
+                    Timestamp::from_millis(last),
+                )
+                .map_err(|e| Error::HistoryUnavailable {
+                    reason: e.to_string(),
+                })?;
+            for r in rollups {
+                buckets.push((
+                    g.clone(),
+                    ArchivedBucket {
+                        series: h.key.clone(),
+                        start: r.start,
+                        width: r.width,
+                        count: r.count,
+                        sum: r.sum,
+                        min: r.min,
+                        max: r.max,
+                        histogram: r.histogram,
+                    },
+                ));
+            }
+        }
+        buckets.sort_by_key(|(_, b)| b.start);
+    }
+    let max_width = buckets
+        .iter()
+        .map(|(_, b)| ms_of(b.width))
+        .max()
+        .unwrap_or(width);
+    let names: Vec<String> = {
+        let mut names: std::collections::BTreeSet<String> =
+            held.iter().filter_map(|h| group_of(&h.key)).collect();
+        names.extend(buckets.iter().map(|(g, _)| g.clone()));
+        if widget.group_by.is_none() {
+            names.insert(String::new());
+        }
+        names.into_iter().collect()
+    };
     let query_error = |e: rtdash_window::WindowError| Error::InvalidHistoryRequest {
         field: "widget",
         reason: e.to_string(),
     };
-    let series = match &widget.group_by {
-        None => {
-            let mut points = Vec::with_capacity(p.len());
-            for t in p.times() {
-                let now = Timestamp::from_millis(t - 1);
-                let r = read()
-                    .query(&widget.metric_name, &widget.tag_filter, agg, window, now)
-                    .map_err(query_error)?;
-                points.push(HistoryPoint::of(&r));
-            }
-            vec![HistorySeries {
-                group: None,
-                points,
-            }]
+    let mut groups: BTreeMap<String, Vec<HistoryPoint>> = BTreeMap::new();
+    for t in p.times() {
+        if merged_until.is_some_and(|last| t <= last) {
+            merge_point(&buckets, max_width, &names, (t, window_ms, agg), &mut groups);
+            continue;
         }
-        Some(key) => {
-            let mut groups: BTreeMap<String, Vec<HistoryPoint>> = BTreeMap::new();
-            for t in p.times() {
-                let now = Timestamp::from_millis(t - 1);
+        let now = Timestamp::from_millis(t - 1);
+        match &widget.group_by {
+            None => {
+                let r = read()
+                    .query(metric, &widget.tag_filter, agg, window, now)
+                    .map_err(query_error)?;
+                groups.entry(String::new()).or_default().push(HistoryPoint::of(&r));
+            }
+            Some(key) => {
                 let rs = read()
-                    .group_by(&widget.metric_name, &widget.tag_filter, key, agg, window, now)
+                    .group_by(metric, &widget.tag_filter, key, agg, window, now)
                     .map_err(query_error)?;
                 for (g, r) in rs {
                     groups.entry(g).or_default().push(HistoryPoint::of(&r));
                 }
             }
-            into_series(groups)
         }
+    }
+    let series = if widget.group_by.is_none() {
+        vec![HistorySeries {
+            group: None,
+            points: groups.remove("").unwrap_or_default(),
+        }]
+    } else {
+        into_series(groups)
     };
     Ok(History {
         dashboard_id: dashboard.to_owned(),
@@ -477,6 +616,84 @@ pub(crate) fn from_store(
         window_ms: u64::try_from(window_ms).unwrap_or(0),
         series,
     })
+}
+
+/// The point at `t` of every group in `names` from `buckets` (sorted by start, none wider
+/// than `max_width` ms): every bucket overlapping the window ending at `t`, the window's
+/// start moved back to the earliest start of them (a window is whole buckets).
+fn merge_point(
+    buckets: &[(String, ArchivedBucket)],
+    max_width: i64,
+    names: &[String],
+    point: (i64, i64, Aggregation),
+    groups: &mut BTreeMap<String, Vec<HistoryPoint>>,
+) {
+    let (t, window_ms, agg) = point;
+    let end = buckets.partition_point(|(_, b)| b.start.as_millis() < t);
+    let mut start = t - window_ms;
+    loop {
+        let lo = buckets[..end].partition_point(|(_, b)| b.start.as_millis() < start - max_width);
+        let earliest = buckets[lo..end]
+            .iter()
+            .filter(|(_, b)| b.end().as_millis() > start)
+            .map(|(_, b)| b.start.as_millis())
+            .min()
+            .unwrap_or(start);
+        if earliest >= start {
+            break;
+        }
+        start = earliest;
+    }
+    let first = buckets[..end].partition_point(|(_, b)| b.start.as_millis() < start);
+    let mut merged: BTreeMap<&str, Merge> = BTreeMap::new();
+    for (g, b) in &buckets[first..end] {
+        merged.entry(g.as_str()).or_insert_with(Merge::new).add(b);
+    }
+    for g in names {
+        let m = merged.get(g.as_str()).cloned().unwrap_or_else(Merge::new);
+        groups.entry(g.clone()).or_default().push(HistoryPoint {
+            time: Timestamp::from_millis(t),
+            start: Timestamp::from_millis(start),
+            value: m.value(agg),
+            count: m.count,
+        });
+    }
+}
+
+/// Offers every complete roll-up bucket of `store` not offered before to `archive`;
+/// returns how many. The store's write lock is held while the buckets are collected
+/// (one pass over the series), not while the archive takes them.
+pub(crate) fn export(
+    store: &std::sync::RwLock<rtdash_window::WindowStore>,
+    archive: &dyn HistoryArchive,
+) -> usize {
+    use std::sync::PoisonError;
+    let buckets: Vec<ArchivedBucket> = {
+        let mut s = store.write().unwrap_or_else(PoisonError::into_inner);
+        let Ok(taken) = s.take_rollups() else {
+            return 0;
+        };
+        taken
+            .into_iter()
+            .filter_map(|r| {
+                Some(ArchivedBucket {
+                    series: s.series_key(r.series)?.clone(),
+                    start: r.start,
+                    width: r.width,
+                    count: r.count,
+                    sum: r.sum,
+                    min: r.min,
+                    max: r.max,
+                    histogram: r.histogram,
+                })
+            })
+            .collect()
+    };
+    let n = buckets.len();
+    if n > 0 {
+        archive.offer(buckets);
+    }
+    n
 }
 
 fn ms_of(d: Duration) -> i64 {

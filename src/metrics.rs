@@ -210,6 +210,56 @@ pub(crate) struct Extra {
     pub(crate) counter: bool,
 }
 
+/// A counter of an optional part's metrics.
+pub(crate) fn counter(name: &'static str, help: &'static str, v: u64) -> Extra {
+    #[allow(clippy::cast_precision_loss)]
+    let value = v as f64;
+    Extra {
+        name,
+        help,
+        value,
+        counter: true,
+    }
+}
+
+/// A gauge of an optional part's metrics.
+pub(crate) fn gauge(name: &'static str, help: &'static str, value: f64) -> Extra {
+    Extra {
+        name,
+        help,
+        value,
+        counter: false,
+    }
+}
+
+/// The history archive's metrics (`rtdash_history_archive_*`).
+pub(crate) fn archive_metrics(h: &crate::history::ArchiveHealth) -> Vec<Extra> {
+    #[allow(clippy::cast_precision_loss)]
+    let buffered = h.buffered as f64;
+    vec![
+        gauge(
+            "rtdash_history_archive_up",
+            "1 while the history archive's last write or connection attempt succeeded.",
+            if h.connected { 1.0 } else { 0.0 },
+        ),
+        gauge(
+            "rtdash_history_archive_buffered",
+            "Roll-up buckets waiting to be written to the history archive.",
+            buffered,
+        ),
+        counter(
+            "rtdash_history_archive_written_total",
+            "Roll-up buckets written to the history archive.",
+            h.written,
+        ),
+        counter(
+            "rtdash_history_archive_dropped_total",
+            "Roll-up buckets the history archive dropped because its buffer was full: the gap in stored history.",
+            h.dropped,
+        ),
+    ]
+}
+
 impl Metrics {
     pub(crate) fn new(sink: MetricsSink) -> Self {
         let isolated = match sink {

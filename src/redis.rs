@@ -38,6 +38,7 @@ pub use rtdash_redis::{
 };
 
 use crate::frames::{newest_event_time, push_update_item};
+use crate::metrics::{counter, gauge};
 use crate::publish::{self, Payload, Publisher};
 use crate::{WidgetKey, encode_update};
 
@@ -214,27 +215,6 @@ impl Publisher for Discard {
     fn retire(&self, _: &Arc<str>, _: &[WidgetKey]) {}
 }
 
-/// A counter of an optional part's metrics.
-fn counter(name: &'static str, help: &'static str, v: u64) -> crate::metrics::Extra {
-    #[allow(clippy::cast_precision_loss)]
-    let value = v as f64;
-    crate::metrics::Extra {
-        name,
-        help,
-        value,
-        counter: true,
-    }
-}
-
-/// A gauge of an optional part's metrics.
-fn gauge(name: &'static str, help: &'static str, value: f64) -> crate::metrics::Extra {
-    crate::metrics::Extra {
-        name,
-        help,
-        value,
-        counter: false,
-    }
-}
 
 /// The durable log's metrics (`rtdash_log_*`), for the engine's recorder.
 pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {

@@ -227,6 +227,9 @@ pub(crate) struct Layout {
     pub(crate) bins: Option<Bins>,
     pub(crate) late_capacity: usize,
     pub(crate) max_series: usize,
+    /// Whether roll-up buckets are being handed out (`take_rollups` was called): complete
+    /// buckets that leave the roll-up ring before they were taken are then kept for it.
+    pub(crate) exporting: bool,
 }
 
 impl Layout {
@@ -317,6 +320,7 @@ impl Layout {
             bins: c.percentiles.then(|| Bins::new(c.percentile_precision)),
             late_capacity: c.late_buffer_capacity,
             max_series: c.max_series,
+            exporting: false,
         })
     }
 }

@@ -170,6 +170,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod ring;
+mod rollup;
 mod series;
 mod sketch;
 mod store;
@@ -177,6 +178,7 @@ mod store;
 pub use checkpoint::Checkpoint;
 pub use config::{MAX_BUCKETS_PER_SERIES, Rollup, WindowConfig};
 pub use error::WindowError;
+pub use rollup::RollupBucket;
 pub use sketch::LogHistogram;
 pub use store::{
     LateSample, MAX_ABS_EVENT_TIME_MS, QueryResult, Recorded, WindowStats, WindowStore,

@@ -27,7 +27,7 @@
 use crate::sketch::BucketBins;
 
 /// The content of a bucket leaving the ring.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Expired {
     pub(crate) index: i64,
     pub(crate) count: u64,
@@ -67,7 +67,7 @@ impl Agg {
     };
 
     #[inline]
-    fn combine(self, o: Self) -> Self {
+    pub(crate) fn combine(self, o: Self) -> Self {
         Self {
             count: self.count + o.count,
             sum: self.sum + o.sum,

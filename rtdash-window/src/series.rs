@@ -43,6 +43,15 @@ pub(crate) struct Series {
     wm_bucket: i64,
     /// Watermark at which `wm_bucket` next changes.
     wm_next: i64,
+    /// Start (ms) of the data this store holds all of for the series: the first event's
+    /// time less the grace period, rounded down to a roll-up bucket (a restored series:
+    /// `i64::MIN`, everything its rings hold).
+    pub(crate) since: i64,
+    /// Roll-up buckets below this index have been handed out by `take_rollups`.
+    pub(crate) exported_below: i64,
+    /// Complete roll-up buckets that left the roll-up ring before `take_rollups` handed
+    /// them out (an event far ahead of the others), oldest first; empty unless exporting.
+    pub(crate) evicted: Vec<Expired>,
 }
 
 /// Partial results of a query, accumulated over series.
@@ -112,6 +121,12 @@ impl Series {
             watermark: i64::MIN,
             wm_bucket: i64::MIN,
             wm_next: i64::MIN,
+            since: (b * layout.wf)
+                .saturating_sub(layout.grace)
+                .div_euclid(layout.wc)
+                .saturating_mul(layout.wc),
+            exported_below: i64::MIN,
+            evicted: Vec::new(),
         }
     }
 
@@ -151,6 +166,9 @@ impl Series {
             watermark: i64::MIN,
             wm_bucket: i64::MIN,
             wm_next: i64::MIN,
+            since: i64::MIN,
+            exported_below: i64::MIN,
+            evicted: Vec::new(),
         };
         s.note_event_time(layout, last_event);
         let oldest = s.fine.oldest();
@@ -223,13 +241,19 @@ impl Series {
 
     #[cold]
     fn advance(&mut self, layout: &Layout, b: i64) {
+        let keep_from = self
+            .exported_below
+            .max(self.since.div_euclid(layout.wc));
         let Self {
             fine,
             coarse,
             total,
+            evicted,
             ..
         } = self;
-        let turned = fine.advance(b, |e| roll_out(layout, coarse, total, e));
+        let keep = layout.exporting.then_some((keep_from, evicted));
+        let mut keep = keep;
+        let turned = fine.advance(b, |e| roll_out(layout, coarse, total, keep.as_mut(), e));
         self.head_start = b * layout.wf;
         self.head_end = (b + 1) * layout.wf;
         // Trim the running histogram's empty pages about once per ring turn.
@@ -307,9 +331,70 @@ impl Series {
     }
 }
 
+impl Series {
+    /// Start (ms) of the data held here in full for this series: older data left the rings
+    /// (or, for a series new to this store, was never seen by it).
+    pub(crate) fn memory_since(&self, layout: &Layout) -> i64 {
+        let oldest = match &self.coarse {
+            Some(c) => c.oldest().saturating_mul(layout.wc),
+            None => self.fine.oldest().saturating_mul(layout.wf),
+        };
+        oldest.max(self.since)
+    }
+
+    /// Roll-up buckets (indices) that are complete: every fine bucket of theirs has left
+    /// the fine ring, so no event can change them any more. Empty without a roll-up tier.
+    pub(crate) fn complete_rollups(&self) -> std::ops::Range<i64> {
+        match &self.coarse {
+            Some(c) => c.oldest()..c.head(),
+            None => 0..0,
+        }
+    }
+
+    /// The aggregate of roll-up bucket `c` (fine and roll-up rings together), with its
+    /// histogram when `bins` is given; `None` when it holds no event.
+    pub(crate) fn rollup_bucket(
+        &self,
+        layout: &Layout,
+        c: i64,
+        bins: Option<crate::sketch::Bins>,
+    ) -> Option<(Agg, Option<DenseBins>)> {
+        let (fa, fb) = (c.saturating_mul(layout.k), (c + 1).saturating_mul(layout.k) - 1);
+        let mut agg = self.fine.range(fa, fb);
+        if let Some(ring) = &self.coarse {
+            agg = agg.combine(ring.range(c, c));
+        }
+        if agg.count == 0 {
+            return None;
+        }
+        let hist = bins.map(|bins| {
+            let mut dense = DenseBins::new(bins);
+            if fb >= self.fine.oldest() {
+                for b in self.fine.histograms(fa, fb, true) {
+                    dense.add_bucket(b);
+                }
+            }
+            if let Some(ring) = &self.coarse {
+                for b in ring.histograms(c, c, true) {
+                    dense.add_bucket(b);
+                }
+            }
+            dense.trim();
+            dense
+        });
+        Some((agg, hist))
+    }
+}
+
 /// A fine bucket leaves the fine ring: merge it into its roll-up bucket, or drop it (and its
 /// share of the running histogram) when there is no roll-up.
-fn roll_out(layout: &Layout, coarse: &mut Option<Ring>, total: &mut Option<DenseBins>, e: Expired) {
+fn roll_out(
+    layout: &Layout,
+    coarse: &mut Option<Ring>,
+    total: &mut Option<DenseBins>,
+    keep: Option<&mut (i64, &mut Vec<Expired>)>,
+    e: Expired,
+) {
     let Some(ring) = coarse else {
         if let Some(t) = total {
             t.sub_bucket(&e.bins);
@@ -320,9 +405,16 @@ fn roll_out(layout: &Layout, coarse: &mut Option<Ring>, total: &mut Option<Dense
     if c > ring.head() {
         // The current roll-up head is complete: pack it, then expire what leaves.
         ring.pack_head();
+        let mut keep = keep;
         ring.advance(c, |old| {
             if let Some(t) = total.as_mut() {
                 t.sub_bucket(&old.bins);
+            }
+            // Complete and never handed out: keep it for `take_rollups`.
+            if let Some((from, evicted)) = keep.as_mut()
+                && old.index >= *from
+            {
+                evicted.push(old);
             }
         });
     }

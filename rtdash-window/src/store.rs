@@ -148,10 +148,10 @@ pub struct WindowStats {
 #[derive(Debug, Clone)]
 pub struct WindowStore {
     config: WindowConfig,
-    layout: Layout,
+    pub(crate) layout: Layout,
     interner: SeriesInterner,
     /// One entry per interned series; `None` until its first accepted event.
-    series: Vec<Option<Series>>,
+    pub(crate) series: Vec<Option<Series>>,
     /// Newest event time accepted in any series, `i64::MIN` before any.
     max_seen: i64,
     late: VecDeque<LateSample>,

@@ -104,7 +104,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 
 /// Whether the server answers and its parts work.
 ///
-/// `200` `{"status": "ok"}`; `503` `unavailable` (the error shape) while a part the
+/// `200` `{"status": "ok"}` (with a history archive, also `"history_archive": "up"` or
+/// `"down"`: an archive outage does not stop the node); `503` `unavailable` (the error shape) while a part the
 /// engine depends on is down: its Redis backplane or durable ingest log (feature `redis`), so that a load
 /// balancer stops sending clients to a node that cannot serve them fresh values.
 /// Always open (no token needed).
@@ -120,7 +121,16 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Params<
 pub(crate) async fn health(State(api): State<Api>) -> Response {
     let health = api.engine.health();
     if health.is_healthy() {
-        return json_value(StatusCode::OK, &Health { status: "ok" });
+        let history_archive = health
+            .history_archive
+            .map(|up| if up { "up" } else { "down" });
+        return json_value(
+            StatusCode::OK,
+            &Health {
+                status: "ok",
+                history_archive,
+            },
+        );
     }
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

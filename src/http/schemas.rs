@@ -22,6 +22,12 @@ pub(crate) struct Health {
     /// Always `ok` while the server answers.
     #[schema(example = "ok")]
     pub(crate) status: &'static str,
+    /// With a history archive: `up`, or `down` while it cannot write (ingest and live
+    /// values go on; it catches up when it is back, and counts what it had to drop in
+    /// `rtdash_history_archive_dropped_total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "up")]
+    pub(crate) history_archive: Option<&'static str>,
 }
 
 /// `GET /dashboards/{id}/alerts`.
