@@ -231,6 +231,140 @@ pub trait HistoryArchive: Send + Sync + 'static {
     fn health(&self) -> ArchiveHealth;
 }
 
+/// The in-process [`HistoryArchive`]: roll-up buckets kept in memory, at most
+/// `capacity` of them (the oldest go first, counted in [`ArchiveHealth::dropped`]). It
+/// extends history beyond the window store's retention on a single node (a day of
+/// one-minute buckets for 100 series is 144,000 buckets) and is lost with the process; use
+/// `postgres::PostgresArchive` (feature `postgres`) to keep history across restarts and
+/// share it between nodes.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::history::MemoryArchive;
+/// use rtdash::{Engine, EngineConfig};
+///
+/// let engine = Engine::builder(EngineConfig::default())
+///     .history_archive(MemoryArchive::new(200_000))
+///     .build()?;
+/// assert_eq!(engine.health().history_archive, Some(true));
+/// # Ok::<(), rtdash::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MemoryArchive {
+    capacity: usize,
+    inner: std::sync::Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    /// By start, then series: one bucket each (a bucket offered again replaces it).
+    buckets: BTreeMap<i64, std::collections::HashMap<SeriesKey, ArchivedBucket>>,
+    len: usize,
+    written: u64,
+    dropped: u64,
+}
+
+impl MemoryArchive {
+    /// An archive of at most `capacity` buckets (at least 1).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Buckets held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// Whether no bucket is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl HistoryArchive for MemoryArchive {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn offer(&self, buckets: Vec<ArchivedBucket>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        for b in buckets {
+            let at = inner.buckets.entry(b.start.as_millis()).or_default();
+            let new = at.insert(b.series.clone(), b).is_none();
+            inner.len += usize::from(new);
+            inner.written += 1;
+        }
+        while inner.len > self.capacity {
+            let excess = inner.len - self.capacity;
+            let Some(mut oldest) = inner.buckets.first_entry() else {
+                break;
+            };
+            let group = oldest.get_mut();
+            let n = if group.len() <= excess {
+                let n = group.len();
+                oldest.remove();
+                n
+            } else {
+                let doomed: Vec<SeriesKey> = group.keys().take(excess).cloned().collect();
+                for k in &doomed {
+                    group.remove(k);
+                }
+                doomed.len()
+            };
+            inner.len -= n;
+            inner.dropped += n as u64;
+        }
+    }
+
+    fn read(
+        &self,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFuture<'static, Result<Vec<ArchivedBucket>, Error>> {
+        let inner = self.lock();
+        let (from, to) = (from.as_millis(), to.as_millis());
+        // A bucket overlapping `from` starts at most a day before it.
+        let lo = from.saturating_sub(86_400_000);
+        let out: Vec<ArchivedBucket> = if lo < to {
+            inner
+                .buckets
+                .range(lo..to)
+                .flat_map(|(_, group)| group.values())
+                .filter(|b| b.series.metric() == metric && b.end().as_millis() > from)
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Box::pin(std::future::ready(Ok(out)))
+    }
+
+    fn health(&self) -> ArchiveHealth {
+        let inner = self.lock();
+        ArchiveHealth {
+            connected: true,
+            buffered: 0,
+            written: inner.written,
+            dropped: inner.dropped,
+        }
+    }
+}
+
 /// The validated plan of a history request: the point times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Plan {

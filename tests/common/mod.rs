@@ -3,6 +3,7 @@
 
 #[cfg(all(feature = "http", feature = "redis", unix))]
 pub(crate) mod cluster;
+pub(crate) mod history;
 
 use std::time::Duration;
 
