@@ -47,8 +47,7 @@ pub const MAX_HISTORY_RANGE: Duration = Duration::from_secs(400 * 86_400);
 
 /// The steps a server chooses from, in seconds.
 const NICE_STEPS_S: [u64; 18] = [
-    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200,
-    86_400,
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
 ];
 
 /// What a client asks of a widget's history: the range `(from, to]` and optionally the
@@ -179,8 +178,9 @@ pub struct ArchivedBucket {
     pub min: f64,
     /// Largest value.
     pub max: f64,
-    /// The values' histogram, when the window store keeps percentiles.
-    pub histogram: Option<LogHistogram>,
+    /// The values' histogram, when the window store keeps percentiles (shared: a bucket
+    /// is read by many history requests).
+    pub histogram: Option<std::sync::Arc<LogHistogram>>,
 }
 
 impl ArchivedBucket {
@@ -256,11 +256,16 @@ pub struct MemoryArchive {
     inner: std::sync::Mutex<MemoryInner>,
 }
 
+/// Buckets of one metric by start, then series.
+type MetricBuckets = BTreeMap<i64, std::collections::HashMap<SeriesKey, ArchivedBucket>>;
+
 #[derive(Debug, Default)]
 struct MemoryInner {
-    /// By start, then series: one bucket each (a bucket offered again replaces it).
-    buckets: BTreeMap<i64, std::collections::HashMap<SeriesKey, ArchivedBucket>>,
+    /// By metric, start and series: one bucket each (a bucket offered again replaces it).
+    metrics: std::collections::HashMap<String, MetricBuckets>,
     len: usize,
+    /// Widest bucket held (ms): a bucket overlapping a time starts at most this before it.
+    widest: i64,
     written: u64,
     dropped: u64,
 }
@@ -303,15 +308,37 @@ impl HistoryArchive for MemoryArchive {
         let mut guard = self.lock();
         let inner = &mut *guard;
         for b in buckets {
-            let at = inner.buckets.entry(b.start.as_millis()).or_default();
+            inner.widest = inner.widest.max(ms_of(b.width));
+            let metric = match inner.metrics.get_mut(b.series.metric()) {
+                Some(m) => m,
+                None => inner
+                    .metrics
+                    .entry(b.series.metric().to_owned())
+                    .or_default(),
+            };
+            let at = metric.entry(b.start.as_millis()).or_default();
             let new = at.insert(b.series.clone(), b).is_none();
             inner.len += usize::from(new);
             inner.written += 1;
         }
         while inner.len > self.capacity {
             let excess = inner.len - self.capacity;
-            let Some(mut oldest) = inner.buckets.first_entry() else {
+            // The metric holding the oldest bucket.
+            let Some(name) = inner
+                .metrics
+                .iter()
+                .filter_map(|(name, m)| Some((*m.keys().next()?, name)))
+                .min()
+                .map(|(_, name)| name.clone())
+            else {
                 break;
+            };
+            let Some(metric) = inner.metrics.get_mut(&name) else {
+                break;
+            };
+            let Some(mut oldest) = metric.first_entry() else {
+                inner.metrics.remove(&name);
+                continue;
             };
             let group = oldest.get_mut();
             let n = if group.len() <= excess {
@@ -325,6 +352,9 @@ impl HistoryArchive for MemoryArchive {
                 }
                 doomed.len()
             };
+            if metric.is_empty() {
+                inner.metrics.remove(&name);
+            }
             inner.len -= n;
             inner.dropped += n as u64;
         }
@@ -338,18 +368,15 @@ impl HistoryArchive for MemoryArchive {
     ) -> BoxFuture<'static, Result<Vec<ArchivedBucket>, Error>> {
         let inner = self.lock();
         let (from, to) = (from.as_millis(), to.as_millis());
-        // A bucket overlapping `from` starts at most a day before it.
-        let lo = from.saturating_sub(86_400_000);
-        let out: Vec<ArchivedBucket> = if lo < to {
-            inner
-                .buckets
+        let lo = from.saturating_sub(inner.widest);
+        let out: Vec<ArchivedBucket> = match inner.metrics.get(metric) {
+            Some(m) if lo < to => m
                 .range(lo..to)
                 .flat_map(|(_, group)| group.values())
-                .filter(|b| b.series.metric() == metric && b.end().as_millis() > from)
+                .filter(|b| b.end().as_millis() > from)
                 .cloned()
-                .collect()
-        } else {
-            Vec::new()
+                .collect(),
+            _ => Vec::new(),
         };
         Box::pin(std::future::ready(Ok(out)))
     }
@@ -441,7 +468,9 @@ pub(crate) fn plan(
             if ms % bucket_ms != 0 {
                 return Err(invalid(
                     "step",
-                    format!("the step ({ms} ms) must be a multiple of the bucket width ({bucket_ms} ms)"),
+                    format!(
+                        "the step ({ms} ms) must be a multiple of the bucket width ({bucket_ms} ms)"
+                    ),
                 ));
             }
             ms
@@ -498,7 +527,7 @@ impl Merge {
         self.max = self.max.max(b.max);
         if let Some(h) = &b.histogram {
             match &mut self.histogram {
-                None => self.histogram = Some(h.clone()),
+                None => self.histogram = Some(LogHistogram::clone(h)),
                 Some(acc) => {
                     // Precisions are equal within one store; a foreign bucket is skipped
                     // for the histogram only (its counts and extremes still add).
@@ -684,7 +713,7 @@ pub(crate) async fn compute(
                         sum: r.sum,
                         min: r.min,
                         max: r.max,
-                        histogram: r.histogram,
+                        histogram: r.histogram.map(std::sync::Arc::new),
                     },
                 ));
             }
@@ -696,14 +725,15 @@ pub(crate) async fn compute(
         .map(|(_, b)| ms_of(b.width))
         .max()
         .unwrap_or(width);
-    let names: Vec<String> = {
-        let mut names: std::collections::BTreeSet<String> =
-            held.iter().filter_map(|h| group_of(&h.key)).collect();
-        names.extend(buckets.iter().map(|(g, _)| g.clone()));
-        if widget.group_by.is_none() {
-            names.insert(String::new());
-        }
-        names.into_iter().collect()
+    let names: Vec<String> = if widget.group_by.is_none() {
+        vec![String::new()]
+    } else {
+        let mut names: std::collections::BTreeSet<&str> = held
+            .iter()
+            .filter_map(|h| h.key.tag(widget.group_by.as_deref()?))
+            .collect();
+        names.extend(buckets.iter().map(|(g, _)| g.as_str()));
+        names.into_iter().map(str::to_owned).collect()
     };
     let query_error = |e: rtdash_window::WindowError| Error::InvalidHistoryRequest {
         field: "widget",
@@ -712,7 +742,13 @@ pub(crate) async fn compute(
     let mut groups: BTreeMap<String, Vec<HistoryPoint>> = BTreeMap::new();
     for t in p.times() {
         if merged_until.is_some_and(|last| t <= last) {
-            merge_point(&buckets, max_width, &names, (t, window_ms, agg), &mut groups);
+            merge_point(
+                &buckets,
+                max_width,
+                &names,
+                (t, window_ms, agg),
+                &mut groups,
+            );
             continue;
         }
         let now = Timestamp::from_millis(t - 1);
@@ -721,7 +757,10 @@ pub(crate) async fn compute(
                 let r = read()
                     .query(metric, &widget.tag_filter, agg, window, now)
                     .map_err(query_error)?;
-                groups.entry(String::new()).or_default().push(HistoryPoint::of(&r));
+                groups
+                    .entry(String::new())
+                    .or_default()
+                    .push(HistoryPoint::of(&r));
             }
             Some(key) => {
                 let rs = read()
@@ -783,8 +822,9 @@ fn merge_point(
     for (g, b) in &buckets[first..end] {
         merged.entry(g.as_str()).or_insert_with(Merge::new).add(b);
     }
+    let empty = Merge::new();
     for g in names {
-        let m = merged.get(g.as_str()).cloned().unwrap_or_else(Merge::new);
+        let m = merged.get(g.as_str()).unwrap_or(&empty);
         groups.entry(g.clone()).or_default().push(HistoryPoint {
             time: Timestamp::from_millis(t),
             start: Timestamp::from_millis(start),
@@ -818,7 +858,7 @@ pub(crate) fn export(
                     sum: r.sum,
                     min: r.min,
                     max: r.max,
-                    histogram: r.histogram,
+                    histogram: r.histogram.map(std::sync::Arc::new),
                 })
             })
             .collect()
@@ -861,17 +901,39 @@ mod tests {
     fn bad_requests_are_refused_naming_the_field() {
         let fine = |_| 1000;
         let e = plan(&req(5, 5), 1000, fine, 1000).unwrap_err();
-        assert!(matches!(e, Error::InvalidHistoryRequest { field: "to", .. }), "{e}");
-        let e = plan(&req(0, 3_600_000).with_step(Duration::from_millis(1500)), 1000, fine, 1)
-            .unwrap_err();
-        assert!(e.to_string().contains("multiple of the bucket width"), "{e}");
-        let e = plan(&req(0, 3_600_000).with_step(Duration::from_secs(1)), 1000, fine, 1)
-            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidHistoryRequest { field: "to", .. }),
+            "{e}"
+        );
+        let e = plan(
+            &req(0, 3_600_000).with_step(Duration::from_millis(1500)),
+            1000,
+            fine,
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("multiple of the bucket width"),
+            "{e}"
+        );
+        let e = plan(
+            &req(0, 3_600_000).with_step(Duration::from_secs(1)),
+            1000,
+            fine,
+            1,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("at most 2000"), "{e}");
         let e = plan(&req(0, 3_600_000).with_step(Duration::ZERO), 1000, fine, 1).unwrap_err();
-        assert!(matches!(e, Error::InvalidHistoryRequest { field: "step", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidHistoryRequest { field: "step", .. }
+        ));
         let e = plan(&req(i64::MIN / 4, 0), 1000, fine, 1).unwrap_err();
-        assert!(matches!(e, Error::InvalidHistoryRequest { field: "from", .. }));
+        assert!(matches!(
+            e,
+            Error::InvalidHistoryRequest { field: "from", .. }
+        ));
     }
 
     #[test]
@@ -885,8 +947,13 @@ mod tests {
         .expect("valid");
         assert_eq!(p.times().collect::<Vec<_>>(), vec![12_000, 14_000]);
         // `to` itself is included when it is a multiple.
-        let p = plan(&req(10_000, 14_000).with_step(Duration::from_secs(2)), 1000, |_| 1000, 1)
-            .expect("valid");
+        let p = plan(
+            &req(10_000, 14_000).with_step(Duration::from_secs(2)),
+            1000,
+            |_| 1000,
+            1,
+        )
+        .expect("valid");
         assert_eq!(p.times().collect::<Vec<_>>(), vec![12_000, 14_000]);
     }
 }

@@ -215,7 +215,6 @@ impl Publisher for Discard {
     fn retire(&self, _: &Arc<str>, _: &[WidgetKey]) {}
 }
 
-
 /// The durable log's metrics (`rtdash_log_*`), for the engine's recorder.
 pub(crate) fn log_metrics(s: &LogStats) -> Vec<crate::metrics::Extra> {
     #[allow(clippy::cast_precision_loss)]

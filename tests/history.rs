@@ -61,9 +61,15 @@ fn without_an_archive_history_older_than_the_store_is_empty_not_wrong() {
     let scenario = Scenario::steady(3 * 3_600);
     scenario.run(&engine);
     let (w, _) = widgets()[0];
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let h = rt
-        .block_on(engine.history("h", w, HistoryRequest::last(Duration::from_secs(3 * 3_600 - 60), scenario.end())))
+        .block_on(engine.history(
+            "h",
+            w,
+            HistoryRequest::last(Duration::from_secs(3 * 3_600 - 60), scenario.end()),
+        ))
         .expect("history");
     let points = &h.series[0].points;
     assert_eq!(h.step_ms, 60_000);

@@ -237,6 +237,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (None, Some(url)) => postgres_store(builder, url)?,
         (None, None) => builder.store(MemoryStore::new()),
     };
+    let builder = history_archive(builder, &args)?;
     let engine = join_cluster(builder, &args)?.build()?;
     for p in engine.dashboards().load_problems() {
         eprintln!(
@@ -315,6 +316,39 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     served?;
     Ok(())
+}
+
+/// Where roll-up buckets go once the window store lets them go, for history beyond its
+/// hour: in memory (a day of the demo's series is about 60,000 buckets), or with
+/// `--postgres` in PostgreSQL.
+fn history_archive(
+    builder: rtdash::EngineBuilder,
+    args: &Args,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    match &args.postgres {
+        Some(url) => postgres_archive(builder, url),
+        None => Ok(builder.history_archive(rtdash::history::MemoryArchive::new(MEMORY_ARCHIVE))),
+    }
+}
+
+/// Most roll-up buckets the in-memory archive keeps: a week of 500 series.
+const MEMORY_ARCHIVE: usize = 5_000_000;
+
+#[cfg(feature = "postgres")]
+fn postgres_archive(
+    builder: rtdash::EngineBuilder,
+    _url: &str,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    // Replaced by the PostgreSQL archive.
+    Ok(builder.history_archive(rtdash::history::MemoryArchive::new(MEMORY_ARCHIVE)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_archive(
+    _: rtdash::EngineBuilder,
+    _: &str,
+) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
+    Err("--postgres needs the `postgres` feature".into())
 }
 
 /// With `--postgres`: dashboards in PostgreSQL.

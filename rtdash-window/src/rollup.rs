@@ -104,7 +104,7 @@ impl WindowStore {
         let wc = self.rollup_width()?;
         self.layout.exporting = true;
         let bins = self.layout.bins;
-        let layout = self.layout.clone();
+        let layout = self.layout;
         let mut out = Vec::new();
         for (i, slot) in self.series.iter_mut().enumerate() {
             let Some(s) = slot else { continue };

@@ -241,9 +241,7 @@ impl Series {
 
     #[cold]
     fn advance(&mut self, layout: &Layout, b: i64) {
-        let keep_from = self
-            .exported_below
-            .max(self.since.div_euclid(layout.wc));
+        let keep_from = self.exported_below.max(self.since.div_euclid(layout.wc));
         let Self {
             fine,
             coarse,
@@ -359,7 +357,10 @@ impl Series {
         c: i64,
         bins: Option<crate::sketch::Bins>,
     ) -> Option<(Agg, Option<DenseBins>)> {
-        let (fa, fb) = (c.saturating_mul(layout.k), (c + 1).saturating_mul(layout.k) - 1);
+        let (fa, fb) = (
+            c.saturating_mul(layout.k),
+            (c + 1).saturating_mul(layout.k) - 1,
+        );
         let mut agg = self.fine.range(fa, fb);
         if let Some(ring) = &self.coarse {
             agg = agg.combine(ring.range(c, c));

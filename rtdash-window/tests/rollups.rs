@@ -44,7 +44,12 @@ fn same(b: &RollupBucket, o: &(u64, f64, f64, f64, LogHistogram)) -> Result<(), 
 /// (ms; beyond the 30 s grace some are late), value.
 fn events() -> impl Strategy<Value = Vec<(usize, u32, u32, i32)>> {
     prop::collection::vec(
-        (0..3usize, 0..40u32, prop_oneof![8 => 0..5_000u32, 1 => 0..90_000u32], -50..1000i32),
+        (
+            0..3usize,
+            0..40u32,
+            prop_oneof![8 => 0..5_000u32, 1 => 0..90_000u32],
+            -50..1000i32,
+        ),
         1..1500,
     )
 }
@@ -130,7 +135,9 @@ fn a_restored_store_hands_out_its_complete_buckets_again() {
     let mut store = WindowStore::new(WindowConfig::default()).unwrap();
     let id = store.series_id("m", [("s", "a")]).unwrap();
     for s in 0..900 {
-        store.record(id, Timestamp::from_millis(T0 + s * 1000), 2.0).unwrap();
+        store
+            .record(id, Timestamp::from_millis(T0 + s * 1000), 2.0)
+            .unwrap();
     }
     let first = store.take_rollups().unwrap();
     assert!(first.len() >= 9, "{}", first.len());
@@ -147,7 +154,16 @@ fn without_a_roll_up_tier_there_are_no_roll_up_buckets() {
     let mut store = WindowStore::new(WindowConfig::default().with_rollup(None)).unwrap();
     let id = store.series_id("m", [("s", "a")]).unwrap();
     let e = store.take_rollups().unwrap_err();
-    assert!(matches!(e, WindowError::InvalidConfig { field: "rollup", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            WindowError::InvalidConfig {
+                field: "rollup",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let now = Timestamp::from_millis(T0);
     assert!(store.series_rollups(id, now, now).is_err());
     let mut store = WindowStore::new(WindowConfig::default()).unwrap();
