@@ -1,36 +1,4 @@
-//! PostgreSQL for rtdash (feature `postgres`): [`PostgresStore`], a
-//! [`DashboardStore`] that keeps dashboards (with their alert rules) in one table, so
-//! that several nodes can share one store.
-//!
-//! ```no_run
-//! use rtdash::postgres::{PostgresStore, PostgresStoreConfig};
-//! use rtdash::{Engine, EngineConfig};
-//!
-//! # fn main() -> Result<(), rtdash::Error> {
-//! let store = PostgresStore::connect(
-//!     "postgres://postgres@127.0.0.1:5432/rtdash",
-//!     PostgresStoreConfig::default(),
-//! )?;
-//! let engine = Engine::builder(EngineConfig::default()).store(store).build()?;
-//! # drop(engine); Ok(()) }
-//! ```
-//!
-//! The table (created if missing, default `rtdash_dashboards`) has one row per dashboard:
-//! `id text primary key, doc jsonb, updated_at timestamptz`. A write is one statement
-//! (`INSERT … ON CONFLICT … DO UPDATE`, `DELETE`), so a crash leaves the old or the new
-//! document, never a mix. A row that does not decode (edited by hand, or written by a
-//! newer version) is reported by [`Registry::load_problems`](crate::Registry::load_problems)
-//! and skipped, never a failed start.
-//!
-//! The store's calls are synchronous (the [`DashboardStore`] contract); they run on a
-//! thread of the store's own with one connection, so they are safe from any context, a
-//! tokio runtime included. A lost connection (PostgreSQL restarted) is made again at the
-//! next call; a call that cannot be answered within
-//! [`timeout`](PostgresStoreConfig::timeout) fails with [`Error::Store`].
-//!
-//! Nodes sharing the store read every dashboard at start; a change made on one node is
-//! stored for all and seen by the others at their next start (live propagation between
-//! nodes is not done yet).
+//! [`PostgresStore`]: dashboards (with their alert rules) in one PostgreSQL table.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -66,20 +34,7 @@ impl PostgresStoreConfig {
     ///
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<(), Error> {
-        let t = &self.table;
-        let ok = !t.is_empty()
-            && t.len() <= 63
-            && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !t.as_bytes()[0].is_ascii_digit();
-        if !ok {
-            return Err(Error::InvalidConfig {
-                field: "table",
-                reason: format!(
-                    "{:?}: letters, digits and `_`, not starting with a digit, at most 63 bytes",
-                    t.chars().take(80).collect::<String>()
-                ),
-            });
-        }
+        super::check_table("table", &self.table)?;
         if self.timeout.is_zero() || self.timeout > Duration::from_secs(3600) {
             return Err(Error::InvalidConfig {
                 field: "timeout",
@@ -235,25 +190,9 @@ impl PostgresStore {
     /// refuses, within the timeout.
     pub fn connect(url: &str, config: PostgresStoreConfig) -> Result<Self, Error> {
         config.validate()?;
-        let mut pg: postgres::Config =
-            url.parse()
-                .map_err(|e: postgres::Error| Error::InvalidConfig {
-                    field: "url",
-                    reason: e.to_string(),
-                })?;
+        let (mut pg, base) = super::parse_url(url)?;
         pg.connect_timeout(config.timeout);
-        let host = pg
-            .get_hosts()
-            .first()
-            .map(|h| match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                #[cfg(unix)]
-                postgres::config::Host::Unix(p) => p.display().to_string(),
-            })
-            .unwrap_or_default();
-        let port = pg.get_ports().first().copied().unwrap_or(5432);
-        let db = pg.get_dbname().unwrap_or("").to_owned();
-        let place = format!("postgres://{host}:{port}/{db}/{}", config.table);
+        let place = format!("{base}/{}", config.table);
         let (tx, rx) = mpsc::channel::<(Call, Reply)>();
         let mut worker = Worker {
             config: pg,

@@ -1,0 +1,87 @@
+//! PostgreSQL for rtdash (feature `postgres`):
+//!
+//! - [`PostgresStore`], a [`DashboardStore`](crate::DashboardStore) that keeps dashboards
+//!   (with their alert rules) in one table, so that several nodes can share one store;
+//!
+//! # Dashboards
+//!
+//! ```no_run
+//! use rtdash::postgres::{PostgresStore, PostgresStoreConfig};
+//! use rtdash::{Engine, EngineConfig};
+//!
+//! # fn main() -> Result<(), rtdash::Error> {
+//! let store = PostgresStore::connect(
+//!     "postgres://postgres@127.0.0.1:5432/rtdash",
+//!     PostgresStoreConfig::default(),
+//! )?;
+//! let engine = Engine::builder(EngineConfig::default()).store(store).build()?;
+//! # drop(engine); Ok(()) }
+//! ```
+//!
+//! The table (created if missing, default `rtdash_dashboards`) has one row per dashboard:
+//! `id text primary key, doc jsonb, updated_at timestamptz`. A write is one statement
+//! (`INSERT … ON CONFLICT … DO UPDATE`, `DELETE`), so a crash leaves the old or the new
+//! document, never a mix. A row that does not decode (edited by hand, or written by a
+//! newer version) is reported by [`Registry::load_problems`](crate::Registry::load_problems)
+//! and skipped, never a failed start.
+//!
+//! The store's calls are synchronous (the [`DashboardStore`](crate::DashboardStore) contract); they run on a
+//! thread of the store's own with one connection, so they are safe from any context, a
+//! tokio runtime included. A lost connection (PostgreSQL restarted) is made again at the
+//! next call; a call that cannot be answered within
+//! [`timeout`](PostgresStoreConfig::timeout) fails with [`Error::Store`].
+//!
+//! Nodes sharing the store read every dashboard at start; a change made on one node is
+//! stored for all and seen by the others at their next start (live propagation between
+//! nodes is not done yet).
+
+
+mod store;
+
+pub use store::{PostgresStore, PostgresStoreConfig};
+
+use crate::Error;
+
+/// Checks a table name: letters, digits and `_`, not starting with a digit, at most 63
+/// bytes (so it can be put in SQL as is).
+fn check_table(field: &'static str, t: &str) -> Result<(), Error> {
+    let ok = !t.is_empty()
+        && t.len() <= 63
+        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !t.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig {
+            field,
+            reason: format!(
+                "{:?}: letters, digits and `_`, not starting with a digit, at most 63 bytes",
+                t.chars().take(80).collect::<String>()
+            ),
+        })
+    }
+}
+
+/// Parses a connection URL (`postgres://user[:password]@host[:port]/db` or the
+/// `key=value` form); returns it with `postgres://host:port/db` for messages (never the
+/// password).
+fn parse_url(url: &str) -> Result<(postgres::Config, String), Error> {
+    let pg: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| Error::InvalidConfig {
+            field: "url",
+            reason: e.to_string(),
+        })?;
+    let host = pg
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let db = pg.get_dbname().unwrap_or("").to_owned();
+    Ok((pg, format!("postgres://{host}:{port}/{db}")))
+}
