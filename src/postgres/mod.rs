@@ -2,6 +2,9 @@
 //!
 //! - [`PostgresStore`], a [`DashboardStore`](crate::DashboardStore) that keeps dashboards
 //!   (with their alert rules) in one table, so that several nodes can share one store;
+//! - [`PostgresArchive`], a [`HistoryArchive`](crate::history::HistoryArchive) that keeps
+//!   per-series one-minute (later one-hour) roll-ups for long-range widget history (see
+//!   [its docs](PostgresArchive) and the [`archive`] section below).
 //!
 //! # Dashboards
 //!
@@ -35,9 +38,18 @@
 //! stored for all and seen by the others at their next start (live propagation between
 //! nodes is not done yet).
 
+//!
+//! # Archive
+//!
+//! See [`PostgresArchive`]: the schema, how writes are batched off the hot path, what an
+//! outage costs, downsampling and retention.
+//!
+//! [`archive`]: #archive
 
+mod archive;
 mod store;
 
+pub use archive::{ArchiveConfig, ArchiveStats, MaintenanceReport, PostgresArchive};
 pub use store::{PostgresStore, PostgresStoreConfig};
 
 use crate::Error;

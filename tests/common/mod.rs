@@ -4,6 +4,8 @@
 #[cfg(all(feature = "http", feature = "redis", unix))]
 pub(crate) mod cluster;
 pub(crate) mod history;
+#[cfg(feature = "postgres")]
+pub(crate) mod pg;
 
 use std::time::Duration;
 
