@@ -680,3 +680,114 @@ fn past_a_small_buffer_the_oldest_are_dropped_and_counted_exactly() {
     assert_eq!(got, want);
     assert_eq!(got.len() as u64 + dropped, 400);
 }
+
+/// The sink's write cost, for the README (run with `-- --nocapture write_cost`): histogram
+/// bytes of a latency series at 10 and 100 events/s, table bytes per row, rows per series
+/// per minute, write throughput of one batch, offer cost.
+#[test]
+fn write_cost_per_series_per_minute() {
+    const SERIES: usize = 1_000;
+    const MINUTES: i64 = 10;
+    let db = Database::new();
+    let a = PostgresArchive::connect(
+        &db.url(),
+        config()
+            .with_batch_size(10_000)
+            .with_buffer_capacity(20_000)
+            .with_flush_interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    wait_until("connected", Duration::from_secs(10), || {
+        a.health().connected
+    });
+    let mut rng = Rng(11);
+    // 20 distinct minutes per rate, reused across series and minutes.
+    let sample = |rng: &mut Rng, per_s: usize| -> Vec<ArchivedBucket> {
+        (0..20)
+            .map(|_| latency_bucket(rng, &key("x", &[]), 0, per_s * 60))
+            .collect()
+    };
+    let (slow, fast) = (sample(&mut rng, 10), sample(&mut rng, 100));
+    let mut buckets = Vec::with_capacity(SERIES * MINUTES as usize);
+    for m in 0..MINUTES {
+        for i in 0..SERIES {
+            let rate = if i % 2 == 0 { "10" } else { "100" };
+            let s = key(
+                "http.request.duration",
+                &[
+                    ("host", &format!("web-{:03}", i / 10)),
+                    ("region", "eu-west-1"),
+                    ("route", &format!("/api/v1/r{}", i % 10)),
+                    ("rate", rate),
+                ],
+            );
+            let src = if i % 2 == 0 { &slow } else { &fast };
+            let mut b = src[(i + m as usize) % 20].clone();
+            b.series = s;
+            b.start = Timestamp::from_millis(H0 + m * MIN);
+            buckets.push(b);
+        }
+    }
+    let n = buckets.len();
+    // Offer cost (encoding included), then one batch written.
+    let (first, rest) = buckets.split_at(n / 2);
+    let (first, rest) = (first.to_vec(), rest.to_vec());
+    let t = Instant::now();
+    a.offer(first);
+    let offer_cost = t.elapsed();
+    a.flush(Duration::from_secs(60)).unwrap();
+    let t = Instant::now();
+    a.offer(rest);
+    a.flush(Duration::from_secs(60)).unwrap();
+    let batch_time = t.elapsed();
+    assert_eq!(a.health().written, n as u64);
+    let mut c = db.client();
+    let row = c
+        .query_one(
+            "SELECT count(*), pg_total_relation_size('rtdash_rollups'), \
+             pg_relation_size('rtdash_rollups'), pg_indexes_size('rtdash_rollups') \
+             FROM rtdash_rollups",
+            &[],
+        )
+        .unwrap();
+    let (rows, total, heap, indexes): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        rows,
+        SERIES as i64 * MINUTES,
+        "one row per series per minute"
+    );
+    let hist: Vec<(String, f64, i32)> = c
+        .query(
+            "SELECT series::jsonb->>'rate', avg(octet_length(hist))::float8, \
+             max(pg_column_size(rtdash_rollups.*)) FROM rtdash_rollups GROUP BY 1 ORDER BY 1::int",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    eprintln!(
+        "write cost: {rows} rows ({SERIES} series x {MINUTES} min): {} bytes/row on disk \
+         (heap {} + indexes {}); rows per series per minute: 1",
+        total / rows,
+        heap / rows,
+        indexes / rows
+    );
+    for (rate, avg, max_row) in &hist {
+        eprintln!(
+            "  latency at {rate} events/s: histogram {avg:.0} bytes/min, row tuple <= {max_row} bytes"
+        );
+    }
+    eprintln!(
+        "  one batch of {} rows written in {batch_time:?} ({:.0} rows/s); offer {:.1} us/bucket",
+        n - n / 2,
+        (n - n / 2) as f64 / batch_time.as_secs_f64(),
+        offer_cost.as_secs_f64() * 1e6 / (n / 2) as f64
+    );
+    assert_eq!(hist.len(), 2);
+    assert!(
+        hist.iter().all(|(_, avg, _)| *avg > 10.0 && *avg < 2_000.0),
+        "{hist:?}"
+    );
+}

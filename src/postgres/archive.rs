@@ -392,27 +392,45 @@ fn get_varint(bytes: &mut &[u8]) -> Result<u64, String> {
     Err("a histogram varint is longer than 10 bytes".to_owned())
 }
 
-/// The histogram's bytes: its precision (one byte), the number of non-empty bins
-/// (varint), then per bin in ascending order the distance from the previous bin (the first:
-/// its number) and its count, both LEB128 varints.
+/// The histogram's bytes: its precision (one byte), the number of runs, then per run
+/// the distance from the end of the previous run to its first bin (the first run: the
+/// bin's number), its length `L` and `L` counts — all LEB128 varints. A run is a stretch of
+/// consecutive bins, bridging single empty bins (a count of 0): dense histograms cost
+/// about one byte per bin.
 pub(crate) fn encode_histogram(h: &LogHistogram) -> Result<Vec<u8>, String> {
     let raw = postcard::to_allocvec(h).map_err(|e| e.to_string())?;
     let repr: HistogramRepr = postcard::from_bytes(&raw).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(2 + repr.bins.len() * 3);
-    out.push(repr.precision);
-    put_varint(&mut out, repr.bins.len() as u64);
-    let mut prev = None;
+    // Runs as (first bin, counts).
+    let mut runs: Vec<(u32, Vec<u64>)> = Vec::new();
+    let mut prev: Option<u32> = None;
     for &(bin, count) in &repr.bins {
-        let delta = match prev {
-            None => bin,
-            Some(p) => bin
-                .checked_sub(p)
-                .filter(|d| *d > 0)
-                .ok_or_else(|| "histogram bins out of order".to_owned())?,
+        let gap = match prev {
+            None => None,
+            Some(p) => Some(
+                bin.checked_sub(p)
+                    .filter(|d| *d > 0)
+                    .ok_or_else(|| "histogram bins out of order".to_owned())?,
+            ),
         };
-        put_varint(&mut out, u64::from(delta));
-        put_varint(&mut out, count);
+        match (gap, runs.last_mut()) {
+            (Some(1), Some((_, counts))) => counts.push(count),
+            (Some(2), Some((_, counts))) => counts.extend([0, count]),
+            _ => runs.push((bin, vec![count])),
+        }
         prev = Some(bin);
+    }
+    let mut out = Vec::with_capacity(2 + repr.bins.len() * 2);
+    out.push(repr.precision);
+    put_varint(&mut out, runs.len() as u64);
+    let mut end: Option<u32> = None;
+    for (first, counts) in &runs {
+        put_varint(&mut out, u64::from(first - end.unwrap_or(0)));
+        put_varint(&mut out, counts.len() as u64);
+        for &c in counts {
+            put_varint(&mut out, c);
+        }
+        // Within u32: the run's bins exist.
+        end = Some(first + counts.len() as u32);
     }
     Ok(out)
 }
@@ -423,33 +441,40 @@ pub(crate) fn encode_histogram(h: &LogHistogram) -> Result<Vec<u8>, String> {
 ///
 /// What is wrong with the bytes (never a panic).
 pub(crate) fn decode_histogram(mut bytes: &[u8]) -> Result<LogHistogram, String> {
+    let out_of_range = || "a histogram bin is out of range".to_owned();
     let (&precision, rest) = bytes
         .split_first()
         .ok_or_else(|| "the histogram bytes are empty".to_owned())?;
     bytes = rest;
-    let n = get_varint(&mut bytes)?;
-    // Each bin takes at least two bytes.
-    if n > (bytes.len() / 2) as u64 {
+    let runs = get_varint(&mut bytes)?;
+    // Each run takes at least three bytes, each bin one.
+    if runs > (bytes.len() / 3) as u64 {
         return Err(format!(
-            "{n} histogram bins announced in {} bytes",
+            "{runs} histogram runs announced in {} bytes",
             bytes.len()
         ));
     }
-    let mut bins = Vec::with_capacity(n as usize);
-    let mut prev: Option<u32> = None;
-    for _ in 0..n {
-        let delta = u32::try_from(get_varint(&mut bytes)?)
-            .map_err(|_| "a histogram bin is out of range".to_owned())?;
-        let count = get_varint(&mut bytes)?;
-        let bin = match prev {
-            None => delta,
-            Some(_) if delta == 0 => return Err("a histogram bin appears twice".to_owned()),
-            Some(p) => p
-                .checked_add(delta)
-                .ok_or_else(|| "a histogram bin is out of range".to_owned())?,
-        };
-        bins.push((bin, count));
-        prev = Some(bin);
+    let mut bins = Vec::new();
+    let mut end: Option<u32> = None;
+    for _ in 0..runs {
+        let gap = u32::try_from(get_varint(&mut bytes)?).map_err(|_| out_of_range())?;
+        if end.is_some() && gap == 0 {
+            return Err("two histogram runs touch".to_owned());
+        }
+        let first = end.unwrap_or(0).checked_add(gap).ok_or_else(out_of_range)?;
+        let len = get_varint(&mut bytes)?;
+        if len == 0 || len > bytes.len() as u64 {
+            return Err(format!("a histogram run of {len} bins"));
+        }
+        // len <= bytes.len(): fits.
+        let len = len as u32;
+        for i in 0..len {
+            let count = get_varint(&mut bytes)?;
+            if count > 0 {
+                bins.push((first.checked_add(i).ok_or_else(out_of_range)?, count));
+            }
+        }
+        end = Some(first.checked_add(len).ok_or_else(out_of_range)?);
     }
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the histogram's bins", bytes.len()));
@@ -1467,21 +1492,23 @@ mod tests {
         let good = encode_histogram(&hist(&[(1.0, 2), (5.0, 1)], 7)).unwrap();
         let mut cases: Vec<Vec<u8>> = vec![
             vec![],
-            vec![0, 0],       // precision 0
-            vec![13, 0],      // precision 13
-            vec![7, 5, 1, 1], // 5 bins announced, one given
-            vec![7, 1, 0, 1], // bin 0 is no finite value's bin
+            vec![0, 0],          // precision 0
+            vec![13, 0],         // precision 13
+            vec![7, 5, 1, 1, 1], // 5 runs announced, one given
+            vec![7, 1, 0, 1, 1], // bin 0 is no finite value's bin
+            vec![7, 1, 9, 0, 1], // a run of 0 bins
+            vec![7, 1, 9, 9, 1], // a run longer than the bytes
             vec![
-                7, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01,
+                7, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 1, 1,
             ],
             [good.clone(), vec![0]].concat(), // trailing byte
         ];
-        // A repeated bin (delta 0 after the first).
+        // Two runs that touch (gap 0 after the first).
         let one = encode_histogram(&hist(&[(1.0, 2)], 7)).unwrap();
-        let mut repeated = one.clone();
-        repeated[1] = 2;
-        repeated.extend([0, 1]);
-        cases.push(repeated);
+        let mut touching = one.clone();
+        touching[1] = 2;
+        touching.extend([0, 1, 1]);
+        cases.push(touching);
         for (i, len) in (0..good.len()).enumerate() {
             if i > 0 {
                 cases.push(good[..len].to_vec());
