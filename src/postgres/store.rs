@@ -54,7 +54,7 @@ enum Call {
 
 type Reply = mpsc::SyncSender<Result<Loaded, Error>>;
 
-/// A [`DashboardStore`] in a PostgreSQL table. See the [module docs](self).
+/// A [`DashboardStore`] in a PostgreSQL table. See the [module docs](super).
 pub struct PostgresStore {
     calls: Mutex<mpsc::Sender<(Call, Reply)>>,
     /// Where, for messages: `postgres://host:port/db/table` (no password).
