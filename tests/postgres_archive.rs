@@ -618,7 +618,7 @@ fn an_outage_never_blocks_offers_and_loses_nothing_the_buffer_holds() {
         killed_at.elapsed()
     );
     assert!(
-        slowest < Duration::from_millis(5),
+        slowest < Duration::from_millis(10),
         "an offer took {slowest:?}"
     );
     // Back: everything buffered is written.
