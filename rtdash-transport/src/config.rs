@@ -42,6 +42,8 @@ pub struct TransportConfig {
     write_buffer_bytes: usize,
     max_frame_bytes: NonZeroUsize,
     max_batch_frames: NonZeroUsize,
+    max_requests_in_flight: NonZeroUsize,
+    max_response_bytes: NonZeroUsize,
     policy: SlowConsumerPolicy,
     allowed_origins: Option<Arc<[String]>>,
 }
@@ -77,6 +79,8 @@ impl Default for TransportConfig {
             write_buffer_bytes: 4 * 1024,
             max_frame_bytes: nz(4 * 1024),
             max_batch_frames: nz(64),
+            max_requests_in_flight: nz(4),
+            max_response_bytes: nz(1024 * 1024),
             policy: SlowConsumerPolicy::default(),
             allowed_origins: None,
         }
@@ -208,6 +212,27 @@ impl TransportConfig {
         self
     }
 
+    /// Most application requests (see [`RequestHandler`](crate::RequestHandler)) a
+    /// session runs at once. Default 4. A request beyond it is answered at once with an
+    /// `error` frame `too_many_requests` (never queued), so a client holds at most this many
+    /// answers being computed, each at most
+    /// [`max_response_bytes`](Self::with_max_response_bytes).
+    #[must_use]
+    pub fn with_max_requests_in_flight(mut self, n: NonZeroUsize) -> Self {
+        self.max_requests_in_flight = n;
+        self
+    }
+
+    /// Longest answer to an application request, in bytes. Default 1 MiB. A longer one is
+    /// replaced by an `error` frame `response_too_large` (the client should ask for less,
+    /// e.g. a larger step). The answer is held in memory until written, and is written in
+    /// fragments of [`max_frame_bytes`](Self::with_max_frame_bytes).
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: NonZeroUsize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
     /// The hub's slow-consumer policy for every session. Default
     /// `Conflate { max_messages: 64 }`: a lagging client ends at the newest
     /// value of every widget, never with a backlog.
@@ -311,6 +336,18 @@ impl TransportConfig {
     #[must_use]
     pub fn max_frame_bytes(&self) -> NonZeroUsize {
         self.max_frame_bytes
+    }
+
+    /// See [`with_max_requests_in_flight`](Self::with_max_requests_in_flight).
+    #[must_use]
+    pub fn max_requests_in_flight(&self) -> NonZeroUsize {
+        self.max_requests_in_flight
+    }
+
+    /// See [`with_max_response_bytes`](Self::with_max_response_bytes).
+    #[must_use]
+    pub fn max_response_bytes(&self) -> NonZeroUsize {
+        self.max_response_bytes
     }
 
     /// See [`with_max_batch_frames`](Self::with_max_batch_frames).

@@ -23,6 +23,9 @@
 //! - Slow clients never delay the others: each session's backlog is bounded
 //!   by the hub's [`SlowConsumerPolicy`]; a socket that stays blocked for
 //!   `write_timeout` is closed with 4008.
+//! - Application requests (e.g. a dashboard's `history`) are answered by the
+//!   host's [`RequestHandler`], set with [`Transport::handle_requests`]:
+//!   bounded per session, answered through the session's send path.
 //! - The wire protocol is specified in `docs/PROTOCOL.md` of the
 //!   repository: every frame with an example, the order of frames, errors
 //!   and close codes, and the SSE mapping.
@@ -111,6 +114,7 @@ mod protocol;
 #[cfg(any(feature = "ws", feature = "sse"))]
 mod query;
 mod rate;
+mod request;
 mod session;
 #[cfg(feature = "sse")]
 mod sse;
@@ -128,6 +132,7 @@ pub use frame::Frame;
 #[cfg(feature = "jwt")]
 pub use jwt::JwtAuthenticator;
 pub use protocol::{CloseCode, ErrorCode, push_json_str, unix_millis};
+pub use request::{Request, RequestError, RequestHandler};
 pub use rtdash_fanout::SlowConsumerPolicy;
 pub use transport::{FrameHub, Topic, Transport, TransportStats};
 #[cfg(feature = "ws")]

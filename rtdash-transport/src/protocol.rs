@@ -153,6 +153,16 @@ pub enum ErrorCode {
     /// maximum number of topics (`HubConfig::max_topics`); subscribing it may
     /// succeed later, when other clients have left theirs.
     TooManyTopics,
+    /// A request would exceed `max_requests_in_flight`: wait for an answer first.
+    TooManyRequests,
+    /// An answer would exceed `max_response_bytes`: ask for less.
+    ResponseTooLarge,
+    /// A request names something that does not exist (e.g. a widget).
+    NotFound,
+    /// A request cannot be answered now (e.g. a store is unreachable); retry later.
+    Unavailable,
+    /// A request failed on the server's side.
+    Internal,
 }
 
 impl ErrorCode {
@@ -168,6 +178,11 @@ impl ErrorCode {
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::NotSubscribed => "not_subscribed",
             Self::TooManyTopics => "too_many_topics",
+            Self::TooManyRequests => "too_many_requests",
+            Self::ResponseTooLarge => "response_too_large",
+            Self::NotFound => "not_found",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
         }
     }
 }
@@ -288,6 +303,8 @@ pub(crate) enum SessionFrame<'a> {
         id: Option<&'a serde_json::Value>,
         #[serde(skip_serializing_if = "Option::is_none")]
         topic: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        field: Option<&'a str>,
     },
     Unsubscribed {
         topics: &'a [String],
@@ -367,6 +384,14 @@ impl ParseError {
             Self::UnknownType { ty, .. } => Cow::Owned(format!(
                 "unknown message type `{ty}`; expected hello, subscribe, unsubscribe or ping"
             )),
+        }
+    }
+
+    /// The `type` of an unknown-type message.
+    pub(crate) fn unknown_type(&self) -> Option<&str> {
+        match self {
+            Self::UnknownType { ty, .. } => Some(ty),
+            Self::BadRequest { .. } => None,
         }
     }
 

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use rtdash_fanout::{Event, FanoutError, Key, Stamped, Subscription};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -13,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{ClientMessage, SessionFrame, encode_snapshot, parse_client};
 use crate::transport::{Inner, Permit, Topic};
 use crate::{
-    AuthError, CloseCode, Connection, ErrorCode, Frame, Incoming, Outgoing, Principal,
-    TransportError, unix_millis,
+    AuthError, CloseCode, Connection, ErrorCode, Frame, Incoming, Outgoing, Principal, Request,
+    RequestError, TransportError, unix_millis,
 };
 
 /// How long closing may take: the close frame going out and, for
@@ -227,6 +230,7 @@ async fn setup<'a, K: Key, C: Connection>(
         last_rx: Instant::now(),
         expiry,
         duplex: conn.is_duplex(),
+        requests: FuturesUnordered::new(),
     };
     let welcome = SessionFrame::Welcome {
         session: session_id,
@@ -361,6 +365,9 @@ struct Session<'a, K: Key> {
     last_rx: Instant,
     expiry: Option<Instant>,
     duplex: bool,
+    /// Application requests being answered (at most `max_requests_in_flight`), each
+    /// yielding its answer frame.
+    requests: FuturesUnordered<BoxFuture<'static, Frame>>,
 }
 
 /// How often a blocked write checks whether the hub evicted the subscriber.
@@ -501,6 +508,11 @@ impl<K: Key> Session<'_, K> {
                         return end;
                     }
                 }
+                Some(answer) = self.requests.next(), if !self.requests.is_empty() => {
+                    if let Err(end) = Box::pin(self.write_control(conn, vec![answer], shutdown)).await {
+                        return end;
+                    }
+                }
                 ev = self.sub.recv() => {
                     let Some(ev) = ev else {
                         return End::close(CloseCode::GoingAway, "hub closed");
@@ -636,7 +648,14 @@ impl<K: Key> Session<'_, K> {
         }
         let mut replies = Vec::new();
         match parse_client(&text) {
-            Err(e) => replies.push(error_frame(e.code(), &e.message(), e.id(), None)),
+            Err(e) => match e.unknown_type() {
+                Some(kind) => {
+                    let kind = kind.to_owned();
+                    let id = e.id().cloned();
+                    replies.extend(self.request(kind, text, id));
+                }
+                None => replies.push(error_frame(e.code(), &e.message(), e.id(), None)),
+            },
             Ok(ClientMessage::Hello { id, .. }) => replies.push(error_frame(
                 ErrorCode::AlreadyAuthenticated,
                 "this session is already authenticated; open a new connection to change token",
@@ -676,6 +695,70 @@ impl<K: Key> Session<'_, K> {
             }
         }
         self.write_control(conn, replies, shutdown).await.err()
+    }
+
+    /// Starts answering an application request of type `kind` (whole message `text`), or
+    /// returns the `error` frame refusing it at once.
+    fn request(
+        &mut self,
+        kind: String,
+        text: String,
+        id: Option<serde_json::Value>,
+    ) -> Option<Frame> {
+        let handler = self
+            .inner
+            .requests
+            .get()
+            .filter(|h| h.kinds().contains(&kind.as_str()));
+        let Some(handler) = handler else {
+            let mut expected = String::from("hello, subscribe, unsubscribe, ping");
+            for k in self.inner.requests.get().map_or(&[][..], |h| h.kinds()) {
+                expected.push_str(", ");
+                expected.push_str(k);
+            }
+            let message = format!("unknown message type `{kind}`; expected {expected}");
+            return Some(error_frame(
+                ErrorCode::UnknownType,
+                &message,
+                id.as_ref(),
+                None,
+            ));
+        };
+        let max = self.inner.config.max_requests_in_flight().get();
+        if self.requests.len() >= max {
+            return Some(error_frame(
+                ErrorCode::TooManyRequests,
+                &format!(
+                    "at most {max} requests in flight per connection; wait for an answer first"
+                ),
+                id.as_ref(),
+                None,
+            ));
+        }
+        let max_bytes = self.inner.config.max_response_bytes().get();
+        let answer = handler.handle(Request::new(kind, text, id.clone(), self.principal.clone()));
+        self.requests.push(Box::pin(async move {
+            let e = match answer.await {
+                Ok(frame) if frame.len() <= max_bytes => return frame,
+                Ok(frame) => RequestError::new(
+                    ErrorCode::ResponseTooLarge,
+                    format!(
+                        "the answer is {} bytes; at most {max_bytes}: ask for less (e.g. a shorter range or a larger step)",
+                        frame.len()
+                    ),
+                ),
+                Err(e) => e,
+            };
+            SessionFrame::Error {
+                code: e.code().as_str(),
+                message: e.message(),
+                id: id.as_ref(),
+                topic: None,
+                field: e.field(),
+            }
+            .encode()
+        }));
+        None
     }
 
     /// Subscribes `topic` (already checked with `protocol::check_topic`) if
@@ -806,6 +889,7 @@ fn error_frame(
         message,
         id,
         topic,
+        field: None,
     }
     .encode()
 }

@@ -11,7 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::DynAuthenticator;
 use crate::session::{self, SessionStart};
-use crate::{AuthError, Authenticator, Connection, Frame, Principal, TransportConfig};
+use crate::{
+    AuthError, Authenticator, Connection, Frame, Principal, RequestHandler, TransportConfig,
+};
 
 /// A topic name as the transport's hub carries it: a dashboard id or a raw
 /// topic. `Arc<str>` so the hub's per-subscriber copies are reference-count
@@ -112,6 +114,8 @@ pub(crate) struct Inner<K: Key> {
     pub(crate) write_latency: OnceLock<WriteLatencyObserver>,
     /// Set by [`Transport::restrict_topics`].
     topic_filter: OnceLock<TopicFilter>,
+    /// Set by [`Transport::handle_requests`].
+    pub(crate) requests: OnceLock<Box<dyn RequestHandler>>,
 }
 
 /// What [`Transport::restrict_topics`] asks.
@@ -191,6 +195,7 @@ impl<K: Key> Transport<K> {
                 counters: Counters::default(),
                 write_latency: OnceLock::new(),
                 topic_filter: OnceLock::new(),
+                requests: OnceLock::new(),
             }),
         }
     }
@@ -271,6 +276,14 @@ impl<K: Key> Transport<K> {
     /// already set. Without one, every valid topic name exists.
     pub fn restrict_topics(&self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) -> bool {
         self.inner.topic_filter.set(Box::new(exists)).is_ok()
+    }
+
+    /// Sets the answerer of application requests: WebSocket client messages whose `type`
+    /// is one of `handler.kinds()` (see [`RequestHandler`] for the limits that apply).
+    /// Returns `false`, and changes nothing, if a handler was already set. Without one,
+    /// such messages get an `error` frame `unknown_type`.
+    pub fn handle_requests(&self, handler: impl RequestHandler) -> bool {
+        self.inner.requests.set(Box::new(handler)).is_ok()
     }
 
     /// Whether [`shutdown`](Self::shutdown) was called.
