@@ -1016,7 +1016,9 @@ impl Engine {
 
     /// A WebSocket/SSE transport over this engine's hub (see rtdash-transport), restricted
     /// to the topics of existing dashboards (others: close 4004 or an `unknown_topic`
-    /// error frame, see `Transport::restrict_topics`), whose connection counters are included in [`render_metrics`](Self::render_metrics) and
+    /// error frame, see `Transport::restrict_topics`), answering WebSocket `history`
+    /// requests with [`history`](Self::history) (a `RequestHandler`, see
+    /// `docs/PROTOCOL.md`), whose connection counters are included in [`render_metrics`](Self::render_metrics) and
     /// which [`close_sessions`](Self::close_sessions) shuts down. The HTTP router creates
     /// one; create your own to serve WebSocket on another listener
     /// (`rtdash::transport::serve`).
@@ -1035,6 +1037,9 @@ impl Engine {
             engine
                 .upgrade()
                 .is_some_and(|inner| inner.registry.contains(topic))
+        });
+        t.handle_requests(HistoryRequests {
+            engine: Arc::downgrade(&self.inner),
         });
         let push_latency = self.inner.meters.metrics.push_latency.clone();
         t.observe_write_latency(move |d| push_latency.record(d.as_secs_f64()));
@@ -1392,6 +1397,30 @@ impl Engine {
         crate::history::compute(dashboard, &w, &req, sources).await
     }
 
+    /// The histories of every widget of `dashboard` over `req`, in the dashboard's widget
+    /// order: one [`History`](crate::history::History) each, or, per widget, why it has
+    /// none ([`Error::NotOwned`], [`Error::HistoryUnavailable`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`]; [`Error::InvalidHistoryRequest`] when `req` is invalid
+    /// (for any widget: the parameters are the same for all).
+    pub(crate) async fn dashboard_history(
+        &self,
+        dashboard: &str,
+        req: crate::history::HistoryRequest,
+    ) -> Result<Vec<crate::history_wire::WidgetHistory>, Error> {
+        let doc = self.inner.registry.get(dashboard)?;
+        let mut out = Vec::with_capacity(doc.dashboard.widgets.len());
+        for w in &doc.dashboard.widgets {
+            match self.history(dashboard, w.widget_id, req).await {
+                Err(e @ Error::InvalidHistoryRequest { .. }) => return Err(e),
+                r => out.push((w.widget_id, r)),
+            }
+        }
+        Ok(out)
+    }
+
     /// Marks the source of `metric` unhealthy (`healthy = false`) or healthy again. Values
     /// of widgets on an unhealthy metric are sent marked stale from their next refresh on,
     /// whatever their data. Use it when a producer or bridge for the metric is known to be
@@ -1642,5 +1671,34 @@ impl EngineTask {
 impl Drop for EngineTask {
     fn drop(&mut self) {
         self.scheduler.abort();
+    }
+}
+
+/// The WebSocket `history` request (see `docs/PROTOCOL.md`): the transport's
+/// [`RequestHandler`](rtdash_transport::RequestHandler) that [`Engine::transport`] sets.
+/// Holds the engine weakly (the engine holds its transports).
+struct HistoryRequests {
+    engine: std::sync::Weak<Inner>,
+}
+
+impl rtdash_transport::RequestHandler for HistoryRequests {
+    fn kinds(&self) -> &[&'static str] {
+        &["history"]
+    }
+
+    fn handle(
+        &self,
+        request: rtdash_transport::Request,
+    ) -> futures::future::BoxFuture<'static, Result<Frame, rtdash_transport::RequestError>> {
+        let engine = self.engine.upgrade().map(|inner| Engine { inner });
+        Box::pin(async move {
+            let Some(engine) = engine else {
+                return Err(rtdash_transport::RequestError::new(
+                    rtdash_transport::ErrorCode::Unavailable,
+                    "the server is shutting down",
+                ));
+            };
+            crate::history_wire::answer_ws(&engine, &request).await
+        })
     }
 }

@@ -147,6 +147,7 @@ mod engine;
 mod error;
 mod frames;
 pub mod history;
+mod history_wire;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ingest;

@@ -21,6 +21,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/dashboards/{id}", &["delete", "get", "put"]),
     ("/dashboards/{id}/widgets", &["patch"]),
     ("/dashboards/{id}/widgets/{widget_id}/snapshot", &["get"]),
+    ("/dashboards/{id}/widgets/{widget_id}/history", &["get"]),
+    ("/dashboards/{id}/history", &["get"]),
     ("/dashboards/{id}/alerts", &["get"]),
     ("/dashboards/{id}/alert-rules", &["get", "put"]),
     ("/stream/{id}", &["get"]),

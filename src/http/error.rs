@@ -31,7 +31,8 @@ pub(crate) struct ErrorDetail {
     /// `bad_request`, `unauthorized`, `forbidden`, `auth_unavailable`, `not_found`,
     /// `unknown_dashboard`, `unknown_widget`, `dashboard_exists`, `payload_too_large`,
     /// `unsupported_media_type`, `invalid_event`, `invalid_dashboard`, `invalid_widget`,
-    /// `invalid_alert_rule`, `ingest_log_pending`, `shutting_down`, `store_failed`; and for
+    /// `invalid_alert_rule`, `ingest_log_pending`, `shutting_down`, `store_failed`,
+    /// `invalid_history_request`, `history_unavailable`, `not_owned`; and for
     /// the refusals of the streams (`/stream/{id}`, `/sse/{id}`) before they start, the
     /// wire protocol's codes: `auth_failed`, `token_expired`, `too_many_subscriptions`,
     /// `try_again_later`, `going_away`, `upgrade_required`, …
@@ -44,7 +45,9 @@ pub(crate) struct ErrorDetail {
     #[schema(nullable = false)]
     violations: Option<Vec<Violation>>,
     /// For `422` on a metric event: the field at fault (`metric_name`, `value`,
-    /// `tags["k"]`, `event_time`, `id`, `event` or `series`).
+    /// `tags["k"]`, `event_time`, `id`, `event` or `series`). For `400
+    /// invalid_history_request`: the query parameter at fault (`from`, `to`, `range` or
+    /// `step`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     field: Option<String>,
@@ -135,6 +138,9 @@ impl From<Error> for ApiError {
                 );
             }
             Error::InvalidEvent { field, .. } => err.detail.field = Some(field),
+            Error::InvalidHistoryRequest { field, .. } => {
+                err.detail.field = Some(field.to_owned());
+            }
             Error::MalformedJson { line, column, .. } => {
                 err.detail.position = Some(Position { line, column });
             }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, FromRequestParts, Path, Request, State};
+use axum::extract::{Extension, FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +15,8 @@ use super::auth::check_scope;
 use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, doc_response, json_text, json_value};
 use super::schemas::{
-    AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardList, Health,
-    IngestBody, SseEvent, WidgetPatchSchema,
+    AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardHistorySchema,
+    DashboardList, Health, HistorySchema, IngestBody, SseEvent, WidgetPatchSchema,
 };
 use crate::{
     AlertRule, DashboardDoc, Engine, Error, IngestReport, Registry, Subject, WidgetKey,
@@ -427,6 +427,124 @@ pub(crate) async fn widget_snapshot(
     })?;
     let state = api.engine.widget_value(&id, widget)?;
     Ok(json_value(StatusCode::OK, &state))
+}
+
+/// The history parameters of a query string (`from`, `to`, `range`, `step`; other
+/// parameters, such as `token`, are left to others), as a request at `now`.
+fn history_request(query: Option<&str>) -> Result<crate::history::HistoryRequest, ApiError> {
+    let mut params = crate::history_wire::HistoryParams::default();
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        params.set_text(name, value)?;
+    }
+    Ok(params.request(crate::Timestamp::now())?)
+}
+
+/// A widget id from a path, or the `404` of an unknown widget.
+fn widget_id(dashboard: &str, widget: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(widget).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_widget",
+            format!("dashboard `{dashboard}` has no widget `{widget}` (widget ids are UUIDs)"),
+        )
+    })
+}
+
+/// The history of one widget: its value at past times, one point per step.
+///
+/// Each point is the widget's aggregation over its window ending at the point's time,
+/// exactly as the live value was computed, so a page draws the history and then appends
+/// the live `update` items whose `window_end` is after the last point's time. Points are
+/// compact arrays `[time, value, count]` (`value` is `null` for an average, minimum, maximum
+/// or percentile over no event), with a fourth element `start` when the window does not
+/// start at `time - window_ms` (data kept at a coarser width): the point covers
+/// `[start, time)`. Times are unix milliseconds. Without `step` the server chooses one
+/// (at most 300 points: one per bucket for 5 min, per minute for an hour, per 5 min for
+/// a day); an explicit step must be a multiple of the bucket width and give at most
+/// 2,000 points.
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/widgets/{widget_id}/history",
+    tag = "dashboards",
+    params(DashboardIdParam, WidgetIdParam, HistoryParamsDoc, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The widget's history.", body = HistorySchema),
+        (status = 400, description = "`invalid_history_request`, with `field` naming the parameter at fault: not a whole number (`from`, `to`, `range`, `step`), an empty range (`to`, when `from` is not before `to`), a range over 400 days (`from`), `from` and `range` both given (`range`), a step that is not positive, not a multiple of the bucket width or gives more than 2,000 points (`step`).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, `unknown_widget` (also for a widget id that is not a UUID), or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now. `not_owned`: another node aggregates the widget's metric. `history_unavailable`: this node keeps no history (an edge node) or the history archive is unreachable.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn widget_history(
+    State(api): State<Api>,
+    Params((id, widget)): Params<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let req = history_request(query.as_deref())?;
+    let widget = widget_id(&id, &widget)?;
+    let h = api.engine.history(&id, widget, req).await?;
+    Ok(json_text(
+        StatusCode::OK,
+        crate::history_wire::encode_history(&h, None),
+    ))
+}
+
+/// The histories of every widget of a dashboard, in one answer.
+///
+/// The same parameters and points as `GET /dashboards/{id}/widgets/{widget_id}/history`,
+/// for every widget at once (what a page needs when it opens): `widgets` holds one history
+/// per widget that has one; `errors` names each widget that has none and why (e.g.
+/// `not_owned` in a cluster).
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/history",
+    tag = "dashboards",
+    params(DashboardIdParam, HistoryParamsDoc, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "Every widget's history.", body = DashboardHistorySchema),
+        (status = 400, description = "`invalid_history_request`, with `field` naming the parameter at fault (see the widget's history).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn dashboard_history(
+    State(api): State<Api>,
+    Params(id): Params<String>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let req = history_request(query.as_deref())?;
+    let all = api.engine.dashboard_history(&id, req).await?;
+    Ok(json_text(
+        StatusCode::OK,
+        crate::history_wire::encode_dashboard_history(&id, &req, &all, None),
+    ))
+}
+
+/// The query parameters of a history.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes the parameters; `history_request` reads them.
+pub(crate) struct HistoryParamsDoc {
+    /// Start of the range, exclusive, in unix milliseconds. Default: `to - range`.
+    #[param(example = 1_700_000_000_000_i64)]
+    from: Option<i64>,
+    /// End of the range, inclusive, in unix milliseconds. Default: now.
+    #[param(example = 1_700_000_300_000_i64)]
+    to: Option<i64>,
+    /// The range's length before `to` in milliseconds, instead of `from`. Default 300000
+    /// (5 min).
+    #[param(example = 3_600_000)]
+    range: Option<i64>,
+    /// Milliseconds between points: a multiple of the bucket width, at most 2,000 points.
+    /// Default: chosen by the server (at most 300 points).
+    #[param(example = 60_000)]
+    step: Option<i64>,
 }
 
 /// The alerts of a dashboard: its history and those firing now.

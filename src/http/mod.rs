@@ -17,6 +17,8 @@
 //! | `DELETE /dashboards/{id}` | dashboards | `204` |
 //! | `PATCH /dashboards/{id}/widgets` | dashboards | a [`WidgetPatch`](crate::WidgetPatch) `{"add", "update", "remove"}`; the updated document |
 //! | `GET /dashboards/{id}/widgets/{widget_id}/snapshot` | dashboards | the widget's current [`WidgetState`](crate::WidgetState) |
+//! | `GET /dashboards/{id}/widgets/{widget_id}/history` | dashboards | the widget's history: `?from=&to=` (unix ms; default the last 5 min) or `?range=` (ms before `to`), optional `&step=` (ms); points `[time, value, count]` (see `docs/PROTOCOL.md`) |
+//! | `GET /dashboards/{id}/history` | dashboards | every widget's history at once (same parameters): `{"widgets": [history, …], "errors": […]}` |
 //! | `GET /dashboards/{id}/alerts` | dashboards | `{"alerts": [newest first], "firing": […]}` |
 //! | `GET`/`PUT /dashboards/{id}/alert-rules` | dashboards | the dashboard's [`AlertRule`](crate::AlertRule)s |
 //! | `GET /stream/{id}` | streams | WebSocket: a session subscribed to the dashboard (token as `?token=` or `hello`) |
@@ -25,7 +27,7 @@
 //! | `GET /health` | health | `{"status": "ok"}` |
 //! | `GET /openapi.json` | openapi | the OpenAPI 3.1 description of these routes ([`openapi_json`]) |
 //!
-//! **Reads** (`GET` of dashboards, snapshots, alerts, alert rules and `/metrics`) need a
+//! **Reads** (`GET` of dashboards, snapshots, histories, alerts, alert rules and `/metrics`) need a
 //! token that the router's authenticator — the one its streams use — accepts, as
 //! `Authorization: Bearer <token>` or `?token=` (else `401`); a dashboard in the path must
 //! be one the principal may see (else `403`, before the dashboard is looked up, so ids
@@ -115,9 +117,10 @@ use rtdash_transport::{Authenticator, Transport, TransportConfig};
 
 use crate::{Engine, WidgetKey};
 use handlers::{
-    Api, alerts, create_dashboard, delete_dashboard, get_alert_rules, get_dashboard, health,
-    ingest, list_dashboards, method_not_allowed, metrics, not_found, openapi_document,
-    patch_widgets, put_alert_rules, put_dashboard, stream_sse, stream_ws, widget_snapshot,
+    Api, alerts, create_dashboard, dashboard_history, delete_dashboard, get_alert_rules,
+    get_dashboard, health, ingest, list_dashboards, method_not_allowed, metrics, not_found,
+    openapi_document, patch_widgets, put_alert_rules, put_dashboard, stream_sse, stream_ws,
+    widget_history, widget_snapshot,
 };
 
 pub use auth::{Authorizing, RequireReaders, RequireWriters};
@@ -320,6 +323,11 @@ impl Routes {
                     "/dashboards/{id}/widgets/{widget_id}/snapshot",
                     get(widget_snapshot),
                 )
+                .route(
+                    "/dashboards/{id}/widgets/{widget_id}/history",
+                    get(widget_history),
+                )
+                .route("/dashboards/{id}/history", get(dashboard_history))
                 .route("/dashboards/{id}/alerts", get(alerts))
                 .route(
                     "/dashboards/{id}/alert-rules",

@@ -10,9 +10,10 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorDetail, Position, Violation};
 use super::handlers;
 use super::schemas::{
-    AlertList, AlertRuleList, AlertRulesInput, ChartTypeSchema, DashboardDocSchema, DashboardList,
-    DisplayConfigSchema, EventTime, GridPosSchema, Health, IngestBody, MetricEventSchema, SseEvent,
-    ThresholdSchema, WidgetPatchSchema, WidgetSchema,
+    AlertList, AlertRuleList, AlertRulesInput, ChartTypeSchema, DashboardDocSchema,
+    DashboardHistorySchema, DashboardList, DisplayConfigSchema, EventTime, GridPosSchema, Health,
+    HistoryErrorSchema, HistorySchema, HistorySeriesSchema, IngestBody, MetricEventSchema,
+    SseEvent, ThresholdSchema, WidgetPatchSchema, WidgetSchema,
 };
 use crate::{
     AlertCondition, AlertEvent, AlertRule, AlertState, GroupValue, IngestError, IngestReport,
@@ -24,7 +25,7 @@ const DESCRIPTION: &str = "\
 Ingest metric events, manage dashboards, widgets and alert rules, and stream every \
 widget's live value over WebSocket or Server-Sent Events.
 
-**Reads** (`GET` of dashboards, snapshots, alerts, alert rules and `/metrics`) need a token \
+**Reads** (`GET` of dashboards, snapshots, histories, alerts, alert rules and `/metrics`) need a token \
 that the server's authenticator accepts, as `Authorization: Bearer <token>` or `?token=`, \
 else `401`; a server configured with `AllowAll` admits reads without a token. A dashboard \
 in the path must be one the token's principal may see, else `403`. **Changes** (`POST`, \
@@ -53,6 +54,8 @@ protocol's `error` frames. A path that matches no route is a `404` with `code` \
         handlers::delete_dashboard,
         handlers::patch_widgets,
         handlers::widget_snapshot,
+        handlers::widget_history,
+        handlers::dashboard_history,
         handlers::alerts,
         handlers::get_alert_rules,
         handlers::put_alert_rules,
@@ -90,6 +93,10 @@ protocol's `error` frames. A path that matches no route is a `404` with `code` \
         AlertState,
         AlertList,
         SseEvent,
+        HistorySchema,
+        HistorySeriesSchema,
+        DashboardHistorySchema,
+        HistoryErrorSchema,
         Health,
     )),
     modifiers(&BearerScheme),

@@ -315,6 +315,92 @@ pub(crate) enum EventTime {
     Rfc3339(String),
 }
 
+/// A widget's history (`GET /dashboards/{id}/widgets/{widget_id}/history`, and the
+/// WebSocket `history` frame, which adds the request's `id`).
+#[allow(dead_code, reason = "schema only: decoded in tests, never read")]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = History, example = json!({
+    "type": "history", "dashboard_id": "ops", "widget_id": "0a5e7d3c-0001-4b6e-9a3f-5c2d0e000001",
+    "from": 1_700_000_000_000_i64, "to": 1_700_000_003_000_i64, "step_ms": 1000, "window_ms": 30000,
+    "series": [{"group": null, "points": [[1_700_000_001_000_i64, 12.5, 25], [1_700_000_002_000_i64, null, 0], [1_700_000_003_000_i64, 13.0, 26]]}]
+}))]
+pub(crate) struct HistorySchema {
+    /// Always `history`.
+    #[serde(rename = "type")]
+    #[schema(example = "history")]
+    kind: String,
+    /// The dashboard.
+    dashboard_id: String,
+    /// The widget.
+    widget_id: Uuid,
+    /// Start of the range, exclusive (unix ms).
+    from: i64,
+    /// End of the range, inclusive (unix ms).
+    to: i64,
+    /// Milliseconds between points.
+    step_ms: u64,
+    /// The widget's window, in milliseconds.
+    window_ms: u64,
+    /// One series (`group: null`), or one per group of a `group_by` widget, sorted by group.
+    series: Vec<HistorySeriesSchema>,
+}
+
+/// The points of one series of a history.
+#[allow(dead_code, reason = "schema only: decoded in tests, never read")]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = HistorySeries)]
+pub(crate) struct HistorySeriesSchema {
+    /// The group (the tag value of the widget's `group_by` key), `null` for an ungrouped
+    /// widget.
+    group: Option<String>,
+    /// The points, oldest first, one per step (a group absent at a step has no point
+    /// there): `[time, value, count]` or `[time, value, count, start]`. `time` is the end
+    /// of the point's window, exclusive (unix ms, the `window_end` of live update items);
+    /// `value` the widget's aggregate over it (`null` for an average, minimum, maximum or
+    /// percentile over no event); `count` the number of events; `start`, present only when
+    /// the window does not start at `time - window_ms` (data kept at a coarser width), the
+    /// window's start, inclusive.
+    points: Vec<Vec<Option<f64>>>,
+}
+
+/// Every widget's history (`GET /dashboards/{id}/history`).
+#[allow(dead_code, reason = "schema only: decoded in tests, never read")]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = DashboardHistory)]
+pub(crate) struct DashboardHistorySchema {
+    /// Always `dashboard_history`.
+    #[serde(rename = "type")]
+    #[schema(example = "dashboard_history")]
+    kind: String,
+    /// The dashboard.
+    dashboard_id: String,
+    /// Start of the range, exclusive (unix ms).
+    from: i64,
+    /// End of the range, inclusive (unix ms).
+    to: i64,
+    /// The history of each widget that has one, in the dashboard's widget order.
+    widgets: Vec<HistorySchema>,
+    /// Each widget without a history, and why.
+    errors: Vec<HistoryErrorSchema>,
+}
+
+/// Why a widget of a dashboard history has none.
+#[allow(dead_code, reason = "schema only: decoded in tests, never read")]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = HistoryError)]
+pub(crate) struct HistoryErrorSchema {
+    /// The widget.
+    widget_id: Uuid,
+    /// `not_owned` (another node aggregates its metric), `history_unavailable`, …
+    code: String,
+    /// What went wrong.
+    message: String,
+}
+
 /// One Server-Sent Event of `GET /sse/{id}`: `data` is one frame of the WebSocket
 /// protocol (`welcome`, `snapshot`, `update`, `alert`, `dashboard`, `closing`, …) as
 /// JSON text; snapshot and update events carry an `id` to resume from (`Last-Event-ID`).
@@ -406,5 +492,51 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// The compact history the server writes decodes through its schema, points with and
+    /// without `start`, null values, a grouped series; and a dashboard's histories too.
+    #[test]
+    fn history_mirrors_match_the_wire_form() {
+        use crate::history::{History, HistoryPoint, HistoryRequest, HistorySeries};
+        let t = |ms| Timestamp::from_millis(ms);
+        let h = History {
+            dashboard_id: "ops".into(),
+            widget_id: Uuid::new_v4(),
+            from: t(0),
+            to: t(3000),
+            step_ms: 1000,
+            window_ms: 1000,
+            series: vec![HistorySeries {
+                group: Some("eu".into()),
+                points: vec![
+                    HistoryPoint {
+                        time: t(1000),
+                        start: t(0),
+                        value: Some(1.5),
+                        count: 2,
+                    },
+                    HistoryPoint {
+                        time: t(2000),
+                        start: t(0),
+                        value: None,
+                        count: 0,
+                    },
+                ],
+            }],
+        };
+        let json = crate::history_wire::encode_history(&h, None);
+        assert!(json.contains("[[1000,1.5,2],[2000,null,0,0]]"), "{json}");
+        serde_json::from_str::<HistorySchema>(&json).unwrap();
+        let req = HistoryRequest::new(t(0), t(3000));
+        let all = vec![
+            (h.widget_id, Ok(h.clone())),
+            (
+                Uuid::new_v4(),
+                Err(crate::Error::NotOwned { metric: "m".into() }),
+            ),
+        ];
+        let json = crate::history_wire::encode_dashboard_history("ops", &req, &all, None);
+        serde_json::from_str::<DashboardHistorySchema>(&json).unwrap();
     }
 }
