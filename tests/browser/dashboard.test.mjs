@@ -5,7 +5,11 @@
 // that their values change, that the connection status goes to
 // `reconnecting` when the server is killed and back to `live` when it is
 // started again on the same port, and that the server stops cleanly on
-// SIGINT. Saves a screenshot to docs/screenshot.png.
+// SIGINT. History (issue #15): once the server has run 30 s (its uptime
+// during the checks above, not an extra wait), a freshly opened page, and the
+// same page reloaded, draw every line and area chart with at least 20 points
+// within 1 s of load; switching the range picker to 1 h spans the hour while
+// live values keep coming. Saves a screenshot to docs/screenshot.png.
 //
 // Run: `bash .ci/browser.sh` from the repository root (installs Chromium and
 // the npm package, builds the example, runs this script).
@@ -159,8 +163,10 @@ async function main() {
   // Fire an incident (error spike) a few seconds in, so an alert is seen.
   const demoArgs = ['--incident-after', '3'];
   let server;
+  let serverStartedAt = 0;
   await check('the example starts on port 0 and prints its URL', async () => {
     server = await startServer('127.0.0.1:0', demoArgs);
+    serverStartedAt = Date.now();
     return server.url;
   });
   const { url, port } = server;
@@ -262,6 +268,56 @@ async function main() {
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     return SCREENSHOT;
+  });
+
+  // History: the server has been up for the checks above; top up to 30 s if needed.
+  const charts = dash.widgets
+    .filter((w) => ['line', 'area'].includes((w.display_config || w.display).chart))
+    .map((w) => w.widget_id);
+  const fewestPoints = (p) => p.evaluate((ids) => Math.min(...ids.map((id) => window.__rtdash.points(id))), charts);
+  const fresh = await context.newPage();
+  fresh.on('pageerror', (err) => pageErrors.push(err.message));
+  const openWithHistory = async (open) => {
+    const t0 = Date.now();
+    await open();
+    const loaded = Date.now();
+    const n = await waitFor('20 points in every line and area chart', 1000, async () => {
+      const k = await fewestPoints(fresh);
+      return k >= 20 ? k : null;
+    }, 50);
+    return `${charts.length} charts, at least ${n} points each, ${Date.now() - loaded} ms after load (${Date.now() - t0} ms after navigation)`;
+  };
+
+  await check('a freshly opened page draws its charts with history within 1 s of load', async () => {
+    const wait = 30000 - (Date.now() - serverStartedAt);
+    if (wait > 0) await sleep(wait);
+    return openWithHistory(() => fresh.goto(url, { waitUntil: 'load', timeout: 20000 }));
+  });
+
+  await check('after a reload the charts have their history again within 1 s', async () =>
+    openWithHistory(() => fresh.reload({ waitUntil: 'load', timeout: 20000 })));
+
+  await check('the range picker switched to 1 h spans the hour while live values keep coming', async () => {
+    await waitFor('live', 10000, async () => (await statusOf(fresh)) === 'live');
+    const loads = await fresh.evaluate(() => window.__rtdash.historyLoads());
+    const before = await valuesOf(fresh);
+    await fresh.click('#range button[data-range="1h"]');
+    if ((await fresh.getAttribute('#range button[data-range="1h"]', 'aria-pressed')) !== 'true') {
+      throw new Error('the 1 h button is not pressed after the click');
+    }
+    await waitFor('the hour of history', 5000, async () => (await fresh.evaluate(() => window.__rtdash.historyLoads())) > loads);
+    const span = await waitFor('a time axis of an hour', 5000, async () => {
+      const s = await fresh.evaluate((id) => window.__rtdash.span(id), charts[0]);
+      return s >= 55 * 60 * 1000 ? s : null;
+    });
+    await waitFor('changed values after the switch', 15000, async () => {
+      const now = await valuesOf(fresh);
+      return Object.keys(now).some((id) => before[id] && now[id].value !== before[id].value);
+    });
+    const points = await fewestPoints(fresh);
+    if (points < 20) throw new Error(`only ${points} points after the switch`);
+    await fresh.close();
+    return `axis spans ${(span / 60000).toFixed(1)} min; ${points}+ points per chart`;
   });
 
   await check('killing the server turns the status to reconnecting and marks values stale', async () => {

@@ -9,11 +9,20 @@
 // -> mark the touched widgets dirty -> draw each dirty widget once in the
 // next animation frame.
 //
+// History: on open and after every reconnect the page fetches the last 5 min
+// of every widget (`GET /dashboards/{id}/history`, one request) and draws it,
+// keeping the live values whose `window_end` is after the last history point
+// (the seam rule of docs/PROTOCOL.md: no gap, no duplicate). The range picker
+// (5 min, 1 h, 24 h) scales the time axes and loads the longer history in the
+// background, in front of what the page holds, while live values keep coming.
+//
 // Hooks for tests and scripts: `#status[data-status]` is `connecting`,
 // `live` or `reconnecting`; every widget is `section.widget[data-widget-id]`
 // with `data-chart`, `data-value` (its latest value(s) as text) and
 // `data-stale` (`true`/`false`); elements showing a value have
-// `data-role="value"`.
+// `data-role="value"`. `window.__rtdash` has `points(widgetId)` (points held
+// with a value for the widget, its largest series), `span(widgetId)` (the time axis drawn,
+// ms), `range()` and `historyLoads()` (history answers applied).
 'use strict';
 
 (() => {
@@ -27,7 +36,9 @@
   const PING_EVERY_MS = 5000;
   const SILENCE_LIMIT_MS = 15000; // no frame at all for this long: reconnect
   const RING_CAPACITY = 2048;
-  const HISTORY_SPAN_MS = 3 * 60 * 1000;
+  const RANGES = { '5m': 5 * 60 * 1000, '1h': 60 * 60 * 1000, '24h': 24 * 60 * 60 * 1000 };
+  const LIVE_RANGE_MS = RANGES['5m'];
+  const LIVE_STEP_MS = 1000; // one point per bucket for the live range
   const MIN_SPAN_MS = 30 * 1000;
   const ALERT_HISTORY = 50;
   const PALETTE = ['#5b9cf6', '#f5a524', '#a78bfa', '#34d399', '#f472b6', '#22d3ee', '#fb7185', '#facc15'];
@@ -185,6 +196,42 @@
       else this.start = (this.start + 1) % this.cap;
     }
 
+    /** The points, oldest first, as `[t, v]` pairs. */
+    toArray() {
+      const out = [];
+      this.forEach((t, v) => out.push([t, v]));
+      return out;
+    }
+
+    /** Replaces the contents with `points` (`[t, v]`, oldest first; the newest are kept
+     *  if there are too many). */
+    refill(points) {
+      const keep = points.slice(Math.max(0, points.length - this.cap));
+      this.start = 0;
+      this.len = 0;
+      for (const [t, v] of keep) {
+        this.t[this.len] = t;
+        this.v[this.len] = v;
+        this.len++;
+      }
+    }
+
+    /** The seam: history `points` (`[t, v|null]`, oldest first), then the points held
+     *  whose time is after the last history point (live values received meanwhile). */
+    seam(points) {
+      if (!points.length) return;
+      const lastH = points[points.length - 1][0];
+      const live = this.toArray().filter(([t]) => t > lastH);
+      this.refill(points.map(([t, v]) => [t, v === null ? NaN : v]).concat(live));
+    }
+
+    /** Longer history in front: the history points before the oldest point held. */
+    extendBack(points) {
+      const first = this.firstT;
+      const older = points.filter(([t]) => t < first).map(([t, v]) => [t, v === null ? NaN : v]);
+      if (older.length) this.refill(older.concat(this.toArray()));
+    }
+
     /** Calls `fn(t, v)` for every point from the oldest; `v` is NaN for "no data". */
     forEach(fn) {
       for (let k = 0; k < this.len; k++) {
@@ -225,6 +272,8 @@
     lastUpdateAt: 0,
     lastPingAt: 0,
     clockOffset: 0, // server time - client time, ms
+    range: LIVE_RANGE_MS, // the time axis of the charts, ms
+    historyLoads: 0,
     seq: null,
     updates: 0,
     reconnects: 0,
@@ -342,6 +391,37 @@
       this.missing = false;
     }
 
+    /** Applies one widget's `history` (see docs/PROTOCOL.md): `seam` replaces what is
+     *  held up to the last history point, `extend` adds only older points. */
+    applyHistory(h, mode) {
+      for (const s of h.series || []) {
+        const group = s.group == null ? '' : String(s.group);
+        const points = (s.points || []).map((p) => [p[0], num(p[1])]);
+        if (!points.length) continue;
+        let ring = this.series.get(group);
+        if (!ring) {
+          ring = new Ring(RING_CAPACITY);
+          this.series.set(group, ring);
+        }
+        if (mode === 'extend') ring.extendBack(points);
+        else ring.seam(points);
+        const [t, v] = points[points.length - 1];
+        if (!this.latest.has(group)) this.latest.set(group, { value: v, t, stale: false });
+        this.lastT = Math.max(this.lastT, t);
+      }
+    }
+
+    /** Points with a value held for the widget (its largest series). */
+    pointCount() {
+      let n = 0;
+      for (const r of this.series.values()) {
+        let k = 0;
+        r.forEach((t, v) => { if (!Number.isNaN(v)) k++; });
+        n = Math.max(n, k);
+      }
+      return n;
+    }
+
     groups() {
       return [...this.latest.keys()].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     }
@@ -457,8 +537,9 @@
     if (!series.length) return drawEmpty(view);
     const right = Math.max(...series.map((s) => s.ring.lastT));
     const first = Math.min(...series.map((s) => s.ring.firstT));
-    const span = clamp(right - first, MIN_SPAN_MS, HISTORY_SPAN_MS);
+    const span = clamp(right - first, MIN_SPAN_MS, state.range);
     const left = right - span;
+    view.span = span;
 
     let dmin = Infinity;
     let dmax = -Infinity;
@@ -517,7 +598,7 @@
     // time labels
     ctx.textAlign = 'center';
     ctx.textBaseline = 'alphabetic';
-    const tStep = [5, 10, 15, 30, 60, 120, 300].map((s) => s * 1000).find((s) => (s / span) * pw >= 70 * dpr) || 600000;
+    const tStep = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600].map((s) => s * 1000).find((s) => (s / span) * pw >= 70 * dpr) || 43200000;
     for (let t = Math.ceil(left / tStep) * tStep; t <= right; t += tStep) {
       const x = xOf(t);
       if (x < padL + 16 * dpr || x > w - padR - 16 * dpr) continue;
@@ -687,7 +768,8 @@
   function drawSparkline(view, ring, color) {
     const { ctx, w, h, dpr } = view;
     const right = ring.lastT;
-    const left = right - Math.min(HISTORY_SPAN_MS, Math.max(MIN_SPAN_MS, right - ring.firstT));
+    const left = right - Math.min(state.range, Math.max(MIN_SPAN_MS, right - ring.firstT));
+    view.span = right - left;
     const range = rangeSince(ring, left);
     if (!range) return;
     const { lo, hi } = range;
@@ -813,7 +895,7 @@
       const head = el('thead');
       const tr = el('tr');
       const groupName = def.group_by ? def.group_by.replace(/^./, (c) => c.toUpperCase()) : 'Series';
-      tr.append(el('th', null, groupName), el('th', 'num', `${def.aggregation}${this.unit ? ` (${this.unit})` : ''}`), el('th', null, ''), el('th', null, 'last 3 min'));
+      tr.append(el('th', null, groupName), el('th', 'num', `${def.aggregation}${this.unit ? ` (${this.unit})` : ''}`), el('th', null, ''), el('th', null, 'trend'));
       head.appendChild(tr);
       this.tbody = el('tbody');
       this.table.append(head, this.tbody);
@@ -899,7 +981,7 @@
     ctx.clearRect(0, 0, w, h);
     if (!ring || ring.len < 2 || w < 4) return;
     const right = ring.lastT;
-    const left = right - HISTORY_SPAN_MS;
+    const left = right - state.range;
     const range = rangeSince(ring, left);
     if (!range) return;
     const { lo, hi } = range;
@@ -951,7 +1033,8 @@
       const refresh = Math.max(0.1, this.def.refresh_interval_seconds || 1) * 1000;
       const right = this.lastT;
       const first = Math.min(...gs.map((g) => this.series.get(g).firstT));
-      const span = clamp(right - first, MIN_SPAN_MS, HISTORY_SPAN_MS);
+      const span = clamp(right - first, MIN_SPAN_MS, state.range);
+      this.span = span;
       const cols = Math.max(1, Math.min(Math.floor(pw / (6 * dpr)), Math.round(span / refresh)));
       const bin = span / cols;
       const left = right - span;
@@ -1004,7 +1087,7 @@
       if (lo === undefined || lo === null || hi === undefined || hi === null) {
         let mn = Infinity;
         let mx = -Infinity;
-        const from = this.lastT - HISTORY_SPAN_MS;
+        const from = this.lastT - state.range;
         for (const g of gs) {
           this.series.get(g).forEach((t, v) => {
             if (t >= from && !Number.isNaN(v)) {
@@ -1130,6 +1213,63 @@
     }
   }
 
+  // ------------------------------------------------------------------ history
+
+  /** Fetches every widget's history over `rangeMs` (one request) and applies it:
+   *  `seam` (on open and reconnect) or `extend` (a longer range, in front). Failures
+   *  leave the charts as they are: the live values go on. */
+  async function loadHistory(id, rangeMs, mode) {
+    const step = rangeMs === LIVE_RANGE_MS ? `&step=${LIVE_STEP_MS}` : '';
+    let doc;
+    try {
+      doc = await getJson(`/dashboards/${encodeURIComponent(id)}/history?range=${rangeMs}${step}`);
+    } catch (err) {
+      console.warn('history unavailable', err.message);
+      return;
+    }
+    for (const h of doc.widgets || []) {
+      const view = state.views.get(h.widget_id);
+      if (!view) continue;
+      view.applyHistory(h, mode);
+      markDirty(view);
+    }
+    state.historyLoads++;
+  }
+
+  /** The last 5 min (seamed to the live values), then the chosen longer range in front. */
+  async function loadAllHistory(id) {
+    await loadHistory(id, LIVE_RANGE_MS, 'seam');
+    if (state.range > LIVE_RANGE_MS) await loadHistory(id, state.range, 'extend');
+  }
+
+  function setRange(key) {
+    const ms = RANGES[key];
+    if (!ms || ms === state.range) return;
+    state.range = ms;
+    for (const b of document.querySelectorAll('#range button')) {
+      b.setAttribute('aria-pressed', String(b.dataset.range === key));
+    }
+    for (const v of state.views.values()) markDirty(v);
+    if (ms > LIVE_RANGE_MS && state.dashboard) loadHistory(state.dashboard.id, ms, 'extend');
+  }
+
+  for (const b of document.querySelectorAll('#range button')) {
+    b.addEventListener('click', () => setRange(b.dataset.range));
+  }
+
+  window.__rtdash = {
+    points: (id) => {
+      const v = state.views.get(id);
+      return v ? v.pointCount() : 0;
+    },
+    span: (id) => {
+      const v = state.views.get(id);
+      return v && v.span ? v.span : 0;
+    },
+    range: () => state.range,
+    historyLoads: () => state.historyLoads,
+  };
+
   // ------------------------------------------------------------------ connection
 
   function setStatus(status) {
@@ -1161,6 +1301,8 @@
       if (err.fatal) return fatal(err.message);
       return scheduleReconnect();
     }
+    // History in parallel with the stream: the seam keeps whatever arrives first.
+    loadAllHistory(dash.id);
     const url = streamUrl(dash.id);
     $('#fact-url').textContent = url.replace(/^wss?:\/\//, '');
     let ws;
