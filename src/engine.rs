@@ -1087,11 +1087,11 @@ impl Engine {
             if let Some(archive) = &inner.archive {
                 match &inner.partitions {
                     None => {
-                        crate::history::export(&inner.recorder.shared().store, &**archive);
+                        crate::history::export(&inner.recorder.shared().store, archive);
                     }
                     Some(parts) => {
                         for r in parts.recorders() {
-                            crate::history::export(&r.shared().store, &**archive);
+                            crate::history::export(&r.shared().store, archive);
                         }
                     }
                 }

@@ -184,6 +184,36 @@ pub struct ArchivedBucket {
 }
 
 impl ArchivedBucket {
+    /// An empty bucket of `series` over `[start, start + width)`: no event (count and sum
+    /// 0, min `+∞`, max `-∞`, no histogram); set the public fields from there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtdash::{Timestamp, core::SeriesKey, history::ArchivedBucket};
+    ///
+    /// let key = SeriesKey::new("api.latency", [("host", "a")])?;
+    /// let mut b = ArchivedBucket::new(key, Timestamp::from_millis(60_000), Duration::from_secs(60));
+    /// b.count = 2;
+    /// b.sum = 3.0;
+    /// assert_eq!(b.end(), Timestamp::from_millis(120_000));
+    /// # Ok::<(), rtdash::CoreError>(())
+    /// ```
+    #[must_use]
+    pub fn new(series: SeriesKey, start: Timestamp, width: Duration) -> Self {
+        Self {
+            series,
+            start,
+            width,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            histogram: None,
+        }
+    }
+
     /// End of the interval, exclusive.
     #[must_use]
     pub fn end(&self) -> Timestamp {
@@ -600,13 +630,16 @@ pub(crate) async fn compute(
     let metric = widget.metric_name.as_str();
     let to = req.to.as_millis();
     // What the store holds, and from when.
-    let (bucket, fine_span, width, held) = {
+    let (bucket, fine_span, fine_window, width, held) = {
         let s = read();
         let c = s.config();
         let bucket = ms_of(c.bucket_width);
-        let (fine_span, width) = c
-            .rollup
-            .map_or((i64::MAX, bucket), |r| (ms_of(r.fine_span), ms_of(r.width)));
+        // Fine buckets are held for the fine span plus the grace period; a window longer
+        // than the fine span is made of roll-up buckets.
+        let (fine_span, fine_window, width) = c.rollup.map_or((i64::MAX, i64::MAX, bucket), |r| {
+            let span = ms_of(r.fine_span);
+            (span.saturating_add(ms_of(c.grace)), span, ms_of(r.width))
+        });
         let held: Vec<Held> = s
             .interner()
             .series_of_metric(metric)
@@ -624,7 +657,7 @@ pub(crate) async fn compute(
                 })
             })
             .collect();
-        (bucket, fine_span, width, held)
+        (bucket, fine_span, fine_window, width, held)
     };
     let rollup = width != bucket || fine_span != i64::MAX;
     // The store holds every matched series in full from `boundary` on.
@@ -657,7 +690,7 @@ pub(crate) async fn compute(
         |x| {
             if src.archive.is_some() && x < boundary {
                 archive_width
-            } else if x < to.saturating_sub(fine_span) {
+            } else if x < to.saturating_sub(fine_span) || window_ms > fine_window {
                 width
             } else {
                 bucket
@@ -836,10 +869,12 @@ fn merge_point(
 
 /// Offers every complete roll-up bucket of `store` not offered before to `archive`;
 /// returns how many. The store's write lock is held while the buckets are collected
-/// (one pass over the series), not while the archive takes them.
+/// (one pass over the series), not while the archive takes them; inside a tokio runtime
+/// the archive takes them on a blocking thread (an archive may encode them, which costs
+/// microseconds per bucket), so the scheduler's tick never waits for it.
 pub(crate) fn export(
     store: &std::sync::RwLock<rtdash_window::WindowStore>,
-    archive: &dyn HistoryArchive,
+    archive: &std::sync::Arc<dyn HistoryArchive>,
 ) -> usize {
     use std::sync::PoisonError;
     let buckets: Vec<ArchivedBucket> = {
@@ -865,7 +900,13 @@ pub(crate) fn export(
     };
     let n = buckets.len();
     if n > 0 {
-        archive.offer(buckets);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let archive = std::sync::Arc::clone(archive);
+                drop(rt.spawn_blocking(move || archive.offer(buckets)));
+            }
+            Err(_) => archive.offer(buckets),
+        }
     }
     n
 }

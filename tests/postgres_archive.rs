@@ -58,7 +58,7 @@ fn bucket(series: &SeriesKey, start_ms: i64, values: &[f64]) -> ArchivedBucket {
         b.max = b.max.max(v);
         h.record(v).unwrap();
     }
-    b.histogram = Some(h);
+    b.histogram = Some(std::sync::Arc::new(h));
     b
 }
 
@@ -113,8 +113,8 @@ fn assert_same(a: &ArchivedBucket, b: &ArchivedBucket) {
     assert_eq!(a.min.to_bits(), b.min.to_bits());
     assert_eq!(a.max.to_bits(), b.max.to_bits());
     assert_eq!(
-        hist_bins(a.histogram.as_ref()),
-        hist_bins(b.histogram.as_ref())
+        hist_bins(a.histogram.as_deref()),
+        hist_bins(b.histogram.as_deref())
     );
 }
 

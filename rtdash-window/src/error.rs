@@ -98,6 +98,13 @@ pub enum WindowError {
         /// A value (bin midpoint) whose count would become negative.
         value: f64,
     },
+    /// Histogram contents that are not a histogram of finite values (a stored or sent
+    /// histogram, see [`LogHistogram::from_bin_counts`](crate::LogHistogram::from_bin_counts)).
+    #[error("invalid histogram: {reason}")]
+    InvalidHistogram {
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint that is malformed, inconsistent or from an incompatible version.
     #[error("invalid checkpoint: {reason}")]
     InvalidCheckpoint {

@@ -805,27 +805,72 @@ impl Serialize for LogHistogram {
     }
 }
 
-impl<'de> Deserialize<'de> for LogHistogram {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let repr = HistogramRepr::deserialize(deserializer)?;
-        check_precision(repr.precision).map_err(D::Error::custom)?;
-        let bins = Bins::new(repr.precision);
+impl LogHistogram {
+    /// The non-empty bins as `(bin number, count)`, in value order: the exact contents
+    /// (what the serde form holds), e.g. to store the histogram compactly;
+    /// [`from_bin_counts`](Self::from_bin_counts) makes it again.
+    pub fn bin_counts(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.dense.iter()
+    }
+
+    /// The histogram of precision `precision` holding `pairs` of `(bin number, count)` as
+    /// given by [`bin_counts`](Self::bin_counts) (in any order; a bin given twice adds up).
+    ///
+    /// # Errors
+    ///
+    /// [`WindowError::InvalidConfig`] naming `percentile_precision` for a precision out of
+    /// range, [`WindowError::InvalidHistogram`] for a bin that is not a bin of a finite
+    /// value at that precision or counts that overflow `u64` (nothing is built).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rtdash_window::LogHistogram;
+    ///
+    /// let mut h = LogHistogram::new(7)?;
+    /// h.record_n(12.5, 3)?;
+    /// h.record(-1.0)?;
+    /// let pairs: Vec<(u32, u64)> = h.bin_counts().collect();
+    /// let back = LogHistogram::from_bin_counts(7, pairs)?;
+    /// assert_eq!(back.bins().collect::<Vec<_>>(), h.bins().collect::<Vec<_>>());
+    /// assert!(LogHistogram::from_bin_counts(7, [(u32::MAX, 1)]).is_err());
+    /// # Ok::<(), rtdash_window::WindowError>(())
+    /// ```
+    pub fn from_bin_counts(
+        precision: u8,
+        pairs: impl IntoIterator<Item = (u32, u64)>,
+    ) -> Result<Self, WindowError> {
+        check_precision(precision)?;
+        let bins = Bins::new(precision);
         let mut h = Self::with_bins(bins);
-        for (bin, count) in repr.bins {
+        for (bin, count) in pairs {
             if !bins.is_valid(bin) {
-                return Err(D::Error::custom(format!(
-                    "bin {bin} is not a bin of a finite value at precision {}",
-                    repr.precision
-                )));
+                return Err(WindowError::InvalidHistogram {
+                    reason: format!(
+                        "bin {bin} is not a bin of a finite value at precision {precision}"
+                    ),
+                });
             }
             h.count = h
                 .count
                 .checked_add(count)
-                .ok_or_else(|| D::Error::custom("bin counts overflow u64"))?;
+                .ok_or_else(|| WindowError::InvalidHistogram {
+                    reason: "bin counts overflow u64".to_owned(),
+                })?;
             h.dense.add(bin, count);
         }
         Ok(h)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogHistogram {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let repr = HistogramRepr::deserialize(deserializer)?;
+        Self::from_bin_counts(repr.precision, repr.bins).map_err(|e| match e {
+            WindowError::InvalidHistogram { reason } => D::Error::custom(reason),
+            other => D::Error::custom(other.to_string()),
+        })
     }
 }
 

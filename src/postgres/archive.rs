@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use rtdash_core::{SeriesKey, Timestamp};
 use rtdash_window::LogHistogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::Error;
 use crate::history::{ArchiveHealth, ArchivedBucket, HistoryArchive};
@@ -268,37 +268,6 @@ pub struct MaintenanceReport {
 
 // Kept here while `history.rs` has no constructor (outside the crate a `#[non_exhaustive]`
 // struct cannot be built); its place is next to `ArchivedBucket` in `history.rs`.
-impl ArchivedBucket {
-    /// An empty bucket of `series` over `[start, start + width)`: no event (count and sum
-    /// 0, min `+∞`, max `-∞`, no histogram); set the public fields from there.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use rtdash::{Timestamp, core::SeriesKey, history::ArchivedBucket};
-    ///
-    /// let key = SeriesKey::new("api.latency", [("host", "a")])?;
-    /// let mut b = ArchivedBucket::new(key, Timestamp::from_millis(60_000), Duration::from_secs(60));
-    /// b.count = 2;
-    /// b.sum = 3.0;
-    /// assert_eq!(b.end(), Timestamp::from_millis(120_000));
-    /// # Ok::<(), rtdash::CoreError>(())
-    /// ```
-    #[must_use]
-    pub fn new(series: SeriesKey, start: Timestamp, width: Duration) -> Self {
-        Self {
-            series,
-            start,
-            width,
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            histogram: None,
-        }
-    }
-}
 
 /// A bucket as a row, encoded at [`offer`](HistoryArchive::offer).
 #[derive(Clone, Debug)]
@@ -359,13 +328,6 @@ fn tags_json(key: &SeriesKey) -> Option<String> {
     serde_json::to_string(&Tags(key)).ok()
 }
 
-/// A [`LogHistogram`]'s contents, as it serializes.
-#[derive(Serialize, Deserialize)]
-struct HistogramRepr {
-    precision: u8,
-    bins: Vec<(u32, u64)>,
-}
-
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -398,12 +360,12 @@ fn get_varint(bytes: &mut &[u8]) -> Result<u64, String> {
 /// consecutive bins, bridging single empty bins (a count of 0): dense histograms cost
 /// about one byte per bin.
 pub(crate) fn encode_histogram(h: &LogHistogram) -> Result<Vec<u8>, String> {
-    let raw = postcard::to_allocvec(h).map_err(|e| e.to_string())?;
-    let repr: HistogramRepr = postcard::from_bytes(&raw).map_err(|e| e.to_string())?;
     // Runs as (first bin, counts).
     let mut runs: Vec<(u32, Vec<u64>)> = Vec::new();
     let mut prev: Option<u32> = None;
-    for &(bin, count) in &repr.bins {
+    let mut n = 0usize;
+    for (bin, count) in h.bin_counts() {
+        n += 1;
         let gap = match prev {
             None => None,
             Some(p) => Some(
@@ -419,8 +381,8 @@ pub(crate) fn encode_histogram(h: &LogHistogram) -> Result<Vec<u8>, String> {
         }
         prev = Some(bin);
     }
-    let mut out = Vec::with_capacity(2 + repr.bins.len() * 2);
-    out.push(repr.precision);
+    let mut out = Vec::with_capacity(2 + n * 2);
+    out.push(h.precision());
     put_varint(&mut out, runs.len() as u64);
     let mut end: Option<u32> = None;
     for (first, counts) in &runs {
@@ -479,9 +441,7 @@ pub(crate) fn decode_histogram(mut bytes: &[u8]) -> Result<LogHistogram, String>
     if !bytes.is_empty() {
         return Err(format!("{} bytes after the histogram's bins", bytes.len()));
     }
-    let raw =
-        postcard::to_allocvec(&HistogramRepr { precision, bins }).map_err(|e| e.to_string())?;
-    postcard::from_bytes(&raw).map_err(|e| format!("not a histogram: {e}"))
+    LogHistogram::from_bin_counts(precision, bins).map_err(|e| format!("not a histogram: {e}"))
 }
 
 /// The statements, made once from the table name.
@@ -638,7 +598,7 @@ fn decode_row(
     let count = u64::try_from(r.count).map_err(|_| format!("count {} is negative", r.count))?;
     let histogram = match &r.hist {
         None => None,
-        Some(b) => Some(decode_histogram(b)?),
+        Some(b) => Some(std::sync::Arc::new(decode_histogram(b)?)),
     };
     let series = match keys.get(&(r.metric.clone(), r.series.clone())) {
         Some(k) => k.clone(),
