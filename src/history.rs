@@ -261,6 +261,30 @@ pub trait HistoryArchive: Send + Sync + 'static {
     fn health(&self) -> ArchiveHealth;
 }
 
+/// An archive shared with the host (which keeps a handle, e.g. to flush it at shutdown).
+impl<A: HistoryArchive> HistoryArchive for std::sync::Arc<A> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn offer(&self, buckets: Vec<ArchivedBucket>) {
+        (**self).offer(buckets);
+    }
+
+    fn read(
+        &self,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> BoxFuture<'static, Result<Vec<ArchivedBucket>, Error>> {
+        (**self).read(metric, from, to)
+    }
+
+    fn health(&self) -> ArchiveHealth {
+        (**self).health()
+    }
+}
+
 /// The in-process [`HistoryArchive`]: roll-up buckets kept in memory, at most
 /// `capacity` of them (the oldest go first, counted in [`ArchiveHealth::dropped`]). It
 /// extends history beyond the window store's retention on a single node (a day of

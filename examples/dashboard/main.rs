@@ -53,8 +53,9 @@ Usage: dashboard [OPTIONS]
 Options:
   --addr HOST:PORT         listen address (default 127.0.0.1:8080; port 0 picks a free port)
   --data-dir DIR           keep dashboards as JSON files in DIR (default: in memory)
-  --postgres URL           keep dashboards in PostgreSQL at URL, shared by every node that
-                           uses it (needs --features postgres)
+  --postgres URL           keep dashboards and history (one-minute roll-ups, 7 days, then
+                           hourly) in PostgreSQL at URL, shared by every node that uses it
+                           (needs --features postgres; default: in memory)
   --no-demo                do not run the built-in demo producer
   --incident-after SECS    start the demo's first incident after SECS seconds (default 45)
   --seed N                 seed of the demo's random numbers (default: from the clock)
@@ -337,10 +338,15 @@ const MEMORY_ARCHIVE: usize = 5_000_000;
 #[cfg(feature = "postgres")]
 fn postgres_archive(
     builder: rtdash::EngineBuilder,
-    _url: &str,
+    url: &str,
 ) -> Result<rtdash::EngineBuilder, Box<dyn std::error::Error>> {
-    // Replaced by the PostgreSQL archive.
-    Ok(builder.history_archive(rtdash::history::MemoryArchive::new(MEMORY_ARCHIVE)))
+    use rtdash::postgres::{ArchiveConfig, PostgresArchive};
+    let archive = PostgresArchive::connect(url, ArchiveConfig::default())?;
+    println!(
+        "rtdash dashboard: history in PostgreSQL, table {}",
+        archive.table()
+    );
+    Ok(builder.history_archive(archive))
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -76,13 +76,23 @@ impl Scenario {
 
     /// One event per second per region for `seconds`, in order.
     pub(crate) fn steady(seconds: i64) -> Self {
+        Self::steady_from(T0, seconds)
+    }
+
+    /// [`steady`](Self::steady) from `start` (ms).
+    pub(crate) fn steady_from(start: i64, seconds: i64) -> Self {
         let events = (0..seconds * 3)
             .map(|i| {
-                let t = T0 + i / 3 * 1000;
-                ((i % 3) as usize, t, (i % 100) as f64, t)
+                let t = start + i / 3 * 1000;
+                ((i % 3) as usize, t, ((i * 7) % 100) as f64, t)
             })
             .collect();
         Self { events }
+    }
+
+    /// No event, ending where `other` ends (to make the dashboard on another engine).
+    pub(crate) fn empty_like(_other: &Self) -> Self {
+        Self { events: Vec::new() }
     }
 
     /// The arrival clock after the last event.
@@ -102,8 +112,13 @@ impl Scenario {
             doc = doc.with_widget(widget);
         }
         engine.dashboards().create(doc).expect("create");
+        self.ingest(engine)
+    }
+
+    /// Ingests the events (the dashboard exists), ticking as [`run`](Self::run) does.
+    pub(crate) fn ingest(&self, engine: &Engine) -> Accepted {
         let mut accepted = Accepted::new();
-        let mut next_tick = T0;
+        let mut next_tick = self.events.first().map_or(T0, |e| e.3);
         for &(r, t, v, clock) in &self.events {
             let event = MetricEvent::new("lat", v, Timestamp::from_millis(t))
                 .with_tag("region", REGIONS[r]);
@@ -118,7 +133,9 @@ impl Scenario {
                 next_tick = clock + 10_000;
             }
         }
-        engine.tick(self.end());
+        if !self.events.is_empty() {
+            engine.tick(self.end());
+        }
         accepted
     }
 }
