@@ -19,7 +19,7 @@
 
 use std::time::{Duration, Instant};
 
-use rtdash::history::{HistoryArchive, HistoryRequest, MemoryArchive};
+use rtdash::history::{HistoryRequest, MemoryArchive};
 use rtdash::{
     Aggregation, DashboardDoc, Engine, EngineConfig, MetricEvent, Percentile, Timestamp, Uuid,
     Widget,
@@ -217,17 +217,69 @@ fn main() {
 
 #[cfg(feature = "postgres")]
 fn postgres(rt: &tokio::runtime::Runtime, url: &str, args: &Args, rate_bare: f64) {
-    let _ = (rt, url, args, rate_bare);
-    eprintln!("history: the PostgreSQL archive is not wired in yet");
+    use rtdash::postgres::{ArchiveConfig, PostgresArchive};
+    use std::sync::Arc;
+    const DB: &str = "rtdash_history_bench";
+    let mut admin = match postgres::Client::connect(url, postgres::NoTls) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("history: cannot connect to {url}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let setup = admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {DB}"))
+        .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {DB}")));
+    if let Err(e) = setup {
+        eprintln!("history: cannot make database {DB}: {e}");
+        std::process::exit(1);
+    }
+    let base = url.split('?').next().unwrap_or(url);
+    let bench_url = match base.rsplit_once('/') {
+        Some((server, _)) if server.contains("//") && !server.ends_with('/') => {
+            format!("{server}/{DB}")
+        }
+        _ => format!("{base}/{DB}"),
+    };
+    let config = ArchiveConfig::default().with_maintenance_interval(None);
+    let archive = Arc::new(PostgresArchive::connect(&bench_url, config).expect("archive"));
+    let a = Arc::clone(&archive);
+    let pg = engine(Some(Box::new(move |b| b.history_archive(a))));
+    let rate = ingest(&pg, args.series, None);
+    let flushed = Instant::now();
+    archive.flush(Duration::from_secs(300)).expect("flushed");
+    println!(
+        "ingest with the PostgreSQL archive: {:>6.0} events/s ({:+.1} % against none); then {:?} to write the rest",
+        rate,
+        (rate / rate_bare - 1.0) * 100.0,
+        flushed.elapsed()
+    );
+    let mut client = postgres::Client::connect(&bench_url, postgres::NoTls).expect("connect");
+    let table = archive.table().to_owned();
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), pg_total_relation_size('{table}'), pg_relation_size('{table}') FROM {table}"),
+            &[],
+        )
+        .expect("sizes");
+    let (rows, total, heap): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let minutes = (HOURS * 60) as f64;
+    println!(
+        "PostgreSQL: {rows} rows = {:.2} rows per series per minute; {:.0} bytes per row on disk ({:.0} heap), {:.0} bytes per series per minute",
+        rows as f64 / (args.series as f64 * minutes),
+        total as f64 / rows as f64,
+        heap as f64 / rows as f64,
+        total as f64 / (args.series as f64 * minutes)
+    );
+    let (p50, p99, points) = reads(rt, &pg, args.reads);
+    println!("24 h history read, PostgreSQL archive: p50 {p50:?}, p99 {p99:?} ({points} points)");
+    drop(pg);
+    drop(archive);
+    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {DB}"));
 }
 
 #[cfg(not(feature = "postgres"))]
 fn postgres(_: &tokio::runtime::Runtime, _: &str, _: &Args, _: f64) {
     eprintln!("history: --postgres needs --features postgres");
     std::process::exit(2);
-}
-
-#[allow(dead_code)]
-fn health(archive: &dyn HistoryArchive) -> String {
-    format!("{:?}", archive.health())
 }
