@@ -610,6 +610,15 @@ impl EngineBuilder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(log.spawn_owner(handler));
         }
+        // A shared store's changes made elsewhere (see `Registry`), until the engine goes.
+        if let Some(changes) = engine.inner.registry.take_store_changes() {
+            let weak = engine.downgrade();
+            crate::registry::follow_store(changes, move |change| {
+                weak.upgrade()
+                    .map(|e| e.inner.registry.apply_store_change(&change))
+                    .is_some()
+            })?;
+        }
         Ok(engine)
     }
 }

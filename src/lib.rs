@@ -173,7 +173,7 @@ pub use error::{Error, Subject};
 pub use frames::{DashboardEvent, encode_alert, encode_dashboard_event, encode_update};
 pub use metrics::MetricsSink;
 pub use registry::Registry;
-pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore};
+pub use store::{DashboardStore, FileStore, LoadProblem, Loaded, MemoryStore, StoreChange};
 pub use types::{
     EngineStats, GroupValue, IngestError, IngestOutcome, IngestReport, LateEvent, TickReport,
     WidgetKey, WidgetState,

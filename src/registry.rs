@@ -1,15 +1,16 @@
 //! [`Registry`]: the validated, persisted set of dashboards an engine serves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::publish::{Payload, Publication, Publisher};
 use crate::{
-    AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, Subject,
-    WidgetPatch,
+    AlertRule, DashboardDoc, DashboardEvent, DashboardStore, Error, LoadProblem, StoreChange,
+    Subject, WidgetPatch,
 };
 use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, Widget};
 
@@ -29,6 +30,19 @@ use rtdash_core::{DashboardId, SchemaLimits, SchemaViolation, Timestamp, Uuid, W
 /// Subscribers of a dashboard's topic receive a `{"type":"dashboard","event":"updated"}`
 /// (or `"deleted"`) frame after each change, so clients can reload the layout; the
 /// refresh scheduler picks the change up at its next tick.
+///
+/// # Changes made elsewhere
+///
+/// When several nodes share one store (e.g. `postgres::PostgresStore`, feature
+/// `postgres`), the store reports the changes the other nodes make
+/// ([`DashboardStore::watch`]) and the engine applies them as they come, on a thread of
+/// its own: each document is read again, completed and validated against *this* engine's limits — one
+/// that breaks them is not applied and is listed by
+/// [`skipped_changes`](Self::skipped_changes), and the engine keeps its previous version —,
+/// swapped in without being written back to the store, and announced with the same
+/// `dashboard` frame (`created`, `updated`, `deleted`) a local change sends; the scheduler
+/// re-plans at its next tick. A document equal to the one held (this node's own write, a
+/// change reported twice) changes nothing and sends no frame.
 ///
 /// # Blocking
 ///
@@ -90,7 +104,14 @@ pub struct Registry {
     problems: Vec<LoadProblem>,
     publisher: Arc<dyn Publisher>,
     topics: RwLock<BTreeMap<String, Arc<str>>>,
+    /// The store's changes made elsewhere, until the engine starts draining them.
+    changes: Mutex<Option<Receiver<StoreChange>>>,
+    /// The most recent changes made elsewhere that were not applied.
+    skipped: Mutex<VecDeque<LoadProblem>>,
 }
+
+/// How many skipped changes [`Registry::skipped_changes`] keeps.
+const SKIPPED_KEPT: usize = 64;
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +129,9 @@ impl Registry {
         limits: SchemaLimits,
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, Error> {
+        // Watch first, so that no change made between the load and the watch is missed
+        // (one seen twice is harmless).
+        let changes = store.watch();
         let loaded = store.load_all()?;
         let mut problems = loaded.problems;
         let mut docs = BTreeMap::new();
@@ -135,7 +159,122 @@ impl Registry {
             problems,
             publisher,
             topics: RwLock::new(BTreeMap::new()),
+            changes: Mutex::new(changes),
+            skipped: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// The store's changes made elsewhere, once (for the engine to drain).
+    pub(crate) fn take_store_changes(&self) -> Option<Receiver<StoreChange>> {
+        self.changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Changes made elsewhere in a shared store that this engine did not apply (the most
+    /// recent 64, oldest first): documents the store could not read, and documents that
+    /// break this engine's limits. Each is also logged with `tracing` at warn level. See
+    /// [Changes made elsewhere](Self#changes-made-elsewhere).
+    #[must_use]
+    pub fn skipped_changes(&self) -> Vec<LoadProblem> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn skip(&self, problem: LoadProblem) {
+        tracing::warn!(
+            path = %problem.path.display(),
+            reason = %problem.reason,
+            "dashboard store: a change made elsewhere was not applied"
+        );
+        let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
+        if skipped.len() == SKIPPED_KEPT {
+            skipped.pop_front();
+        }
+        skipped.push_back(problem);
+    }
+
+    /// Applies a change made elsewhere (see [Changes made elsewhere](Self#changes-made-elsewhere)):
+    /// read again, validated, swapped in without writing to the store, announced. Returns
+    /// whether it changed anything.
+    pub(crate) fn apply_store_change(&self, change: &StoreChange) -> bool {
+        let id = change.id.as_str();
+        // Under the write lock, so that the store and the registry agree: a local change
+        // in progress (whose own report this may be) is complete before the store is
+        // read, and none starts before the result is in place. A report read late thus
+        // never undoes a newer local change.
+        let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        // Once more on failure: a store that lost its connection makes it again at the
+        // next call (the report may well be about coming back).
+        let read = || self.store.load_one(&change.id);
+        let loaded = match read().or_else(|_| read()) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                self.skip(LoadProblem {
+                    path: PathBuf::from(id),
+                    reason: format!(
+                        "dashboard `{id}` changed elsewhere but cannot be read (applied when \
+                         the store reports it again): {e}"
+                    ),
+                });
+                return false;
+            }
+        };
+        if let Some(problem) = loaded.problems.into_iter().next() {
+            self.skip(problem);
+            return false;
+        }
+        let current = self.read().get(id).cloned();
+        let event = match loaded.dashboards.into_iter().find(|d| d.id() == id) {
+            Some(mut doc) => {
+                doc.place_widgets(&self.limits);
+                if current.as_deref() == Some(&doc) {
+                    return false;
+                }
+                if let Err(e) = doc.validate(&self.limits) {
+                    self.skip(LoadProblem {
+                        path: PathBuf::from(id),
+                        reason: format!(
+                            "dashboard `{id}` changed elsewhere but not applied (this node \
+                             keeps its previous version): {e}"
+                        ),
+                    });
+                    return false;
+                }
+                self.docs
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(id.to_owned(), Arc::new(doc));
+                if current.is_some() {
+                    DashboardEvent::Updated
+                } else {
+                    DashboardEvent::Created
+                }
+            }
+            None => {
+                if current.is_none() {
+                    return false;
+                }
+                self.docs
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(id);
+                DashboardEvent::Deleted
+            }
+        };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.notify(id, event);
+        tracing::info!(
+            dashboard = id,
+            event = event.as_str(),
+            "dashboard changed elsewhere"
+        );
+        true
     }
 
     /// The schema limits every change is validated against (the engine's
@@ -475,4 +614,34 @@ impl Registry {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<DashboardDoc>>> {
         self.docs.read().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Drains a store's changes made elsewhere on a thread of its own, handing each to `apply`
+/// until the store stops (drops its sender) or `apply` answers `false` (the engine is
+/// gone).
+///
+/// # Errors
+///
+/// [`Error::Store`] when the thread cannot be started.
+pub(crate) fn follow_store(
+    changes: Receiver<StoreChange>,
+    mut apply: impl FnMut(StoreChange) -> bool + Send + 'static,
+) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("rtdash-store-watch".to_owned())
+        .spawn(move || {
+            while let Ok(change) = changes.recv() {
+                if !apply(change) {
+                    break;
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| {
+            Error::store(
+                "watch",
+                "dashboard store",
+                format!("cannot start the thread that applies changes made elsewhere: {e}"),
+            )
+        })
 }

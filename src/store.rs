@@ -1,11 +1,12 @@
 //! Where dashboards are kept: the [`DashboardStore`] trait, [`MemoryStore`] and
-//! [`FileStore`].
+//! [`FileStore`]; [`StoreChange`], what a shared store reports of changes made elsewhere.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rtdash_core::DashboardId;
@@ -82,6 +83,62 @@ pub trait DashboardStore: Send + Sync + 'static {
     ///
     /// [`Error::Store`] when it could not be removed.
     fn delete(&self, id: &DashboardId) -> Result<(), Error>;
+
+    /// The stored document with id `id`, as a [`Loaded`] of at most one document: none
+    /// (and no problem) when there is no such document, a [`LoadProblem`] when it cannot be
+    /// read or decoded. Used to apply the changes [`watch`](Self::watch) reports.
+    ///
+    /// The default reads every document with [`load_all`](Self::load_all) and keeps
+    /// `id`'s (problems are dropped); a shared store should read the one document.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be read.
+    fn load_one(&self, id: &DashboardId) -> Result<Loaded, Error> {
+        let mut loaded = self.load_all()?;
+        loaded.dashboards.retain(|d| d.id() == id.as_str());
+        loaded.problems.clear();
+        Ok(loaded)
+    }
+
+    /// Changes made by *other writers* of a shared store (other nodes), for a store that
+    /// several nodes share; `None` (the default) for a store only this engine writes, such
+    /// as [`MemoryStore`] and [`FileStore`].
+    ///
+    /// The engine calls it once, when it is built, *before* [`load_all`](Self::load_all),
+    /// and drains the receiver on a thread of its own. A [`StoreChange`] names the
+    /// dashboard only: the engine reads it with [`load_one`](Self::load_one) while no local
+    /// change is in progress, so a report that comes late never undoes a newer local
+    /// change. If the document differs from the one the engine holds, it is validated
+    /// against the engine's limits, swapped in without being written back, and announced
+    /// to subscribers with the same `dashboard` frame a local change sends (see
+    /// [`Registry`](crate::Registry#changes-made-elsewhere)).
+    ///
+    /// The contract for an implementation:
+    ///
+    /// - Report every dashboard changed elsewhere after this call, at least once, after
+    ///   the change can be read. Reporting a dashboard twice, or reporting this engine's
+    ///   own writes, is harmless (a document equal to the one held changes nothing), so a
+    ///   store need not tell its own writes from others'.
+    /// - When it may have missed changes (a lost connection), report, once it can, every
+    ///   dashboard that may have changed meanwhile (compare the store with what it saw
+    ///   last).
+    /// - Stop (drop the sender) when the store is dropped or the receiver is; a send that
+    ///   fails means the engine is gone.
+    ///
+    /// A second call may replace the first receiver (which then ends).
+    fn watch(&self) -> Option<Receiver<StoreChange>> {
+        None
+    }
+}
+
+/// A dashboard of a shared [`DashboardStore`] changed by another writer (created,
+/// replaced or deleted), reported through [`DashboardStore::watch`]; the engine reads it
+/// again with [`DashboardStore::load_one`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreChange {
+    /// The dashboard that changed.
+    pub id: DashboardId,
 }
 
 /// What [`DashboardStore::load_all`] found.
@@ -461,5 +518,13 @@ impl<S: DashboardStore> DashboardStore for Arc<S> {
 
     fn delete(&self, id: &DashboardId) -> Result<(), Error> {
         (**self).delete(id)
+    }
+
+    fn load_one(&self, id: &DashboardId) -> Result<Loaded, Error> {
+        (**self).load_one(id)
+    }
+
+    fn watch(&self) -> Option<Receiver<StoreChange>> {
+        (**self).watch()
     }
 }
