@@ -1,11 +1,14 @@
 //! [`PostgresStore`]: dashboards (with their alert rules) in one PostgreSQL table.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
 
-use crate::store::{DashboardStore, LoadProblem, Loaded};
+use postgres::fallible_iterator::FallibleIterator as _;
+
+use crate::store::{DashboardStore, LoadProblem, Loaded, StoreChange};
 use crate::{DashboardDoc, DashboardId, Error};
 
 /// Settings of a [`PostgresStore`].
@@ -48,6 +51,7 @@ impl PostgresStoreConfig {
 /// What the store's thread is asked.
 enum Call {
     LoadAll,
+    LoadOne(String),
     Put(String, String),
     Delete(String),
 }
@@ -60,6 +64,24 @@ pub struct PostgresStore {
     /// Where, for messages: `postgres://host:port/db/table` (no password).
     place: String,
     timeout: Duration,
+    /// What the listener of [`watch`](DashboardStore::watch) needs.
+    config: postgres::Config,
+    table: String,
+    /// Tells the running listener, if any, to stop.
+    listener: Mutex<Option<Arc<AtomicBool>>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(stop) = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            stop.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -74,23 +96,41 @@ impl std::fmt::Debug for PostgresStore {
 struct Sql {
     create: String,
     select: String,
+    select_one: String,
     upsert: String,
     delete: String,
+    listen: String,
+}
+
+/// The channel the store's writes notify: the table's name in lower case (as PostgreSQL
+/// folds the unquoted table name).
+fn channel(table: &str) -> String {
+    table.to_ascii_lowercase()
 }
 
 impl Sql {
     fn new(table: &str) -> Self {
+        // `check_table` allows letters, digits and `_` only: safe in SQL as is.
+        let channel = channel(table);
         Self {
             create: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, doc jsonb NOT NULL, \
                  updated_at timestamptz NOT NULL DEFAULT now())"
             ),
             select: format!("SELECT id, doc::text FROM {table} ORDER BY id"),
+            select_one: format!("SELECT doc::text FROM {table} WHERE id = $1"),
+            // The notification is part of the statement's transaction: sent if and only if
+            // the write commits.
             upsert: format!(
-                "INSERT INTO {table} (id, doc) VALUES ($1, $2::text::jsonb) \
-                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = now()"
+                "WITH w AS (INSERT INTO {table} (id, doc) VALUES ($1, $2::text::jsonb) \
+                 ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, updated_at = now() \
+                 RETURNING id) SELECT pg_notify('{channel}', id) FROM w"
             ),
-            delete: format!("DELETE FROM {table} WHERE id = $1"),
+            delete: format!(
+                "WITH d AS (DELETE FROM {table} WHERE id = $1 RETURNING id) \
+                 SELECT pg_notify('{channel}', id) FROM d"
+            ),
+            listen: format!("LISTEN \"{channel}\""),
         }
     }
 }
@@ -126,6 +166,19 @@ impl Worker {
                 .and_then(|c| c.query(&sql.select, &[]))
                 .map(|rows| load(&rows, place))
                 .map_err(|e| fail("list", None, &e)),
+            Call::LoadOne(id) => conn
+                .and_then(|c| c.query_opt(&sql.select_one, &[id]))
+                .map(|row| {
+                    let mut loaded = Loaded::default();
+                    if let Some(row) = row {
+                        match decode(id, &row.get::<_, String>(0), place) {
+                            Ok(doc) => loaded.dashboards.push(doc),
+                            Err(problem) => loaded.problems.push(problem),
+                        }
+                    }
+                    loaded
+                })
+                .map_err(|e| fail("read", Some(id), &e)),
             Call::Put(id, json) => conn
                 .and_then(|c| c.execute(&sql.upsert, &[id, json]))
                 .map(|_| Loaded::default())
@@ -162,20 +215,185 @@ fn load(rows: &[postgres::Row], place: &str) -> Loaded {
     for row in rows {
         let id: String = row.get(0);
         let text: String = row.get(1);
-        let path = PathBuf::from(format!("{place}/{id}"));
-        match DashboardDoc::from_json(text.as_bytes()) {
-            Ok(doc) if doc.id() == id => loaded.dashboards.push(doc),
-            Ok(doc) => loaded.problems.push(LoadProblem {
-                path,
-                reason: format!("the row's document has id {:?}", doc.id()),
-            }),
-            Err(e) => loaded.problems.push(LoadProblem {
-                path,
-                reason: e.to_string(),
-            }),
+        match decode(&id, &text, place) {
+            Ok(doc) => loaded.dashboards.push(doc),
+            Err(problem) => loaded.problems.push(problem),
         }
     }
     loaded
+}
+
+/// The document of row `id`, or what is wrong with it.
+fn decode(id: &str, text: &str, place: &str) -> Result<DashboardDoc, LoadProblem> {
+    let problem = |reason| LoadProblem {
+        path: PathBuf::from(format!("{place}/{id}")),
+        reason,
+    };
+    match DashboardDoc::from_json(text.as_bytes()) {
+        Ok(doc) if doc.id() == id => Ok(doc),
+        Ok(doc) => Err(problem(format!("the row's document has id {:?}", doc.id()))),
+        Err(e) => Err(problem(e.to_string())),
+    }
+}
+
+/// How long the listener waits for a notification before it looks at its stop flag.
+const LISTEN_POLL: Duration = Duration::from_millis(200);
+
+/// The longest pause between two attempts to connect the listener again.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why the listener stopped following a connection.
+enum Ended {
+    /// The store or the engine is gone.
+    Stop,
+    /// The connection was lost: connect again, and resync.
+    Lost(String),
+}
+
+/// The thread behind [`PostgresStore::watch`]: a connection of its own that `LISTEN`s to
+/// the store's channel and reports each notified id; after a lost connection, the ids
+/// whose rows changed since its last look.
+struct Listener {
+    config: postgres::Config,
+    sql: Sql,
+    place: String,
+    changes: mpsc::Sender<StoreChange>,
+    stop: Arc<AtomicBool>,
+    /// The document text of every row when the table was last read (`None` before the
+    /// first connection).
+    seen: Option<BTreeMap<String, String>>,
+    /// Told when the first connection listens and has read the table.
+    ready: Option<mpsc::SyncSender<()>>,
+}
+
+impl Listener {
+    fn run(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        let mut down_since: Option<Instant> = None;
+        while !self.stopped() {
+            let mut slot = None;
+            let ended = match connection(&mut slot, &self.config, &self.sql.create)
+                .and_then(|c| c.batch_execute(&self.sql.listen).map(|()| c))
+                .map_err(|e| e.to_string())
+            {
+                Ok(client) => {
+                    backoff = Duration::from_millis(50);
+                    if let Some(since) = down_since.take() {
+                        tracing::info!(
+                            place = %self.place,
+                            after = ?since.elapsed(),
+                            "dashboard store: listening again; resyncing"
+                        );
+                    }
+                    match self.resync(client) {
+                        Ok(()) => self.follow(client),
+                        Err(ended) => ended,
+                    }
+                }
+                Err(e) => Ended::Lost(e),
+            };
+            match ended {
+                Ended::Stop => return,
+                Ended::Lost(reason) => {
+                    if down_since.is_none() {
+                        tracing::warn!(
+                            place = %self.place,
+                            %reason,
+                            "dashboard store: not listening for changes made elsewhere; \
+                             connecting again"
+                        );
+                        down_since = Some(Instant::now());
+                    }
+                    self.pause(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Sleeps `d`, waking early when told to stop.
+    fn pause(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopped() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+
+    fn send(&self, id: &str) -> Result<(), Ended> {
+        let Ok(id) = DashboardId::new(id) else {
+            // Not written by a store (a hand-made row or notification): no engine can hold
+            // a dashboard of that id, so there is nothing to change.
+            tracing::warn!(
+                place = %self.place,
+                id,
+                "dashboard store: ignored a row or notification whose id is not a dashboard id"
+            );
+            return Ok(());
+        };
+        self.changes
+            .send(StoreChange { id })
+            .map_err(|_| Ended::Stop)
+    }
+
+    /// Reads the whole table: the first time, what the watch starts from; after a lost
+    /// connection, the ids whose rows differ from the last read are reported (they may
+    /// have changed while no notification could arrive).
+    fn resync(&mut self, client: &mut postgres::Client) -> Result<(), Ended> {
+        let rows = client
+            .query(&self.sql.select, &[])
+            .map_err(|e| Ended::Lost(e.to_string()))?;
+        let now: BTreeMap<String, String> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect();
+        // The first time, with `watch` still waiting: the engine loads the table after
+        // this, so there is nothing to report. If `watch` gave up waiting, every row is
+        // reported (the engine ignores those it holds already).
+        let quiet = self.ready.take().is_some_and(|r| r.try_send(()).is_ok());
+        let before = self.seen.take().unwrap_or_default();
+        if !quiet {
+            let changed = now
+                .iter()
+                .filter(|(id, text)| before.get(*id) != Some(*text))
+                .map(|(id, _)| id);
+            let deleted = before.keys().filter(|id| !now.contains_key(*id));
+            for id in changed.chain(deleted) {
+                self.send(id)?;
+            }
+        }
+        self.seen = Some(now);
+        Ok(())
+    }
+
+    /// Reports every notified id until the connection is lost or the watch ends.
+    fn follow(&mut self, client: &mut postgres::Client) -> Ended {
+        loop {
+            if self.stopped() {
+                return Ended::Stop;
+            }
+            let next = client.notifications().timeout_iter(LISTEN_POLL).next();
+            match next {
+                Ok(Some(n)) => {
+                    if let Err(ended) = self.send(n.payload()) {
+                        return ended;
+                    }
+                }
+                Ok(None) if client.is_closed() => {
+                    return Ended::Lost("the connection was closed".to_owned());
+                }
+                Ok(None) => {}
+                Err(e) => return Ended::Lost(e.to_string()),
+            }
+        }
+    }
 }
 
 impl PostgresStore {
@@ -193,6 +411,7 @@ impl PostgresStore {
         let (mut pg, base) = super::parse_url(url)?;
         pg.connect_timeout(config.timeout);
         let place = format!("{base}/{}", config.table);
+        let listen_config = pg.clone();
         let (tx, rx) = mpsc::channel::<(Call, Reply)>();
         let mut worker = Worker {
             config: pg,
@@ -216,6 +435,9 @@ impl PostgresStore {
             calls: Mutex::new(tx),
             place,
             timeout: config.timeout,
+            config: listen_config,
+            table: config.table,
+            listener: Mutex::new(None),
         };
         // Connect now, so that a wrong URL or a server that is down shows at start.
         store.call(Call::LoadAll, "connect").map(|_| store)
@@ -259,6 +481,57 @@ impl DashboardStore for PostgresStore {
     fn delete(&self, id: &DashboardId) -> Result<(), Error> {
         self.call(Call::Delete(id.as_str().to_owned()), "remove")
             .map(|_| ())
+    }
+
+    fn load_one(&self, id: &DashboardId) -> Result<Loaded, Error> {
+        self.call(Call::LoadOne(id.as_str().to_owned()), "read")
+    }
+
+    /// Starts a thread with a connection of its own that `LISTEN`s to the store's
+    /// channel; see [Changes made elsewhere](super#changes-made-elsewhere). Waits (at most
+    /// the [`timeout`](PostgresStoreConfig::timeout)) until it listens, so that the engine's
+    /// load that follows misses nothing. A second call stops the first listener.
+    fn watch(&self) -> Option<mpsc::Receiver<StoreChange>> {
+        let (changes, receiver) = mpsc::channel();
+        let (ready, started) = mpsc::sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = Listener {
+            config: self.config.clone(),
+            sql: Sql::new(&self.table),
+            place: self.place.clone(),
+            changes,
+            stop: Arc::clone(&stop),
+            seen: None,
+            ready: Some(ready),
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("rtdash-postgres-listen".to_owned())
+            .spawn(move || listener.run())
+        {
+            tracing::error!(
+                place = %self.place,
+                error = %e,
+                "dashboard store: cannot start the listener; changes made elsewhere will be \
+                 seen at the next start only"
+            );
+            return None;
+        }
+        if let Some(old) = self
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(stop)
+        {
+            old.store(true, Ordering::Release);
+        }
+        if started.recv_timeout(self.timeout).is_err() {
+            tracing::warn!(
+                place = %self.place,
+                "dashboard store: the listener is not connected yet; it reports every row \
+                 once it is"
+            );
+        }
+        Some(receiver)
     }
 }
 
