@@ -292,3 +292,24 @@ fn the_listener_survives_a_restart_and_resyncs_what_it_missed() {
         !b.dashboards().contains("sales")
     });
 }
+
+#[test]
+fn dropping_the_engine_ends_its_listener() {
+    let db = Database::new();
+    let mut client = db.client();
+    let sessions = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&db.name],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let a = engine(&db.url());
+    // The store's connection and the listener's.
+    assert_eq!(sessions(&mut client), 2);
+    drop(a);
+    wait_for("both sessions end", Duration::from_secs(3), || {
+        sessions(&mut client) == 0
+    });
+}
