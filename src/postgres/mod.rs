@@ -34,10 +34,33 @@
 //! next call; a call that cannot be answered within
 //! [`timeout`](PostgresStoreConfig::timeout) fails with [`Error::Store`].
 //!
-//! Nodes sharing the store read every dashboard at start; a change made on one node is
-//! stored for all and seen by the others at their next start (live propagation between
-//! nodes is not done yet).
-
+//! # Changes made elsewhere
+//!
+//! Nodes sharing the store read every dashboard at start, then follow each other's
+//! changes live (within a few milliseconds on a LAN):
+//!
+//! - every write notifies the table's channel (`pg_notify('<table>', '<id>')`, the table
+//!   name in lower case) in the same statement, so the notification is sent if and only
+//!   if the write commits;
+//! - [`DashboardStore::watch`](crate::DashboardStore::watch) starts a listener thread
+//!   with a connection of its own that `LISTEN`s to the channel and reports each notified
+//!   id; the engine reads the row again (under its registry's write lock, so a late report
+//!   never undoes a newer local change), validates it against its own limits and swaps it
+//!   in, announcing it to its subscribers with the usual `dashboard` frame (see
+//!   [`Registry`](crate::Registry#changes-made-elsewhere)). A node's own writes come back
+//!   too and change nothing: the document equals the one it holds;
+//! - a lost listener connection (PostgreSQL restarted, the session ended) is made again
+//!   with a backoff of up to 1 s; the listener then reads the whole table and reports every
+//!   row that changed or went since its last read, so changes made while no notification
+//!   could arrive are not lost;
+//! - a row that does not decode, or a document over this node's limits, is not applied
+//!   (the node keeps its version) and is listed by
+//!   [`Registry::skipped_changes`](crate::Registry::skipped_changes).
+//!
+//! A row changed by hand (`psql`) is seen live only if the change is notified too
+//! (`NOTIFY rtdash_dashboards, 'ops'`); otherwise the nodes see it at their next start or
+//! their listener's next reconnection. The listener notices a dead server when its socket
+//! closes; a silently dropped network path is noticed only by TCP keepalive.
 //!
 //! # Archive
 //!
