@@ -3,7 +3,6 @@
 //! at the end. A missing server fails the tests, it never skips them.
 #![cfg(feature = "postgres")]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use rtdash::postgres::{PostgresStore, PostgresStoreConfig};
@@ -11,54 +10,15 @@ use rtdash::{
     AlertRule, DashboardDoc, DashboardId, DashboardStore, Engine, EngineConfig, Error, Widget,
 };
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+mod common;
 
-/// A fresh database, dropped when the value goes.
-struct Database {
-    name: String,
-}
+use common::pg::{Database, SERVER};
 
-impl Database {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "rtdash_test_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-            .unwrap_or_else(|e| {
-                panic!("these tests need PostgreSQL at {SERVER} (user postgres, trust auth): {e}")
-            });
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-            .and_then(|()| admin.batch_execute(&format!("CREATE DATABASE {name}")))
-            .expect("create the test database");
-        Self { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
-    }
-
-    fn sql(&self, statements: &str) {
-        postgres::Client::connect(&self.url(), postgres::NoTls)
-            .and_then(|mut c| c.batch_execute(statements))
-            .expect("SQL on the test database");
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut admin) =
-            postgres::Client::connect(&format!("{SERVER}/postgres"), postgres::NoTls)
-        {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
+/// Runs `statements` on the test database.
+fn sql(db: &Database, statements: &str) {
+    db.client()
+        .batch_execute(statements)
+        .expect("SQL on the test database");
 }
 
 fn doc(id: &str, title: &str) -> DashboardDoc {
@@ -124,7 +84,8 @@ fn rows_that_do_not_decode_are_reported_and_skipped() {
     let db = Database::new();
     let store = PostgresStore::connect(&db.url(), PostgresStoreConfig::default()).unwrap();
     store.put(&doc("ops", "Requests")).unwrap();
-    db.sql(
+    sql(
+        &db,
         r#"INSERT INTO rtdash_dashboards (id, doc) VALUES
              ('broken', '{"id": "broken"}'),
              ('elsewhere', '{"id": "other", "name": "Other"}'),

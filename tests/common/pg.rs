@@ -23,7 +23,7 @@ impl Database {
     pub(crate) fn new() -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
-            "rtdash_archive_test_{}_{}",
+            "rtdash_test_{}_{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
