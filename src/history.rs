@@ -575,16 +575,28 @@ impl Merge {
     }
 
     pub(crate) fn add(&mut self, b: &ArchivedBucket) {
-        self.count += b.count;
-        self.sum += b.sum;
-        self.min = self.min.min(b.min);
-        self.max = self.max.max(b.max);
-        if let Some(h) = &b.histogram {
+        self.add_parts(b.count, b.sum, b.min, b.max, b.histogram.as_deref());
+    }
+
+    /// Adds a bucket's parts, by the rules of live windows: counts and sums add, extremes
+    /// are kept, histograms merge (one of another precision is left out: its counts and
+    /// extremes still add).
+    pub(crate) fn add_parts(
+        &mut self,
+        count: u64,
+        sum: f64,
+        min: f64,
+        max: f64,
+        histogram: Option<&LogHistogram>,
+    ) {
+        self.count = self.count.saturating_add(count);
+        self.sum += sum;
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        if let Some(h) = histogram {
             match &mut self.histogram {
-                None => self.histogram = Some(LogHistogram::clone(h)),
+                None => self.histogram = Some(h.clone()),
                 Some(acc) => {
-                    // Precisions are equal within one store; a foreign bucket is skipped
-                    // for the histogram only (its counts and extremes still add).
                     let _ = acc.merge(h);
                 }
             }

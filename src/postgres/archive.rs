@@ -12,7 +12,7 @@ use rtdash_window::LogHistogram;
 use serde::Serialize;
 
 use crate::Error;
-use crate::history::{ArchiveHealth, ArchivedBucket, HistoryArchive};
+use crate::history::{ArchiveHealth, ArchivedBucket, HistoryArchive, Merge};
 
 /// Width of a downsampled row: one hour, in milliseconds.
 const HOUR_MS: i64 = 3_600_000;
@@ -1222,7 +1222,7 @@ fn maintain(
             return Ok(report);
         }
         // The hour rows to write, by (metric, series, hour).
-        let mut hours: BTreeMap<(String, String, i64), Merged> = BTreeMap::new();
+        let mut hours: BTreeMap<(String, String, i64), Merge> = BTreeMap::new();
         let mut gone = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for row in &rows {
             let Ok(r) = raw_row(row) else {
@@ -1248,7 +1248,10 @@ fn maintain(
             }
             report.downsampled += 1;
             let key = (r.metric.clone(), r.series.clone(), r.hour_ms());
-            hours.entry(key).or_insert_with(Merged::new).add(&r, hist);
+            hours
+                .entry(key)
+                .or_insert_with(Merge::new)
+                .add_row(&r, hist.as_ref());
         }
         // Merge into the hour rows that exist (locked until the commit).
         let (m, s, h): (Vec<String>, Vec<String>, Vec<i64>) = hours
@@ -1282,7 +1285,7 @@ fn maintain(
                 continue;
             }
             if let Some(merged) = hours.get_mut(&(r.metric.clone(), r.series.clone(), r.start_ms)) {
-                merged.add(&r, hist);
+                merged.add_row(&r, hist.as_ref());
             }
         }
         let mut cols = Columns::default();
@@ -1293,11 +1296,14 @@ fn maintain(
                 start_ms: hour,
                 // HOUR_MS fits.
                 width_ms: HOUR_MS as i32,
-                count: merged.count,
+                count: i64::try_from(merged.count).unwrap_or(i64::MAX),
                 sum: merged.sum,
                 min: merged.min,
                 max: merged.max,
-                hist: merged.hist.as_ref().and_then(|h| encode_histogram(h).ok()),
+                hist: merged
+                    .histogram
+                    .as_ref()
+                    .and_then(|h| encode_histogram(h).ok()),
             });
         }
         report.hour_rows += cols.execute(&mut tx, &sql.upsert)?;
@@ -1309,40 +1315,11 @@ fn maintain(
     }
 }
 
-/// Rows merged into one.
-struct Merged {
-    count: i64,
-    sum: f64,
-    min: f64,
-    max: f64,
-    hist: Option<LogHistogram>,
-}
-
-impl Merged {
-    fn new() -> Self {
-        Self {
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            hist: None,
-        }
-    }
-
-    /// Adds a row (its histogram decoded), by the rules of the live windows: a histogram of
-    /// another precision is left out (its counts and extremes still add).
-    fn add(&mut self, r: &Row, hist: Option<LogHistogram>) {
-        self.count = self.count.saturating_add(r.count);
-        self.sum += r.sum;
-        self.min = self.min.min(r.min);
-        self.max = self.max.max(r.max);
-        match (&mut self.hist, hist) {
-            (_, None) => {}
-            (None, Some(h)) => self.hist = Some(h),
-            (Some(acc), Some(h)) => {
-                let _ = acc.merge(&h);
-            }
-        }
+impl Merge {
+    /// Adds a row (its count checked non-negative, its histogram decoded).
+    fn add_row(&mut self, r: &Row, hist: Option<&LogHistogram>) {
+        let count = u64::try_from(r.count).unwrap_or(0);
+        self.add_parts(count, r.sum, r.min, r.max, hist);
     }
 }
 
