@@ -218,3 +218,33 @@ fn late_events_overflowing_the_buffer_are_counted() {
     // The buffer has room again.
     assert_eq!(s.record(id, t(1), 6.0), Ok(Recorded::LateBuffered));
 }
+
+#[test]
+fn histogram_contents_from_outside_are_checked() {
+    use rtdash_window::LogHistogram;
+    // A bin that is no finite value's, counts that overflow, a precision out of range:
+    // each refused with what is wrong, nothing built.
+    let e = LogHistogram::from_bin_counts(7, [(u32::MAX, 1)]).unwrap_err();
+    assert!(matches!(e, WindowError::InvalidHistogram { .. }), "{e}");
+    assert!(e.to_string().contains("not a bin of a finite value"), "{e}");
+    let mut one = LogHistogram::new(7).unwrap();
+    one.record(1.0).unwrap();
+    let bin = one.bin_counts().next().unwrap().0;
+    let e = LogHistogram::from_bin_counts(7, [(bin, u64::MAX), (bin, 1)]).unwrap_err();
+    assert!(e.to_string().contains("overflow"), "{e}");
+    let e = LogHistogram::from_bin_counts(0, [(bin, 1)]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            WindowError::InvalidConfig {
+                field: "percentile_precision",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Good contents round-trip, a bin given twice adds up.
+    let h = LogHistogram::from_bin_counts(7, [(bin, 2), (bin, 3)]).unwrap();
+    assert_eq!(h.count(), 5);
+    assert_eq!(h.bin_counts().collect::<Vec<_>>(), vec![(bin, 5)]);
+}
