@@ -1338,6 +1338,32 @@ impl Engine {
         Ok(state_of(&input, answer.as_ref()))
     }
 
+    /// Hands every roll-up bucket not yet archived, complete or not, to the history
+    /// archive and waits up to `timeout` for it to store them (the last step of
+    /// [`EngineTask::shutdown`]). Nothing happens without an archive, or with a partitioned
+    /// log (whose partitions' next owners hold those buckets).
+    async fn flush_history(&self, timeout: Duration) {
+        let Some(archive) = self.inner.archive.clone() else {
+            return;
+        };
+        if self.inner.partitions.is_some() {
+            return;
+        }
+        let buckets = crate::history::take(&self.inner.recorder.shared().store, true);
+        let done = tokio::task::spawn_blocking(move || {
+            archive.offer(buckets);
+            archive.flush(timeout)
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "history archive: not everything stored at shutdown")
+            }
+            Err(e) => tracing::warn!(error = %e, "history archive: flush at shutdown failed"),
+        }
+    }
+
     /// The history of a widget over `req`'s range: one point per step, each the widget's
     /// aggregation over its window ending at the point's time, exactly as the live value
     /// was computed (see [`history`](crate::history) for windows over coarser data and
@@ -1666,7 +1692,10 @@ impl EngineTask {
     /// Stops the refresh scheduler (after the tick under way, if any) and closes every
     /// WebSocket and SSE session of the engine's transports with 1001 (going away), so
     /// clients reconnect elsewhere; returns when both are done (sessions wait at most their
-    /// `shutdown_timeout`).
+    /// `shutdown_timeout`). With a history archive and no partitioned log, the roll-up
+    /// buckets still filling are handed to the archive too, and the archive is given up
+    /// to 5 s to store what it holds (with a partitioned log, the next owner of each
+    /// partition holds them).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -1674,6 +1703,7 @@ impl EngineTask {
         let _ = (&mut self.scheduler).await;
         self.engine.release_partitions().await;
         self.engine.close_sessions().await;
+        self.engine.flush_history(Duration::from_secs(5)).await;
     }
 }
 

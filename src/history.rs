@@ -259,6 +259,19 @@ pub trait HistoryArchive: Send + Sync + 'static {
 
     /// The archive's health.
     fn health(&self) -> ArchiveHealth;
+
+    /// Waits until every bucket offered is stored, at most `timeout` (blocking: the engine
+    /// calls it on a blocking thread at shutdown). The default does nothing (an archive
+    /// that stores in `offer`).
+    ///
+    /// # Errors
+    ///
+    /// When buckets are still waiting after `timeout` (e.g. the database is down); they
+    /// are lost with the process.
+    fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 /// An archive shared with the host (which keeps a handle, e.g. to flush it at shutdown).
@@ -282,6 +295,10 @@ impl<A: HistoryArchive> HistoryArchive for std::sync::Arc<A> {
 
     fn health(&self) -> ArchiveHealth {
         (**self).health()
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        (**self).flush(timeout)
     }
 }
 
@@ -912,11 +929,36 @@ pub(crate) fn export(
     store: &std::sync::RwLock<rtdash_window::WindowStore>,
     archive: &std::sync::Arc<dyn HistoryArchive>,
 ) -> usize {
+    let buckets = take(store, false);
+    let n = buckets.len();
+    if n > 0 {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let archive = std::sync::Arc::clone(archive);
+                drop(rt.spawn_blocking(move || archive.offer(buckets)));
+            }
+            Err(_) => archive.offer(buckets),
+        }
+    }
+    n
+}
+
+/// The roll-up buckets of `store` not taken before: the complete ones, or with `all` every
+/// one (at shutdown), with their series keys.
+pub(crate) fn take(
+    store: &std::sync::RwLock<rtdash_window::WindowStore>,
+    all: bool,
+) -> Vec<ArchivedBucket> {
     use std::sync::PoisonError;
-    let buckets: Vec<ArchivedBucket> = {
+    {
         let mut s = store.write().unwrap_or_else(PoisonError::into_inner);
-        let Ok(taken) = s.take_rollups() else {
-            return 0;
+        let taken = if all {
+            s.take_all_rollups()
+        } else {
+            s.take_rollups()
+        };
+        let Ok(taken) = taken else {
+            return Vec::new();
         };
         taken
             .into_iter()
@@ -933,18 +975,7 @@ pub(crate) fn export(
                 })
             })
             .collect()
-    };
-    let n = buckets.len();
-    if n > 0 {
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                let archive = std::sync::Arc::clone(archive);
-                drop(rt.spawn_blocking(move || archive.offer(buckets)));
-            }
-            Err(_) => archive.offer(buckets),
-        }
     }
-    n
 }
 
 fn ms_of(d: Duration) -> i64 {

@@ -225,3 +225,38 @@ fn an_outage_longer_than_the_buffer_is_a_counted_gap() {
     archive.flush(Duration::from_secs(60)).expect("caught up");
     assert_eq!(archive.health().buffered, 0);
 }
+
+#[test]
+fn a_node_shut_down_gracefully_leaves_its_newest_minutes_in_postgres() {
+    let db = Database::new();
+    let archive = archive(&db.url(), 1_000_000);
+    let engine = engine(&archive);
+    let scenario = Scenario::steady(20 * 60);
+    let accepted = scenario.run(&engine);
+    let rt = runtime();
+    // The buckets of the last ~5.5 min are still filling: only a shutdown hands them over.
+    rt.block_on(async {
+        let task = engine.spawn();
+        task.shutdown().await;
+    });
+    drop(engine);
+    let other = engine_with_dashboard(&archive, &scenario);
+    let end = scenario.end();
+    for (w, name) in widgets() {
+        let req =
+            HistoryRequest::new(Timestamp::from_millis(T0), end).with_step(Duration::from_secs(60));
+        let h = rt.block_on(other.history("h", w, req)).expect("history");
+        check_history(&h, &accepted, &format!("{name} after a shutdown")).expect("exact");
+        let last = h
+            .series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| (p.time.as_millis(), p.count))
+            .max();
+        let (t, count) = last.expect("points");
+        assert!(
+            t >= end.as_millis() - 60_000 && count > 0,
+            "{name}: the newest minute is missing"
+        );
+    }
+}

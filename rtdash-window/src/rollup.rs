@@ -101,6 +101,22 @@ impl WindowStore {
     /// # Ok::<(), rtdash_window::WindowError>(())
     /// ```
     pub fn take_rollups(&mut self) -> Result<Vec<RollupBucket>, WindowError> {
+        self.take(false)
+    }
+
+    /// Every roll-up bucket not handed out before, complete or not: for a store about to
+    /// go away (a host shutting down), so an archive keeps what it would otherwise lose.
+    /// A bucket handed out incomplete is not handed out again, even if events still
+    /// change it.
+    ///
+    /// # Errors
+    ///
+    /// As [`take_rollups`](Self::take_rollups).
+    pub fn take_all_rollups(&mut self) -> Result<Vec<RollupBucket>, WindowError> {
+        self.take(true)
+    }
+
+    fn take(&mut self, all: bool) -> Result<Vec<RollupBucket>, WindowError> {
         let wc = self.rollup_width()?;
         self.layout.exporting = true;
         let bins = self.layout.bins;
@@ -109,6 +125,11 @@ impl WindowStore {
         for (i, slot) in self.series.iter_mut().enumerate() {
             let Some(s) = slot else { continue };
             let complete = s.complete_rollups();
+            let end = if all {
+                s.fine.head().div_euclid(layout.k) + 1
+            } else {
+                complete.end
+            };
             let from = complete
                 .start
                 .max(s.exported_below)
@@ -130,12 +151,12 @@ impl WindowStore {
                 });
                 out.push(RollupBucket::new(id, e.index * wc, wc, agg, hist));
             }
-            for c in from..complete.end {
+            for c in from..end {
                 if let Some((agg, hist)) = s.rollup_bucket(&layout, c, bins) {
                     out.push(RollupBucket::new(id, c * wc, wc, agg, hist));
                 }
             }
-            s.exported_below = s.exported_below.max(complete.end);
+            s.exported_below = s.exported_below.max(end);
         }
         Ok(out)
     }

@@ -175,3 +175,27 @@ fn without_a_roll_up_tier_there_are_no_roll_up_buckets() {
     assert_eq!(store.memory_since(unknown), None);
     assert!(store.take_rollups().unwrap().is_empty());
 }
+
+#[test]
+fn at_shutdown_every_bucket_is_handed_out_complete_or_not() {
+    let mut store = WindowStore::new(WindowConfig::default()).unwrap();
+    let id = store.series_id("m", [("s", "a")]).unwrap();
+    let mut oracle = Oracle::new();
+    for s in 0..900 {
+        let t = T0 + s * 1000;
+        store.record(id, Timestamp::from_millis(t), 2.0).unwrap();
+        add(&mut oracle, 0, t, 2.0);
+    }
+    let mut all = store.take_rollups().unwrap();
+    let complete = all.len();
+    all.extend(store.take_all_rollups().unwrap());
+    assert!(all.len() > complete, "the filling buckets too");
+    assert_eq!(all.len(), oracle.len());
+    for b in &all {
+        same(b, &oracle[&(0, b.start.as_millis())]).unwrap();
+    }
+    assert!(
+        store.take_all_rollups().unwrap().is_empty(),
+        "each bucket once"
+    );
+}

@@ -1030,6 +1030,10 @@ impl HistoryArchive for PostgresArchive {
         })
     }
 
+    fn flush(&self, timeout: Duration) -> Result<(), Error> {
+        PostgresArchive::flush(self, timeout)
+    }
+
     fn health(&self) -> ArchiveHealth {
         let q = self.shared.queue();
         ArchiveHealth {
