@@ -69,7 +69,7 @@ proptest! {
         let mut oracle = Oracle::new();
         let mut taken: BTreeMap<(usize, i64), RollupBucket> = BTreeMap::new();
         let mut clock = T0;
-        let mut take = |store: &mut WindowStore, taken: &mut BTreeMap<_, _>| -> Result<(), TestCaseError> {
+        let take = |store: &mut WindowStore, taken: &mut BTreeMap<_, _>| -> Result<(), TestCaseError> {
             for b in store.take_rollups().expect("roll-up tier") {
                 let key = (b.series.index(), b.start.as_millis());
                 prop_assert!(taken.insert(key, b).is_none(), "a bucket handed out twice");
