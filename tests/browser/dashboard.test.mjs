@@ -22,7 +22,8 @@
 //   RTDASH_TEST_TIMEOUT_S overall time limit in seconds (default 240)
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,9 @@ const BIN = process.env.RTDASH_DASHBOARD_BIN
 const SCREENSHOT = resolve(ROOT, process.env.RTDASH_SCREENSHOT || 'docs/screenshot.png');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_S = Number(process.env.RTDASH_TEST_TIMEOUT_S || 240);
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const VIEWPORTS = [[390, 844], [820, 1180], [1440, 1000]];
+const PERF_SECONDS = Number(process.env.RTDASH_PERF_SECONDS || 10);
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -152,6 +156,42 @@ function waitExit(proc, ms) {
   });
 }
 
+/** Runs axe-core in the page; returns the serious and critical violations. */
+async function axeViolations(page) {
+  // evaluated through CDP (the page's CSP forbids an injected <script>, rightly)
+  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
+  const res = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '), n: v.nodes.length }));
+  });
+  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+/** Horizontal overflow: the document scrolls sideways, or an element's right edge is past the viewport. */
+async function overflowOf(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const de = document.documentElement;
+    if (de.scrollWidth > de.clientWidth) out.push(`document scrollWidth ${de.scrollWidth} > ${de.clientWidth}`);
+    const vw = de.clientWidth;
+    for (const e of document.body.querySelectorAll('*')) {
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.right > vw + 0.5 || r.left < -0.5) {
+        out.push(`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${[...e.classList].join('.')} [${Math.round(r.left)}, ${Math.round(r.right)}]`);
+      }
+    }
+    // text cut off in its box (ellipsis or clipping): the title, widget titles and footers, table cells
+    for (const e of document.querySelectorAll('h1, .widget-title, .widget-foot, table.values td, table.values th, .facts dd')) {
+      if (e.scrollWidth > e.clientWidth + 1) out.push(`text cut in ${e.tagName.toLowerCase()}.${e.className} "${e.textContent.slice(0, 30)}" (${e.scrollWidth} > ${e.clientWidth})`);
+    }
+    for (const w of document.querySelectorAll('.table-wrap')) {
+      if (w.scrollWidth > w.clientWidth + 1) out.push(`table wider than its widget (${w.scrollWidth} > ${w.clientWidth})`);
+    }
+    return out;
+  });
+}
+
 const statusOf = (page) => page.getAttribute('#status', 'data-status');
 const valuesOf = (page) => page.$$eval('section.widget[data-widget-id]', (els) =>
   Object.fromEntries(els.map((e) => [e.dataset.widgetId, { chart: e.dataset.chart, value: e.dataset.value || '', stale: e.dataset.stale }])));
@@ -180,6 +220,8 @@ async function main() {
     deviceScaleFactor: 1,
   });
   const page = context.pages()[0] || (await context.newPage());
+  // The dark theme (headless Chromium reports "light" by default); the light one is checked later.
+  await page.emulateMedia({ colorScheme: 'dark' });
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   page.on('console', (m) => {
@@ -219,6 +261,8 @@ async function main() {
   await check('the connection status becomes live', async () => {
     await waitFor('#status[data-status=live]', 20000, async () => (await statusOf(page)) === 'live');
   });
+  const gridTop = () => page.evaluate(() => document.querySelector('#grid').getBoundingClientRect().top + window.scrollY);
+  const gridTopBefore = await gridTop();
 
   await check('every widget receives a value and none is stale', async () => {
     const v = await waitFor('a value in every widget', 20000, async () => {
@@ -260,7 +304,18 @@ async function main() {
       return t || null;
     }, 500);
     if (await page.isHidden('#alert-banner')) throw new Error('the alert banner is hidden while an alert fires');
-    return text.slice(0, 80);
+    const title = await page.title();
+    if (!/^\(\d+\) /.test(title)) throw new Error(`the tab title "${title}" does not count the firing alerts`);
+    const firing = await page.$$eval('section.widget.alerting', (els) => els.map((e) => e.dataset.widgetId));
+    const spans = await page.evaluate((ids) => ids.map((id) => window.__rtdash.alertSpans(id)).flat(), firing);
+    if (!spans.length) throw new Error(`no alert region on the firing widgets ${firing}`);
+    return `${text.slice(0, 60)}; title "${title}"; ${spans.length} shaded alert region(s)`;
+  });
+
+  await check('banners cause no layout shift (the grid stays put while the alert banner shows)', async () => {
+    const now = await gridTop();
+    if (Math.abs(now - gridTopBefore) > 0.5) throw new Error(`the grid moved from ${gridTopBefore} to ${now} px`);
+    return `grid top ${now} px before and after`;
   });
 
   await check('a screenshot of the live dashboard is saved', async () => {
@@ -270,10 +325,162 @@ async function main() {
     return SCREENSHOT;
   });
 
+  await check(`CDP main-thread time at 1440 px over ${PERF_SECONDS} s is reported (target <= 5 % busy)`, async () => {
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const metric = async () => {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const m = Object.fromEntries(metrics.map((x) => [x.name, x.value]));
+      return m;
+    };
+    const a = await metric();
+    const t0 = Date.now();
+    const u0 = await page.evaluate(() => Number(document.querySelector('#fact-updates').textContent.replace(/\D/g, '')));
+    await sleep(PERF_SECONDS * 1000);
+    const b = await metric();
+    const wall = (Date.now() - t0) / 1000;
+    const u1 = await page.evaluate(() => Number(document.querySelector('#fact-updates').textContent.replace(/\D/g, '')));
+    await cdp.detach();
+    const busy = ((b.TaskDuration - a.TaskDuration) / wall) * 100;
+    const layouts = (b.LayoutCount - a.LayoutCount) / wall;
+    const styles = (b.RecalcStyleCount - a.RecalcStyleCount) / wall;
+    return `main thread ${busy.toFixed(1)} % busy (${((b.TaskDuration - a.TaskDuration) * 1000 / wall).toFixed(0)} ms/s, script ${(((b.ScriptDuration - a.ScriptDuration) / wall) * 100).toFixed(1)} %), ${layouts.toFixed(1)} layouts/s, ${styles.toFixed(1)} style recalcs/s, ${((u1 - u0) / wall).toFixed(2)} update frames/s`;
+  });
+
+  await check('keyboard: Tab reaches the range picker, legend buttons and every widget, with a visible focus', async () => {
+    await page.evaluate(() => document.activeElement && document.activeElement.blur());
+    await page.mouse.click(1, 300); // focus the document, nothing interactive
+    const need = await page.$$eval('section.widget', (ws) => ws.length);
+    const seen = [];
+    let onBody = 0;
+    const noOutline = [];
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press('Tab');
+      const f = await page.evaluate(() => {
+        const a = document.activeElement;
+        if (!a || a === document.body) return null;
+        const cs = getComputedStyle(a);
+        const w = a.closest('section.widget');
+        return {
+          tag: a.tagName.toLowerCase(),
+          cls: a.className,
+          range: !!a.closest('#range'),
+          legend: a.classList.contains('legend-item'),
+          widget: w ? w.dataset.widgetId : null,
+          visible: cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 1,
+        };
+      });
+      if (!f) {
+        onBody++;
+        continue;
+      }
+      if (!f.visible) noOutline.push(`${f.tag}.${f.cls}`);
+      seen.push(f);
+    }
+    const widgets = new Set(seen.filter((f) => f.widget).map((f) => f.widget));
+    const ranges = seen.filter((f) => f.range).length;
+    const legends = seen.filter((f) => f.legend).length;
+    if (!ranges) throw new Error('Tab never reached the range picker');
+    if (!legends) throw new Error('Tab never reached a legend button');
+    if (widgets.size < need) throw new Error(`Tab reached ${widgets.size} of ${need} widgets`);
+    if (noOutline.length) throw new Error(`focused without a visible outline: ${[...new Set(noOutline)].join(', ')}`);
+    if (onBody > 8) throw new Error(`focus was on <body> ${onBody} times out of 80 presses`);
+    return `${seen.length} focus stops in 80 presses: ${ranges} range, ${legends} legend, ${widgets.size}/${need} widgets`;
+  });
+
+  await check('full screen: the widget button shows it over the page; Escape closes it', async () => {
+    const sel = 'section.widget[data-chart="line"]';
+    await page.locator(`${sel} .expand`).first().click();
+    const box = await waitFor('the widget full screen', 2000, async () => {
+      const r = await page.$eval(`${sel}.fullscreen`, (e) => e.getBoundingClientRect().width).catch(() => 0);
+      return r > 1000 ? r : null;
+    });
+    await page.keyboard.press('Escape');
+    await waitFor('full screen closed', 2000, async () => (await page.$$(`${sel}.fullscreen`)).length === 0);
+    return `${Math.round(box)} px wide, closed with Escape`;
+  });
+
+  for (const [vw, vh] of VIEWPORTS) {
+    await check(`at ${vw}×${vh}: nothing overflows, the title shows, alerts near the top, axe finds no serious issue; screenshot saved`, async () => {
+      await page.setViewportSize({ width: vw, height: vh });
+      await sleep(700);
+      const over = await overflowOf(page);
+      if (over.length) throw new Error(over.slice(0, 8).join('; '));
+      const h1 = await page.$eval('#dashboard-name', (e) => e.getBoundingClientRect().width);
+      if (h1 < 40) throw new Error(`the dashboard name is ${h1} px wide`);
+      const alertsTop = await page.$eval('#alert-list', (e) => e.getBoundingClientRect().top + window.scrollY);
+      if (vw < 1100 && alertsTop > vh) throw new Error(`the alerts panel starts ${Math.round(alertsTop)} px down`);
+      const bad = await axeViolations(page);
+      if (bad.length) throw new Error(`axe: ${bad.map((v) => `${v.id} (${v.impact}, ${v.n}: ${v.nodes})`).join('; ')}`);
+      const shot = SCREENSHOT.replace(/\.png$/, `-${vw}.png`);
+      await page.screenshot({ path: shot, fullPage: vw < 1440 });
+      return `alerts at ${Math.round(alertsTop)} px; ${shot.slice(ROOT.length + 1)}`;
+    });
+  }
+
+  await check('light theme: prefers-color-scheme light gives a light page, and axe still finds no serious issue', async () => {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await sleep(500);
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const [r, g, b] = bg.match(/\d+(\.\d+)?/g).map(Number);
+    if (r + g + b < 600) throw new Error(`the background is ${bg}`);
+    const bad = await axeViolations(page);
+    if (bad.length) throw new Error(`axe: ${bad.map((v) => `${v.id} (${v.impact}, ${v.n}: ${v.nodes})`).join('; ')}`);
+    await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-light.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    return `background ${bg}`;
+  });
+
   // History: the server has been up for the checks above; top up to 30 s if needed.
   const charts = dash.widgets
     .filter((w) => ['line', 'area'].includes((w.display_config || w.display).chart))
     .map((w) => w.widget_id);
+  const grouped = dash.widgets.find((w) => (w.display_config || w.display).chart === 'line' && w.group_by && (w.display_config || w.display).unit);
+
+  await check('hovering a chart shows a crosshair and a tooltip with values and the unit', async () => {
+    const sel = `section.widget[data-widget-id="${grouped.widget_id}"]`;
+    const unit = (grouped.display_config || grouped.display).unit;
+    const box = await page.locator(`${sel} canvas`).boundingBox();
+    await page.mouse.move(box.x + box.width - 24, box.y + box.height * 0.5); // near now: the newest values
+    const text = await waitFor('a visible tooltip', 3000, async () => {
+      const t = await page.$eval(`${sel} .chart-tip`, (e) => (e.hidden ? '' : e.textContent));
+      return t || null;
+    });
+    if (!/\d/.test(text) || !text.includes(unit)) throw new Error(`tooltip "${text}" lacks a number or the unit ${unit}`);
+    if (await page.isHidden(`${sel} .crosshair`)) throw new Error('no crosshair');
+    await page.mouse.move(0, 0);
+    await waitFor('the tooltip gone after leaving', 2000, async () => page.isHidden(`${sel} .chart-tip`));
+    return text.replace(/\s+/g, ' ').slice(0, 90);
+  });
+
+  await check('threshold lines are always in view: every chart axis reaches its thresholds and alert rules', async () => {
+    const out = [];
+    for (const w of dash.widgets.filter((x) => charts.includes(x.widget_id))) {
+      const d = w.display_config || w.display;
+      const ts = (d.thresholds || []).slice(1).map((t) => t.value)
+        .concat((dash.alert_rules || []).filter((r) => r.widget_id === w.widget_id).map((r) => r.threshold));
+      if (!ts.length) continue;
+      const y = await page.evaluate((id) => window.__rtdash.yRange(id), w.widget_id);
+      for (const t of ts) if (!(y && t >= y.lo && t <= y.hi)) throw new Error(`${w.title}: threshold ${t} outside the axis ${JSON.stringify(y)}`);
+      out.push(`${w.title} ${y.lo}..${y.hi} ∋ ${ts.join(',')}`);
+    }
+    return out.join('; ');
+  });
+
+  await check('a legend entry is a toggle button: a click hides its series, another shows it', async () => {
+    const sel = `section.widget[data-widget-id="${grouped.widget_id}"] .widget-legend button`;
+    const btn = page.locator(sel).first();
+    const group = await btn.getAttribute('data-group');
+    if ((await btn.getAttribute('aria-pressed')) !== 'true') throw new Error('a legend button starts not pressed');
+    await btn.click();
+    await waitFor('the series hidden', 2000, async () => (await page.evaluate((id) => window.__rtdash.hidden(id), grouped.widget_id)).includes(group));
+    if ((await btn.getAttribute('aria-pressed')) !== 'false') throw new Error('aria-pressed still true after hiding');
+    await waitFor(`the hidden series ${group} no longer drawn`, 2000, async () =>
+      !(await page.evaluate((id) => Object.keys(window.__rtdash.segments(id)), grouped.widget_id)).includes(group));
+    await btn.click();
+    await waitFor('the series shown again', 2000, async () => !(await page.evaluate((id) => window.__rtdash.hidden(id), grouped.widget_id)).includes(group));
+    return `${group} hidden and shown again`;
+  });
   const fewestPoints = (p) => p.evaluate((ids) => Math.min(...ids.map((id) => window.__rtdash.points(id))), charts);
   const fresh = await context.newPage();
   fresh.on('pageerror', (err) => pageErrors.push(err.message));
@@ -320,7 +527,10 @@ async function main() {
     return `axis spans ${(span / 60000).toFixed(1)} min; ${points}+ points per chart`;
   });
 
+  let killedAt = 0;
+  let restartedAt = 0;
   await check('killing the server turns the status to reconnecting and marks values stale', async () => {
+    killedAt = Date.now();
     server.proc.kill('SIGKILL');
     await waitExit(server.proc, 10000);
     await waitFor('#status[data-status=reconnecting]', 15000, async () => (await statusOf(page)) === 'reconnecting');
@@ -333,6 +543,7 @@ async function main() {
     await sleep(1000);
     second = await restartOnPort(port, ['--incident-after', '3600']);
     const t0 = Date.now();
+    restartedAt = t0;
     await waitFor('#status[data-status=live] again', 40000, async () => (await statusOf(page)) === 'live');
     return `live again ${((Date.now() - t0) / 1000).toFixed(1)} s after the restart`;
   });
@@ -344,6 +555,27 @@ async function main() {
       const changed = Object.keys(now).filter((id) => before[id] && now[id].value !== before[id].value);
       return changed.length > 0 && Object.values(now).every((x) => x.stale === 'false');
     });
+  });
+
+  await check('the outage is drawn as a gap: every line and area chart breaks its lines across it', async () => {
+    // A run ends before the kill and the next one starts after the restart: no line bridges the outage.
+    const res = await waitFor('a break across the outage in every chart', 10000, async () => {
+      const segs = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => [id, window.__rtdash.segments(id)])), charts);
+      const bad = [];
+      let widest = Infinity;
+      for (const id of charts) {
+        const ok = Object.values(segs[id]).some((runs) => runs.some((r, i) => {
+          const next = runs[i + 1];
+          if (!next || r[1] > killedAt + 1500 || next[0] < restartedAt - 1500) return false;
+          widest = Math.min(widest, next[0] - r[1]);
+          return true;
+        }));
+        if (!ok) bad.push(`${id}: ${JSON.stringify(segs[id]).slice(0, 300)}`);
+      }
+      if (bad.length) throw new Error(`no break across the outage (${killedAt}..${restartedAt}) in ${bad.join('; ')}`);
+      return widest;
+    }, 500);
+    return `${charts.length} charts break across the ${((restartedAt - killedAt) / 1000).toFixed(1)} s outage (narrowest break ${(res / 1000).toFixed(1)} s)`;
   });
 
   await check('SIGINT stops the server gracefully (exit code 0)', async () => {

@@ -41,17 +41,37 @@
   const LIVE_STEP_MS = 1000; // one point per bucket for the live range
   const MIN_SPAN_MS = 30 * 1000;
   const ALERT_HISTORY = 50;
+  const ALT_EVERY_MS = 5000; // chart text alternatives change at most this often
   const PALETTE = ['#5b9cf6', '#f5a524', '#a78bfa', '#34d399', '#f472b6', '#22d3ee', '#fb7185', '#facc15'];
   const HEAT_STOPS = ['#0d1b3d', '#1f4e9c', '#1ea6b8', '#9bd35a', '#f7c948', '#f26b3a', '#d7263d'];
   const FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "DejaVu Sans", sans-serif';
+  // Canvas colours, read from the stylesheet's variables (dark or light theme).
   const C = {
     text: '#e3e8f0',
-    muted: '#8593a8',
-    faint: '#4d5a6e',
+    muted: '#9aa7ba',
+    faint: '#9aa7ba',
     grid: 'rgba(133, 147, 168, 0.12)',
     track: 'rgba(255, 255, 255, 0.07)',
     accent: '#4f9cf9',
+    bad: '#ef4f5b',
+    alertFill: 'rgba(239, 79, 91, 0.13)',
+    alertEdge: 'rgba(239, 79, 91, 0.6)',
+    empty: 'rgba(255, 255, 255, 0.03)',
   };
+  function readTheme() {
+    const cs = getComputedStyle(document.documentElement);
+    const get = (name, fallback) => cs.getPropertyValue(name).trim() || fallback;
+    C.text = get('--text', C.text);
+    C.muted = get('--muted', C.muted);
+    C.faint = C.muted;
+    C.grid = get('--grid', C.grid);
+    C.track = get('--track', C.track);
+    C.accent = get('--accent', C.accent);
+    C.bad = get('--bad', C.bad);
+    C.alertFill = get('--alert-fill', C.alertFill);
+    C.alertEdge = get('--alert-edge', C.alertEdge);
+    C.empty = get('--empty-cell', C.empty);
+  }
 
   // ------------------------------------------------------------------ helpers
 
@@ -65,40 +85,74 @@
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
-  /** Formats a value with its unit: 1234 -> "1,234", 12345 -> "12.3k". */
+  // One number format everywhere, in the browser's locale: three significant
+  // digits, compact from 1,000 on (9,704 -> "9.7K", 10,000 -> "10K", never a
+  // switch from "9,704" to "10.0k"); the same rule for values, ticks and tooltips.
+  const NF = new Intl.NumberFormat(undefined, { notation: 'compact', maximumSignificantDigits: 3 });
+  const NF_PLAIN = new Intl.NumberFormat(undefined, { notation: 'compact', maximumSignificantDigits: 6 });
+  const NF_INT = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const tickFormats = new Map();
+  const withUnit = (s, unit) => (unit ? (unit === '%' ? s + '%' : s + '\u00a0' + unit) : s);
+
+  /** Formats a value with its unit: 1234 -> "1.23K req/s", 7.234 -> "7.23%". */
   function fmt(v, unit) {
     if (v === null || v === undefined || !Number.isFinite(v)) return '—';
-    const a = Math.abs(v);
-    let s;
-    if (a >= 1e9) s = (v / 1e9).toFixed(a >= 1e11 ? 0 : 1) + 'G';
-    else if (a >= 1e6) s = (v / 1e6).toFixed(a >= 1e8 ? 0 : 1) + 'M';
-    else if (a >= 1e4) s = (v / 1e3).toFixed(a >= 1e5 ? 0 : 1) + 'k';
-    else if (a >= 1000) s = Math.round(v).toLocaleString('en-US');
-    else if (a >= 100) s = v.toFixed(0);
-    else if (a >= 10) s = v.toFixed(1);
-    else if (a >= 1) s = v.toFixed(2);
-    else if (a === 0) s = '0';
-    else s = v.toPrecision(2);
-    return unit ? (unit === '%' ? s + '%' : s + ' ' + unit) : s;
+    return withUnit(NF.format(Math.abs(v) < 1e-9 ? 0 : v), unit);
   }
 
   /** A configured number (threshold, limit) as written: 5 -> "5%", 0.25 -> "0.25 s". */
   function fmtPlain(v, unit) {
     if (v === null || !Number.isFinite(v)) return '—';
-    const s = Math.abs(v) >= 1e4 ? fmt(v, '') : String(Number(v.toPrecision(6)));
-    return unit ? (unit === '%' ? s + '%' : s + ' ' + unit) : s;
+    return withUnit(NF_PLAIN.format(v), unit);
   }
 
-  /** An axis label: as many decimals as the tick step needs. */
-  function fmtTick(v, step) {
-    if (Math.abs(v) >= 1e4) return fmt(v, '');
-    const decimals = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step) - 1e-9));
-    return v.toLocaleString('en-US', { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+  /** An axis label: compact, with as many decimals as the tick step needs. */
+  function fmtTick(v, step, unit) {
+    const big = Math.abs(v) >= 1000 || step >= 1000;
+    const decimals = big || step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step) - 1e-9));
+    const key = big ? 'big' : decimals;
+    let f = tickFormats.get(key);
+    if (!f) {
+      f = big
+        ? new Intl.NumberFormat(undefined, { notation: 'compact', maximumSignificantDigits: 3 })
+        : new Intl.NumberFormat(undefined, { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
+      tickFormats.set(key, f);
+    }
+    return withUnit(f.format(Math.abs(v) < step * 1e-6 ? 0 : v), unit);
+  }
+
+  // Times in the browser's locale and time zone (12- or 24-hour as it prefers).
+  const TF = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' });
+  const TF_HM = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+  const DF = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+  const DTF_FULL = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', second: '2-digit' });
+
+  /** A time with its date, for tooltips and the alert list. */
+  function fmtTimeFull(ms) {
+    return DTF_FULL.format(new Date(ms));
   }
 
   function fmtTime(ms) {
+    return TF.format(new Date(ms));
+  }
+
+  const dayOf = (ms) => new Date(ms).toDateString();
+
+  /** An axis time label: seconds only when the step needs them; the date where
+   *  the day changes (the first label too, when the range crosses midnight). */
+  function fmtAxisTime(ms, stepMs, withDate) {
     const d = new Date(ms);
-    return d.toLocaleTimeString('en-GB', { hour12: false });
+    const time = stepMs >= 60000 ? TF_HM.format(d) : TF.format(d);
+    return withDate ? `${DF.format(d)} ${time}` : time;
+  }
+
+  /** A duration: "45 s", "3 min 20 s", "1 h 5 min". */
+  function fmtDuration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60);
+    if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`;
+    return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
   }
 
   function fmtAgo(ms) {
@@ -168,6 +222,14 @@
       this.cap = capacity;
       this.start = 0;
       this.len = 0;
+      // History coverage: the server sends one point per step there (a missing
+      // step is a gap); `step` is the finest step, `coarseUntil`/`coarseStep` the
+      // older span of a longer range.
+      this.histFrom = Infinity;
+      this.histTo = -Infinity;
+      this.step = 0;
+      this.coarseUntil = -Infinity;
+      this.coarseStep = 0;
     }
 
     get lastT() {
@@ -220,9 +282,13 @@
      *  whose time is after the last history point (live values received meanwhile). */
     seam(points) {
       if (!points.length) return;
+      const firstH = points[0][0];
       const lastH = points[points.length - 1][0];
-      const live = this.toArray().filter(([t]) => t > lastH);
-      this.refill(points.map(([t, v]) => [t, v === null ? NaN : v]).concat(live));
+      const held = this.toArray();
+      // points older than this history (e.g. from before a server restart) stay
+      const older = held.filter(([t]) => t < firstH);
+      const live = held.filter(([t]) => t > lastH);
+      this.refill(older.concat(points.map(([t, v]) => [t, v === null ? NaN : v]), live));
     }
 
     /** Longer history in front: the history points before the oldest point held. */
@@ -232,12 +298,45 @@
       if (older.length) this.refill(older.concat(this.toArray()));
     }
 
+    /** Notes the span and step of history applied (see `breaksBetween`). */
+    cover(from, to, step, mode) {
+      if (mode === 'extend') {
+        this.coarseUntil = Math.max(this.coarseUntil, Math.min(to, this.histFrom));
+        this.coarseStep = Math.max(this.coarseStep, step);
+      } else {
+        this.step = step;
+      }
+      this.histFrom = Math.min(this.histFrom, from);
+      this.histTo = Math.max(this.histTo, to);
+    }
+
+    /** True when the line must break between consecutive points at `t1` < `t2`:
+     *  they are more than ~2 steps apart and either both lie in loaded history
+     *  (which has a point per step, so a missing one is missing data) or the
+     *  connection was down in between (live values are only sent when they
+     *  change, so a long interval between two live values is not a gap). */
+    breaksBetween(t1, t2, refreshMs) {
+      const step = Math.max(refreshMs, t1 < this.coarseUntil ? this.coarseStep : this.step);
+      if (t2 - t1 <= 2.5 * step) return false;
+      if (t1 >= this.histFrom && t2 <= this.histTo) return true;
+      return outageBetween(t1, t2);
+    }
+
     /** Calls `fn(t, v)` for every point from the oldest; `v` is NaN for "no data". */
     forEach(fn) {
       for (let k = 0; k < this.len; k++) {
         const i = (this.start + k) % this.cap;
         fn(this.t[i], this.v[i]);
       }
+    }
+
+    /** The last point at or before `t` as `[t, v]`, or null. */
+    pointAt(t) {
+      for (let k = this.len - 1; k >= 0; k--) {
+        const i = (this.start + k) % this.cap;
+        if (this.t[i] <= t) return [this.t[i], this.v[i]];
+      }
+      return null;
     }
 
     /** The value in force at time `t` (the last point at or before it), or null. */
@@ -282,7 +381,14 @@
     latencies: [],
     alertsFiring: new Map(),
     alertHistory: [],
+    outages: [], // [from, to] in server time: the stream was down (to: Infinity while down)
   };
+
+  /** True when the stream was down at some time between `t1` and `t2` (server time). */
+  function outageBetween(t1, t2) {
+    for (const [a, b] of state.outages) if (a < t2 && b > t1) return true;
+    return false;
+  }
 
   const serverNow = () => Date.now() + state.clockOffset;
   const isLive = () => state.status === 'live';
@@ -352,17 +458,30 @@
 
     addCanvas() {
       this.canvas = el('canvas');
+      // a text alternative: the latest value(s), refreshed at most every ALT_EVERY_MS
+      this.canvas.setAttribute('role', 'img');
+      this.canvas.setAttribute('aria-label', `${this.def.title}: no data yet`);
+      this.altAt = 0;
       this.body.appendChild(this.canvas);
       this.ctx = this.canvas.getContext('2d');
       this.w = 0;
       this.h = 0;
       this.dpr = 1;
-      new ResizeObserver(() => markDirty(this)).observe(this.body);
+      // The size comes from the observer, so drawing never forces a layout.
+      this.cssW = 0;
+      this.cssH = 0;
+      new ResizeObserver((entries) => {
+        const r = entries[entries.length - 1].contentRect;
+        if (r.width === this.cssW && r.height === this.cssH) return;
+        this.cssW = r.width;
+        this.cssH = r.height;
+        markDirty(this);
+      }).observe(this.body);
     }
 
     /** Sizes the canvas backing store to the element; false when not visible. */
     fitCanvas() {
-      const r = this.body.getBoundingClientRect();
+      const r = { width: this.cssW, height: this.cssH };
       const dpr = window.devicePixelRatio || 1;
       const w = Math.max(1, Math.round(r.width * dpr));
       const h = Math.max(1, Math.round(r.height * dpr));
@@ -405,6 +524,8 @@
         }
         if (mode === 'extend') ring.extendBack(points);
         else ring.seam(points);
+        const step = num(h.step_ms) || 1000;
+        ring.cover(num(h.from) ?? points[0][0] - step, num(h.to) ?? points[points.length - 1][0], step, mode);
         const [t, v] = points[points.length - 1];
         if (!this.latest.has(group)) this.latest.set(group, { value: v, t, stale: false });
         this.lastT = Math.max(this.lastT, t);
@@ -461,10 +582,31 @@
       const alerting = [...state.alertsFiring.values()].some((a) => a.widget === this.def.widget_id);
       this.root.classList.toggle('alerting', alerting);
       this.alertBadge.hidden = !alerting;
+      this.updateAlt(false);
     }
 
     render() {
       this.renderCommon();
+    }
+
+    /** The canvas's aria-label: the title and the latest value of each series;
+     *  rewritten at most every ALT_EVERY_MS (screen readers are not flooded). */
+    updateAlt(force) {
+      if (!this.canvas) return;
+      const now = Date.now();
+      if (!force && now - this.altAt < ALT_EVERY_MS) {
+        if (!this.altTimer) this.altTimer = setTimeout(() => { this.altTimer = 0; this.updateAlt(true); }, ALT_EVERY_MS - (now - this.altAt));
+        return;
+      }
+      this.altAt = now;
+      const gs = this.groups();
+      const parts = gs.map((g) => {
+        const v = fmt(this.latest.get(g).value, this.unit);
+        return g === '' ? v : `${g} ${v}`;
+      });
+      const chart = this.display.chart || 'chart';
+      const label = `${this.def.title}, ${chart}: ${parts.length ? `latest ${parts.join(', ')}` : 'no data yet'}${this.isStale() && parts.length ? ' (stale)' : ''}`;
+      if (this.canvas.getAttribute('aria-label') !== label) this.canvas.setAttribute('aria-label', label);
     }
   }
 
@@ -484,6 +626,18 @@
       super(def, root);
       this.area = area;
       this.addCanvas();
+      this.hidden = new Set(); // groups switched off in the legend
+      this.legendItems = new Map(); // group -> {button, val}
+      this.headEl = null;
+      // hover: a crosshair and a tooltip with every series' value at that time
+      this.cross = el('div', 'crosshair');
+      this.cross.hidden = true;
+      this.tip = el('div', 'chart-tip');
+      this.tip.hidden = true;
+      this.tip.setAttribute('aria-hidden', 'true');
+      this.body.append(this.cross, this.tip);
+      this.canvas.addEventListener('pointermove', (e) => this.hover(e));
+      this.canvas.addEventListener('pointerleave', () => this.unhover());
     }
 
     render() {
@@ -492,40 +646,117 @@
       if (!this.fitCanvas()) return;
       drawTimeSeries(this, {
         area: this.area,
-        series: this.groups().map((g) => ({
+        series: this.groups().filter((g) => !this.hidden.has(g)).map((g) => ({
           name: g,
           ring: this.series.get(g),
           color: colorOfGroup(g, this.display.color || C.accent),
         })),
       });
+      if (this.hoverX !== undefined) this.showTip(this.hoverX);
     }
 
+    /** Legend entries are toggle buttons (aria-pressed: shown); updated in place so
+     *  a focused button keeps its focus. */
     renderLegend() {
       const gs = this.groups();
-      const items = [];
-      let head = null;
+      for (const [g, item] of this.legendItems) {
+        if (!gs.includes(g)) {
+          item.button.remove();
+          this.legendItems.delete(g);
+        }
+      }
+      let prev = null;
       for (const g of gs) {
         const l = this.latest.get(g);
-        const val = el('b', null, fmt(l.value, this.unit));
-        val.dataset.role = 'value';
         if (g === '') {
-          head = val;
+          if (!this.headEl) {
+            this.headEl = el('b');
+            this.headEl.dataset.role = 'value';
+            this.headValue.replaceChildren(this.headEl);
+          }
+          this.headEl.textContent = fmt(l.value, this.unit);
+          this.headEl.style.color = thresholdColor(this.display, l.value, '');
           continue;
         }
-        const item = el('span', 'legend-item');
-        const sw = el('i');
-        sw.style.background = colorOfGroup(g, this.display.color || C.accent);
-        item.append(sw, el('span', null, g), val);
-        items.push(item);
+        let item = this.legendItems.get(g);
+        if (!item) {
+          const button = el('button', 'legend-item');
+          button.type = 'button';
+          button.dataset.group = g;
+          const sw = el('i');
+          sw.style.background = colorOfGroup(g, this.display.color || C.accent);
+          const val = el('b');
+          val.dataset.role = 'value';
+          button.append(sw, el('span', null, g), val);
+          button.addEventListener('click', () => this.toggle(g));
+          item = { button, val };
+          this.legendItems.set(g, item);
+        }
+        const shown = !this.hidden.has(g);
+        item.button.setAttribute('aria-pressed', String(shown));
+        item.button.title = `${shown ? 'Hide' : 'Show'} ${g}`;
+        item.val.textContent = fmt(l.value, this.unit);
+        const want = prev ? prev.nextSibling : this.legend.firstChild;
+        if (want !== item.button) this.legend.insertBefore(item.button, want);
+        prev = item.button;
       }
-      this.legend.replaceChildren(...items);
-      if (head) {
-        const l = this.latest.get('');
-        head.style.color = thresholdColor(this.display, l.value, C.text);
-        this.headValue.replaceChildren(head);
-      } else {
+      if (!gs.includes('') && this.headEl) {
+        this.headEl = null;
         this.headValue.replaceChildren();
       }
+    }
+
+    toggle(g) {
+      if (this.hidden.has(g)) this.hidden.delete(g);
+      else this.hidden.add(g);
+      markDirty(this);
+    }
+
+    hover(e) {
+      const r = this.canvas.getBoundingClientRect();
+      this.hoverX = e.clientX - r.left;
+      this.showTip(this.hoverX);
+    }
+
+    unhover() {
+      this.hoverX = undefined;
+      this.cross.hidden = true;
+      this.tip.hidden = true;
+    }
+
+    /** The crosshair at `x` (CSS px in the canvas) and the values of every shown
+     *  series at that time, with the unit. */
+    showTip(x) {
+      const g = this.geom;
+      if (!g) return;
+      const px = x * g.dpr;
+      if (px < g.padL || px > g.padL + g.pw) {
+        this.cross.hidden = true;
+        this.tip.hidden = true;
+        return;
+      }
+      const t = g.left + ((px - g.padL) / g.pw) * g.span;
+      const refreshMs = Math.max(0.1, this.def.refresh_interval_seconds || 1) * 1000;
+      const rows = [el('div', 'tip-time', fmtTimeFull(t))];
+      for (const grp of this.groups()) {
+        if (this.hidden.has(grp)) continue;
+        const ring = this.series.get(grp);
+        const p = ring ? ring.pointAt(t) : null;
+        const v = p && !Number.isNaN(p[1]) && !ring.breaksBetween(p[0], t, refreshMs) ? p[1] : null;
+        const row = el('div', 'tip-row');
+        const sw = el('i');
+        sw.style.background = colorOfGroup(grp, this.display.color || C.accent);
+        row.append(sw, el('span', null, grp === '' ? this.def.title : grp), el('b', null, v === null ? 'no data' : fmt(v, this.unit)));
+        rows.push(row);
+      }
+      this.tip.replaceChildren(...rows);
+      this.cross.hidden = false;
+      this.tip.hidden = false;
+      this.cross.style.transform = `translateX(${Math.round(x)}px)`;
+      const bw = this.body.clientWidth;
+      const tw = this.tip.offsetWidth;
+      const tx = x + 12 + tw > bw ? Math.max(0, x - 12 - tw) : x + 12;
+      this.tip.style.transform = `translateX(${Math.round(tx)}px)`;
     }
   }
 
@@ -554,23 +785,30 @@
       dmin = 0;
       dmax = 1;
     }
+    // Threshold lines are always in view: the axis reaches the highest threshold
+    // (display bands above the bottom one, and the widget's alert rules).
+    const lines = thresholdLines(view);
     let lo = display.min ?? Math.min(0, dmin);
     let hi = display.max ?? dmax;
     if (display.max === undefined || display.max === null) {
-      for (const t of display.thresholds || []) {
-        if (t.value > hi && t.value < Math.max(dmax, 1e-9) * 2.2) hi = t.value;
-      }
+      for (const t of lines) if (t.value > hi) hi = t.value;
       hi = hi * 1.12;
+    }
+    if (display.min === undefined || display.min === null) {
+      for (const t of lines) if (t.value < lo) lo = t.value;
     }
     if (!(hi > lo)) hi = lo + 1;
     const step = niceStep((hi - lo) / 4);
     hi = Math.ceil(hi / step) * step;
     lo = Math.floor(lo / step) * step;
 
+    const unit = view.unit;
+    const yLabel = display.y_axis_label || '';
     ctx.font = `${10.5 * dpr}px ${FONT}`;
     let labelW = 0;
-    for (let v = lo; v <= hi + step / 2; v += step) labelW = Math.max(labelW, ctx.measureText(fmtTick(v, step)).width);
-    const padL = labelW + 12 * dpr;
+    for (let v = lo; v <= hi + step / 2; v += step) labelW = Math.max(labelW, ctx.measureText(fmtTick(v, step, unit)).width);
+    const yLabelW = yLabel ? 14 * dpr : 0;
+    const padL = labelW + 12 * dpr + yLabelW;
     const padR = 10 * dpr;
     const padT = 6 * dpr;
     const padB = 18 * dpr;
@@ -578,6 +816,7 @@
     const ph = h - padT - padB;
     if (pw < 10 || ph < 10) return;
     const xOf = (t) => padL + ((t - left) / span) * pw;
+    view.geom = { left, span, padL, pw, padT, ph, dpr, lo, hi };
     const yOf = (v) => padT + ph - ((v - lo) / (hi - lo)) * ph;
 
     ctx.font = `${10.5 * dpr}px ${FONT}`;
@@ -592,28 +831,52 @@
       ctx.moveTo(padL, y);
       ctx.lineTo(w - padR, y);
       ctx.stroke();
-      ctx.fillStyle = C.faint;
-      ctx.fillText(fmtTick(v, step), padL - 6 * dpr, y);
+      ctx.fillStyle = C.muted;
+      ctx.fillText(fmtTick(v, step, unit), padL - 6 * dpr, y);
     }
-    // time labels
+    if (yLabel) {
+      ctx.save();
+      ctx.translate(9 * dpr, padT + ph / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.textAlign = 'center';
+      ctx.fillStyle = C.muted;
+      ctx.fillText(yLabel, 0, 0, ph);
+      ctx.restore();
+    }
+    // alert regions: from fire to resolve (or now), shaded
+    for (const [a, b] of alertSpans(view.def.widget_id)) {
+      const x0 = Math.max(padL, xOf(a));
+      const x1 = Math.min(padL + pw, xOf(Math.min(b, right)));
+      if (x1 <= x0) continue;
+      ctx.fillStyle = C.alertFill;
+      ctx.fillRect(x0, padT, Math.max(1, x1 - x0), ph);
+      ctx.fillStyle = C.alertEdge;
+      ctx.fillRect(x0, padT, Math.max(1, dpr), ph);
+    }
+    // time labels: the date on the first label and where the day changes, when the range crosses midnight
     ctx.textAlign = 'center';
     ctx.textBaseline = 'alphabetic';
-    const tStep = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600].map((s) => s * 1000).find((s) => (s / span) * pw >= 70 * dpr) || 43200000;
+    const crosses = dayOf(left) !== dayOf(right);
+    const sample = ctx.measureText(fmtAxisTime(right, 1000, crosses)).width + 18 * dpr;
+    const tStep = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600].map((s) => s * 1000).find((s) => (s / span) * pw >= sample) || 43200000;
+    let prevDay = null;
     for (let t = Math.ceil(left / tStep) * tStep; t <= right; t += tStep) {
       const x = xOf(t);
-      if (x < padL + 16 * dpr || x > w - padR - 16 * dpr) continue;
-      ctx.fillStyle = C.faint;
-      ctx.fillText(fmtTime(t), x, h - 4 * dpr);
+      if (x < padL + sample / 2 - 6 * dpr || x > w - padR - sample / 2 + 6 * dpr) continue;
+      const day = dayOf(t);
+      ctx.fillStyle = C.muted;
+      ctx.fillText(fmtAxisTime(t, tStep, crosses && day !== prevDay), x, h - 4 * dpr);
+      prevDay = day;
       ctx.strokeStyle = C.grid;
       ctx.beginPath();
       ctx.moveTo(Math.round(x) + 0.5, padT);
       ctx.lineTo(Math.round(x) + 0.5, padT + ph);
       ctx.stroke();
     }
-    // threshold lines (the band starting at the bottom needs no line)
+    // threshold lines
     ctx.setLineDash([4 * dpr, 4 * dpr]);
-    for (const t of display.thresholds || []) {
-      if (t.value <= lo || t.value >= hi) continue;
+    for (const t of lines) {
+      if (t.value < lo || t.value > hi) continue;
       const y = Math.round(yOf(t.value)) + 0.5;
       ctx.strokeStyle = rgba(t.color, 0.65);
       ctx.beginPath();
@@ -627,38 +890,12 @@
     ctx.beginPath();
     ctx.rect(padL, padT - 2 * dpr, pw, ph + 4 * dpr);
     ctx.clip();
+    const refreshMs = Math.max(0.1, view.def.refresh_interval_seconds || 1) * 1000;
+    view.segments = {};
     for (const s of series) {
-      // split into runs of real values; "no data" (NaN) leaves a gap
-      const runs = [];
-      let run = null;
-      let prevT = null;
-      let prevV = NaN;
-      s.ring.forEach((t, v) => {
-        if (t < left) {
-          prevT = t;
-          prevV = v;
-          return;
-        }
-        if (Number.isNaN(v)) {
-          run = null;
-        } else {
-          if (!run) {
-            run = [];
-            runs.push(run);
-            // connect from the value in force at the left edge
-            if (prevT !== null && !Number.isNaN(prevV)) run.push([left, prevV]);
-          }
-          run.push([t, v]);
-        }
-        prevT = t;
-        prevV = v;
-      });
-      if (!runs.length && prevT !== null && !Number.isNaN(prevV)) runs.push([[left, prevV]]);
+      const runs = seriesRuns(s.ring, left, right, refreshMs);
+      view.segments[s.name] = runs.map((r) => [r[0][0], r[r.length - 1][0]]);
       const last = runs[runs.length - 1];
-      // unchanged values are not re-sent: the last one holds until now
-      if (last && !Number.isNaN(s.ring.v[(s.ring.start + s.ring.len - 1) % s.ring.cap])) {
-        last.push([right, last[last.length - 1][1]]);
-      }
       for (const r of runs) {
         ctx.beginPath();
         r.forEach(([t, v], i) => {
@@ -691,6 +928,78 @@
       }
     }
     ctx.restore();
+  }
+
+  /** The lines to draw across a chart: display thresholds above the bottom band
+   *  and the thresholds of the widget's alert rules. */
+  function thresholdLines(view) {
+    const out = [];
+    const ts = (view.display.thresholds || []).slice().sort((a, b) => a.value - b.value);
+    ts.slice(1).forEach((t) => out.push({ value: t.value, color: t.color }));
+    const rules = (state.dashboard && state.dashboard.alert_rules) || [];
+    for (const r of rules) {
+      if (r.widget_id === view.def.widget_id && num(r.threshold) !== null && !out.some((t) => t.value === r.threshold)) {
+        out.push({ value: r.threshold, color: C.bad });
+      }
+    }
+    return out;
+  }
+
+  /** [fired, resolved] spans (server time) of the widget's alerts; Infinity while firing. */
+  function alertSpans(widgetId) {
+    const spans = [];
+    const open = new Map();
+    const events = state.alertHistory.filter((a) => a.widget === widgetId).slice().sort((x, y) => x.at - y.at);
+    for (const a of events) {
+      if (a.state === 'firing') {
+        if (!open.has(a.key)) open.set(a.key, a.at);
+      } else if (open.has(a.key)) {
+        spans.push([open.get(a.key), a.at]);
+        open.delete(a.key);
+      }
+    }
+    for (const [key, at] of open) spans.push([at, state.alertsFiring.has(key) ? Infinity : at]);
+    return spans;
+  }
+
+  /** Splits a ring into runs of points to join with lines, from `left` on: "no
+   *  data" (NaN), a missing history step and a connection outage end a run (see
+   *  `Ring.breaksBetween`), so a gap is drawn as a gap, never bridged. */
+  function seriesRuns(ring, left, right, refreshMs) {
+    const runs = [];
+    let run = null;
+    let prevT = null;
+    let prevV = NaN;
+    ring.forEach((t, v) => {
+      const broken = prevT !== null && ring.breaksBetween(prevT, t, refreshMs);
+      if (t < left) {
+        prevT = t;
+        prevV = v;
+        return;
+      }
+      if (Number.isNaN(v)) {
+        run = null;
+      } else {
+        if (!run || broken) {
+          run = [];
+          runs.push(run);
+          // connect from the value in force at the left edge
+          if (prevT !== null && prevT < left && !broken && !Number.isNaN(prevV)) run.push([left, prevV]);
+        }
+        run.push([t, v]);
+      }
+      prevT = t;
+      prevV = v;
+    });
+    if (!runs.length && prevT !== null && !Number.isNaN(prevV) && !ring.breaksBetween(prevT, right, refreshMs)) runs.push([[left, prevV]]);
+    const last = runs[runs.length - 1];
+    // unchanged values are not re-sent: the last one holds until the newest
+    // time drawn, unless the stream was down since
+    if (last && prevT !== null && !Number.isNaN(prevV) && !ring.breaksBetween(prevT, right, refreshMs)) {
+      const lt = last[last.length - 1][0];
+      if (right > lt) last.push([right, last[last.length - 1][1]]);
+    }
+    return runs;
   }
 
   function drawEmpty(view) {
@@ -777,6 +1086,15 @@
     const bottom = h - 2 * dpr;
     const xOf = (t) => ((t - left) / (right - left || 1)) * w;
     const yOf = (v) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
+    for (const [a, b] of alertSpans(view.def.widget_id)) {
+      const x0 = Math.max(0, xOf(a));
+      const x1 = Math.min(w, xOf(Math.min(b, right)));
+      if (x1 <= x0) continue;
+      ctx.fillStyle = C.alertFill;
+      ctx.fillRect(x0, 0, Math.max(1, x1 - x0), h);
+      ctx.fillStyle = C.alertEdge;
+      ctx.fillRect(x0, 0, Math.max(1, dpr), h);
+    }
     ctx.beginPath();
     let started = false;
     ring.forEach((t, v) => {
@@ -878,11 +1196,19 @@
       ctx.textBaseline = 'top';
       const ly = cy + r * Math.SQRT1_2 + lw * 0.6;
       ctx.textAlign = 'center';
-      ctx.fillText(fmt(min, ''), cx - r * Math.SQRT1_2, ly);
-      ctx.fillText(fmt(max, ''), cx + r * Math.SQRT1_2, ly);
+      // kept inside the canvas (not clipped on narrow cards)
+      const place = (text, x) => {
+        const half = ctx.measureText(text).width / 2 + 2 * dpr;
+        ctx.fillText(text, clamp(x, half, w - half), ly);
+      };
+      place(fmt(min, ''), cx - r * Math.SQRT1_2);
+      place(fmt(max, ''), cx + r * Math.SQRT1_2);
       // centre the DOM value label in the dial
-      this.label.style.bottom = 'auto';
-      this.label.style.top = `${(cy / dpr) - 16}px`;
+      const top = `${Math.round(cy / dpr) - 16}px`;
+      if (this.label.style.top !== top) {
+        this.label.style.bottom = 'auto';
+        this.label.style.top = top;
+      }
     }
   }
 
@@ -947,6 +1273,8 @@
           barTd.appendChild(track);
           const sparkTd = el('td', 'spark');
           const spark = el('canvas');
+          spark.setAttribute('aria-hidden', 'true');
+          sparkObserver.observe(spark);
           sparkTd.appendChild(spark);
           tr.append(name, val, barTd, sparkTd);
           this.tbody.appendChild(tr);
@@ -959,17 +1287,30 @@
         const color = thresholdColor(this.display, l.value, colorOfGroup(g, C.accent));
         row.val.textContent = fmt(l.value, this.unit);
         row.val.style.color = (this.display.thresholds || []).length ? color : C.text;
-        row.fill.style.width = `${l.value === null ? 0 : clamp((l.value / scaleMax) * 100, 0, 100)}%`;
-        row.fill.style.background = color;
+        const scaleX = `scaleX(${l.value === null ? 0 : clamp(l.value / scaleMax, 0, 1).toFixed(3)})`;
+        if (row.fill.style.transform !== scaleX) row.fill.style.transform = scaleX;
+        if (row.fill.style.background !== color) row.fill.style.background = color;
         row.tr.classList.toggle('stale', !!l.stale);
         drawRowSpark(row.spark, this.series.get(g), colorOfGroup(g, C.accent));
       }
     }
   }
 
+  // Table sparkline sizes, from an observer (no forced layout while drawing).
+  const sparkObserver = new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const c = e.target;
+      if (c.cssW === e.contentRect.width && c.cssH === e.contentRect.height) continue;
+      c.cssW = e.contentRect.width;
+      c.cssH = e.contentRect.height;
+      const view = state.views.get(c.closest('[data-widget-id]')?.dataset.widgetId);
+      if (view) markDirty(view);
+    }
+  });
+
   /** A tiny trend line in a table cell. */
   function drawRowSpark(canvas, ring, color) {
-    const r = canvas.getBoundingClientRect();
+    const r = { width: canvas.cssW || 0, height: canvas.cssH || 0 };
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(r.width * dpr));
     const h = Math.max(1, Math.round(r.height * dpr));
@@ -1063,7 +1404,7 @@
           const v = cells[c];
           const x = padL + c * cw;
           const y = row * rh;
-          ctx.fillStyle = v === null ? 'rgba(255,255,255,0.03)' : heatColor((v - scale.lo) / (scale.hi - scale.lo || 1));
+          ctx.fillStyle = v === null ? C.empty : heatColor((v - scale.lo) / (scale.hi - scale.lo || 1));
           ctx.fillRect(x, y, Math.max(1, cw - gapPx), Math.max(1, rh - gapPx * 2));
         }
         ctx.fillStyle = C.muted;
@@ -1142,8 +1483,15 @@
         root.dataset.widgetId = def.widget_id;
         root.dataset.chart = display.chart;
         root.dataset.stale = 'true';
-        $('.widget-title', root).textContent = def.title;
-        $('.widget-title', root).title = def.title;
+        const title = $('.widget-title', root);
+        title.textContent = def.title;
+        title.title = def.title;
+        title.id = `title-${def.widget_id}`;
+        root.setAttribute('aria-labelledby', title.id);
+        const expand = $('.expand', root);
+        expand.title = `Show ${def.title} full screen (Escape closes)`;
+        $('.visually-hidden', expand).textContent = `Full screen: ${def.title}`;
+        expand.addEventListener('click', () => setFullscreen(root.classList.contains('fullscreen') ? null : root));
         const pos = display.position;
         root.style.gridColumn = `${pos.x + 1} / span ${pos.w}`;
         root.style.gridRow = `${pos.y + 1} / span ${pos.h}`;
@@ -1158,6 +1506,28 @@
     $('#dashboard-name').textContent = dash.name;
     document.title = `${dash.name} · rtdash`;
   }
+
+  /** Shows one widget over the page (null: none); Escape closes it. */
+  let fullscreenEl = null;
+  function setFullscreen(root) {
+    if (fullscreenEl && fullscreenEl !== root) {
+      fullscreenEl.classList.remove('fullscreen');
+      $('.expand', fullscreenEl).setAttribute('aria-pressed', 'false');
+    }
+    fullscreenEl = root;
+    if (root) {
+      root.classList.add('fullscreen');
+      $('.expand', root).setAttribute('aria-pressed', 'true');
+      $('.expand', root).focus();
+    }
+  }
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && fullscreenEl) {
+      const b = $('.expand', fullscreenEl);
+      setFullscreen(null);
+      b.focus();
+    }
+  });
 
   // ------------------------------------------------------------------ HTTP
 
@@ -1266,6 +1636,24 @@
       const v = state.views.get(id);
       return v && v.span ? v.span : 0;
     },
+    // the runs drawn per series: {group: [[fromMs, toMs], ...]} (a break between runs is a gap)
+    segments: (id) => {
+      const v = state.views.get(id);
+      return v && v.segments ? v.segments : {};
+    },
+    outages: () => state.outages.map(([a, b]) => [a, b]),
+    // [fired, resolved] spans drawn shaded on the widget's chart (resolved: null while firing)
+    alertSpans: (id) => alertSpans(id).map(([a, b]) => [a, Number.isFinite(b) ? b : null]),
+    // the y axis drawn: {lo, hi}
+    yRange: (id) => {
+      const v = state.views.get(id);
+      return v && v.geom ? { lo: v.geom.lo, hi: v.geom.hi } : null;
+    },
+    // the groups hidden with the legend
+    hidden: (id) => {
+      const v = state.views.get(id);
+      return v && v.hidden ? [...v.hidden] : [];
+    },
     range: () => state.range,
     historyLoads: () => state.historyLoads,
   };
@@ -1340,7 +1728,10 @@
   }
 
   function onLost(code, reason) {
-    if (isLive()) state.lostAt = Date.now();
+    if (isLive()) {
+      state.lostAt = Date.now();
+      state.outages.push([serverNow(), Infinity]);
+    }
     if (state.liveSince && Date.now() - state.liveSince >= LIVE_RESET_MS) state.attempt = 0;
     state.liveSince = 0;
     const known = {
@@ -1430,6 +1821,8 @@
       if (state.everLive && !isLive()) state.reconnects++;
       state.everLive = true;
       state.closeNote = '';
+      const open = state.outages[state.outages.length - 1];
+      if (open && open[1] === Infinity) open[1] = serverNow();
       setStatus('live');
     }
   }
@@ -1559,16 +1952,30 @@
 
   // ------------------------------------------------------------------ chrome
 
+  /** Sets an element's text only when it changed (no needless style or layout work). */
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+  const chromeKeys = {};
+  /** True when `key` differs from the last one seen for `slot` (then it is rebuilt). */
+  function changed(slot, key) {
+    if (chromeKeys[slot] === key) return false;
+    chromeKeys[slot] = key;
+    return true;
+  }
+
   function renderChrome() {
     // connection banner
     const banner = $('#conn-banner');
     if (isLive() || !state.everLive) {
       banner.hidden = isLive() || !state.closeNote;
-      if (!banner.hidden) banner.textContent = `Not connected: ${state.closeNote}. Retrying…`;
+      if (!banner.hidden) setText(banner, `Not connected: ${state.closeNote}. Retrying…`);
+      chromeKeys.conn = '';
     } else {
       banner.hidden = false;
       const secs = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
       const when = state.retryTimer ? `retrying in ${secs} s` : 'connecting…';
+      if (changed('conn', `${state.lostAt}|${state.closeNote}|${when}|${!!state.retryTimer}`)) {
       banner.replaceChildren(
         el('strong', null, 'Connection lost'),
         el('span', null, `${state.lostAt ? `at ${fmtTime(state.lostAt)} ` : ''}(${state.closeNote || 'no connection'}). Values are stale until the stream is back; ${when}.`),
@@ -1579,46 +1986,64 @@
         b.onclick = retryNow;
         banner.appendChild(b);
       }
+      }
     }
 
     // alert banner and list
     const firing = [...state.alertsFiring.values()];
     const ab = $('#alert-banner');
     ab.hidden = firing.length === 0;
-    if (firing.length) {
+    if (!firing.length) chromeKeys.banner = '';
+    if (firing.length && changed('banner', firing.map((a) => `${a.key}@${a.at}:${alertText(a)}`).join('|') + fmtDuration(serverNow() - firing[0].at))) {
       const parts = [el('span', 'pill firing', `${firing.length} firing`)];
       firing.slice(0, 3).forEach((a, i) => {
         if (i) parts.push(el('span', null, '·'));
         parts.push(el('strong', null, alertText(a)));
-        parts.push(el('span', null, `since ${fmtTime(a.at)}`));
+        parts.push(el('span', null, `since ${fmtTime(a.at)} (${fmtDuration(serverNow() - a.at)})`));
       });
       if (firing.length > 3) parts.push(el('span', null, `and ${firing.length - 3} more`));
       ab.replaceChildren(...parts);
     }
     const count = $('#alert-count');
-    count.textContent = `${firing.length} firing`;
+    setText(count, `${firing.length} firing`);
     count.classList.toggle('hot', firing.length > 0);
     const list = $('#alert-list');
-    if (!state.alertHistory.length) {
+    const listKey = state.alertHistory.map((a) => `${a.key}@${a.at}:${a.state}:${state.alertsFiring.get(a.key) === a ? fmtDuration(serverNow() - a.at) : ''}`).join('|');
+    if (!changed('list', listKey)) {
+      // unchanged
+    } else if (!state.alertHistory.length) {
       list.replaceChildren(el('li', 'empty', 'No alerts yet'));
     } else {
       list.replaceChildren(...state.alertHistory.map((a) => {
         const li = el('li', a.state === 'firing' && state.alertsFiring.get(a.key) === a ? 'firing' : '');
-        li.append(el('span', `pill ${a.state === 'firing' ? 'firing' : 'resolved'}`, a.state), el('span', 'msg', alertText(a)), el('span', 'when', fmtTime(a.at)));
+        let when = fmtTimeFull(a.at);
+        if (a.state === 'firing' && state.alertsFiring.get(a.key) === a) when += ` · firing for ${fmtDuration(serverNow() - a.at)}`;
+        else if (a.state !== 'firing') {
+          const fired = state.alertHistory.find((f) => f.key === a.key && f.state === 'firing' && f.at <= a.at);
+          if (fired) when += ` · after ${fmtDuration(a.at - fired.at)}`;
+        }
+        const time = el('time', 'when', when);
+        time.dateTime = new Date(a.at).toISOString();
+        li.append(el('span', `pill ${a.state === 'firing' ? 'firing' : 'resolved'}`, a.state), el('span', 'msg', alertText(a)), time);
         return li;
       }));
     }
+    // the tab title counts the firing alerts
+    if (state.dashboard) {
+      const title = `${firing.length ? `(${firing.length}) ` : ''}${state.dashboard.name} · rtdash`;
+      if (document.title !== title) document.title = title;
+    }
 
     // facts
-    $('#fact-updates').textContent = state.updates.toLocaleString('en-US');
-    $('#fact-seq').textContent = state.seq === null ? '—' : String(state.seq);
-    $('#fact-reconnects').textContent = String(state.reconnects);
-    $('#fact-rtt').textContent = state.rtt === null ? '—' : `${Math.round(state.rtt)} ms`;
-    $('#fact-last').textContent = state.lastMsgAt ? fmtAgo(Date.now() - state.lastMsgAt) : '—';
+    setText($('#fact-updates'), NF_INT.format(state.updates));
+    setText($('#fact-seq'), state.seq === null ? '—' : String(state.seq));
+    setText($('#fact-reconnects'), String(state.reconnects));
+    setText($('#fact-rtt'), state.rtt === null ? '—' : `${Math.round(state.rtt)} ms`);
+    setText($('#fact-last'), state.lastMsgAt ? fmtAgo(Date.now() - state.lastMsgAt) : '—');
     const lat = state.latencies.slice().sort((x, y) => x - y);
-    $('#latency').textContent = lat.length
-      ? `event → screen p50 ${Math.round(Math.max(0, lat[lat.length >> 1])).toLocaleString('en-US')} ms`
-      : 'event → screen —';
+    setText($('#latency'), lat.length
+      ? `event → screen p50 ${NF_INT.format(Math.round(Math.max(0, lat[lat.length >> 1])))} ms`
+      : 'event → screen —');
   }
 
   function fatal(message) {
@@ -1629,7 +2054,7 @@
 
   // once a second: clock, countdowns, keep-alive ping and the silence watchdog
   function tick() {
-    $('#clock').textContent = fmtTime(Date.now());
+    setText($('#clock'), fmtTime(Date.now()));
     const ws = state.ws;
     if (ws && ws.readyState === WebSocket.OPEN) {
       if (Date.now() - state.lastPingAt >= PING_EVERY_MS) {
@@ -1647,6 +2072,13 @@
   }
 
   window.addEventListener('online', retryNow);
+  readTheme();
+  const scheme = window.matchMedia('(prefers-color-scheme: light)');
+  const onScheme = () => {
+    readTheme();
+    for (const v of state.views.values()) markDirty(v);
+  };
+  if (scheme.addEventListener) scheme.addEventListener('change', onScheme);
   setInterval(tick, 1000);
   tick();
   connect();
