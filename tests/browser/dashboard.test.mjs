@@ -563,19 +563,21 @@ async function main() {
       const segs = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => [id, window.__rtdash.segments(id)])), charts);
       const bad = [];
       let widest = Infinity;
+      let example = '';
       for (const id of charts) {
         const ok = Object.values(segs[id]).some((runs) => runs.some((r, i) => {
           const next = runs[i + 1];
           if (!next || r[1] > killedAt + 1500 || next[0] < restartedAt - 1500) return false;
+          if (next[0] - r[1] < widest) example = `line ends ${((killedAt - r[1]) / 1000).toFixed(1)} s before the kill, resumes ${((next[0] - restartedAt) / 1000).toFixed(1)} s after the restart`;
           widest = Math.min(widest, next[0] - r[1]);
           return true;
         }));
         if (!ok) bad.push(`${id}: ${JSON.stringify(segs[id]).slice(0, 300)}`);
       }
       if (bad.length) throw new Error(`no break across the outage (${killedAt}..${restartedAt}) in ${bad.join('; ')}`);
-      return widest;
+      return [widest, example];
     }, 500);
-    return `${charts.length} charts break across the ${((restartedAt - killedAt) / 1000).toFixed(1)} s outage (narrowest break ${(res / 1000).toFixed(1)} s)`;
+    return `${charts.length} charts break across the ${((restartedAt - killedAt) / 1000).toFixed(1)} s outage (narrowest break ${(res[0] / 1000).toFixed(1)} s: ${res[1]})`;
   });
 
   await check('SIGINT stops the server gracefully (exit code 0)', async () => {

@@ -285,10 +285,19 @@
       const firstH = points[0][0];
       const lastH = points[points.length - 1][0];
       const held = this.toArray();
-      // points older than this history (e.g. from before a server restart) stay
+      // Points older than this history stay, and so do values held inside it
+      // where the history has none (a restarted server has no data from
+      // before its start: its null there must not erase what was seen live).
       const older = held.filter(([t]) => t < firstH);
       const live = held.filter(([t]) => t > lastH);
-      this.refill(older.concat(points.map(([t, v]) => [t, v === null ? NaN : v]), live));
+      const merged = new Map(points.map(([t, v]) => [t, v === null ? NaN : v]));
+      for (const [t, v] of held) {
+        if (t < firstH || t > lastH || Number.isNaN(v)) continue;
+        const h = merged.get(t);
+        if (h === undefined || Number.isNaN(h)) merged.set(t, v);
+      }
+      const mid = [...merged.entries()].sort((x, y) => x[0] - y[0]);
+      this.refill(older.concat(mid, live));
     }
 
     /** Longer history in front: the history points before the oldest point held. */
