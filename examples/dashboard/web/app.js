@@ -320,12 +320,15 @@
     }
 
     /** True when the line must break between consecutive points at `t1` < `t2`:
-     *  they are more than ~2 steps apart and either both lie in loaded history
+     *  a step is missing and the connection was down in between, or they are
+     *  more than ~2 steps apart and either both lie in loaded history
      *  (which has a point per step, so a missing one is missing data) or the
      *  connection was down in between (live values are only sent when they
      *  change, so a long interval between two live values is not a gap). */
     breaksBetween(t1, t2, refreshMs) {
       const step = Math.max(refreshMs, t1 < this.coarseUntil ? this.coarseStep : this.step);
+      // a step missing across an outage is a gap, however short the outage
+      if (t2 - t1 > 1.5 * step && outageBetween(t1, t2)) return true;
       if (t2 - t1 <= 2.5 * step) return false;
       if (t1 >= this.histFrom && t2 <= this.histTo) return true;
       return outageBetween(t1, t2);
@@ -697,13 +700,24 @@
           const val = el('b');
           val.dataset.role = 'value';
           button.append(sw, el('span', null, g), val);
-          button.addEventListener('click', () => this.toggle(g));
+          // a click toggles the series; Shift/Alt/Ctrl/Cmd+click (or Shift+Enter,
+          // Shift+Space) isolates it, and the same again shows every series
+          button.addEventListener('click', (e) => {
+            if (e.shiftKey || e.altKey || e.ctrlKey || e.metaKey) this.isolate(g);
+            else this.toggle(g);
+          });
+          button.addEventListener('keydown', (e) => {
+            if ((e.key === 'Enter' || e.key === ' ') && (e.shiftKey || e.altKey)) {
+              e.preventDefault();
+              this.isolate(g);
+            }
+          });
           item = { button, val };
           this.legendItems.set(g, item);
         }
         const shown = !this.hidden.has(g);
         item.button.setAttribute('aria-pressed', String(shown));
-        item.button.title = `${shown ? 'Hide' : 'Show'} ${g}`;
+        item.button.title = `${shown ? 'Hide' : 'Show'} ${g}; Shift+click or Shift+Enter: ${this.isolated() === g ? 'show all' : `only ${g}`}`;
         item.val.textContent = fmt(l.value, this.unit);
         const want = prev ? prev.nextSibling : this.legend.firstChild;
         if (want !== item.button) this.legend.insertBefore(item.button, want);
@@ -718,6 +732,21 @@
     toggle(g) {
       if (this.hidden.has(g)) this.hidden.delete(g);
       else this.hidden.add(g);
+      this.renderLegend(); // aria-pressed follows at once
+      markDirty(this);
+    }
+
+    /** The one group shown when every other one is hidden, else null. */
+    isolated() {
+      const shown = this.groups().filter((x) => !this.hidden.has(x));
+      return shown.length === 1 && this.hidden.size > 0 ? shown[0] : null;
+    }
+
+    /** Shows only `g`; when only `g` is shown already, shows every series again. */
+    isolate(g) {
+      if (this.isolated() === g) this.hidden.clear();
+      else this.hidden = new Set(this.groups().filter((x) => x !== g));
+      this.renderLegend();
       markDirty(this);
     }
 
