@@ -502,6 +502,30 @@ async function main() {
     await waitFor('every series shown again (keyboard)', 2000, async () => (await hidden()) === '');
     return `${group} isolated among ${groups.length} and restored, by mouse and by keyboard`;
   });
+  await check('polite announcements: a focused widget\'s latest values go to its aria-live=polite region, at most every 10 s', async () => {
+    const sel = `section.widget[data-widget-id="${grouped.widget_id}"]`;
+    const live = await page.$eval(`${sel} .announce`, (e) => e.getAttribute('aria-live'));
+    if (live !== 'polite') throw new Error(`aria-live is ${live}`);
+    await page.$eval(`${sel} .announce`, (e) => {
+      window.__announced = [];
+      new MutationObserver(() => window.__announced.push([Date.now(), e.textContent])).observe(e, { childList: true, characterData: true, subtree: true });
+    });
+    await page.focus(`${sel} .expand`);
+    const unit = (grouped.display_config || grouped.display).unit;
+    const seen = await waitFor('two announcements', 15000, async () => {
+      const a = await page.evaluate(() => window.__announced);
+      return a.length >= 2 ? a : null;
+    }, 250);
+    const [[t1, first], [t2, second]] = seen;
+    for (const text of [first, second]) {
+      if (!text.includes(grouped.title) || !/\d/.test(text) || !text.includes(unit)) throw new Error(`announcement "${text}" lacks the title, a value or the unit`);
+    }
+    if (t2 - t1 < 9500) throw new Error(`two announcements ${t2 - t1} ms apart`);
+    if (second === first) throw new Error(`the same text announced twice: "${first}"`);
+    await page.evaluate(() => document.activeElement.blur());
+    return `"${second.slice(0, 80)}…", ${((t2 - t1) / 1000).toFixed(1)} s after the first`;
+  });
+
   const fewestPoints = (p) => p.evaluate((ids) => Math.min(...ids.map((id) => window.__rtdash.points(id))), charts);
   const fresh = await context.newPage();
   fresh.on('pageerror', (err) => pageErrors.push(err.message));

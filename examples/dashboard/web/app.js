@@ -42,6 +42,7 @@
   const MIN_SPAN_MS = 30 * 1000;
   const ALERT_HISTORY = 50;
   const ALT_EVERY_MS = 5000; // chart text alternatives change at most this often
+  const ANNOUNCE_EVERY_MS = 10000; // a widget's polite announcement at most this often
   const PALETTE = ['#5b9cf6', '#f5a524', '#a78bfa', '#34d399', '#f472b6', '#22d3ee', '#fb7185', '#facc15'];
   const HEAT_STOPS = ['#0d1b3d', '#1f4e9c', '#1ea6b8', '#9bd35a', '#f7c948', '#f26b3a', '#d7263d'];
   const FONT = 'Inter, "Segoe UI", system-ui, -apple-system, Roboto, "DejaVu Sans", sans-serif';
@@ -474,6 +475,16 @@
       this.canvas.setAttribute('role', 'img');
       this.canvas.setAttribute('aria-label', `${this.def.title}: no data yet`);
       this.altAt = 0;
+      // The same text announced politely (aria-live), for the widget that holds the
+      // keyboard focus or is full screen, at most every ANNOUNCE_EVERY_MS: one
+      // widget speaks at a time, never twelve at once.
+      this.announceEl = el('p', 'visually-hidden announce');
+      this.announceEl.setAttribute('aria-live', 'polite');
+      this.announceEl.setAttribute('aria-atomic', 'true');
+      this.root.appendChild(this.announceEl);
+      this.announceAt = 0;
+      this.announceTimer = 0;
+      this.root.addEventListener('focusin', () => this.announce());
       this.body.appendChild(this.canvas);
       this.ctx = this.canvas.getContext('2d');
       this.w = 0;
@@ -619,6 +630,23 @@
       const chart = this.display.chart || 'chart';
       const label = `${this.def.title}, ${chart}: ${parts.length ? `latest ${parts.join(', ')}` : 'no data yet'}${this.isStale() && parts.length ? ' (stale)' : ''}`;
       if (this.canvas.getAttribute('aria-label') !== label) this.canvas.setAttribute('aria-label', label);
+      this.announce();
+    }
+
+    /** Puts the text alternative in the polite live region when the widget has the
+     *  focus (or is full screen) and it changed, at most every ANNOUNCE_EVERY_MS. */
+    announce() {
+      if (!this.announceEl) return;
+      if (!this.root.contains(document.activeElement) && !this.root.classList.contains('fullscreen')) return;
+      const wait = ANNOUNCE_EVERY_MS - (Date.now() - this.announceAt);
+      if (wait > 0) {
+        if (!this.announceTimer) this.announceTimer = setTimeout(() => { this.announceTimer = 0; this.announce(); }, wait);
+        return;
+      }
+      const text = this.canvas.getAttribute('aria-label');
+      if (text === this.announceEl.textContent) return;
+      this.announceAt = Date.now();
+      this.announceEl.textContent = text;
     }
   }
 
