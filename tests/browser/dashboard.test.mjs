@@ -502,6 +502,47 @@ async function main() {
     await waitFor('every series shown again (keyboard)', 2000, async () => (await hidden()) === '');
     return `${group} isolated among ${groups.length} and restored, by mouse and by keyboard`;
   });
+  await check('drag to zoom: a horizontal drag freezes the chart on the selected span, with a note; the tooltip still works; double-click and Escape return to live', async () => {
+    const id = grouped.widget_id;
+    const sel = `section.widget[data-widget-id="${id}"]`;
+    const span = () => page.evaluate((i) => window.__rtdash.span(i), id);
+    const zoom = () => page.evaluate((i) => window.__rtdash.zoom(i), id);
+    const liveSpan = await span();
+    const box = await page.locator(`${sel} canvas`).boundingBox();
+    const y = box.y + box.height * 0.5;
+    const drag = async () => {
+      await page.mouse.move(box.x + box.width * 0.5, y);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.6, y, { steps: 5 });
+      await page.mouse.move(box.x + box.width * 0.7, y, { steps: 5 });
+      await page.mouse.up();
+      return waitFor('the chart zoomed', 2000, async () => {
+        const z = await zoom();
+        const s = await span();
+        return z && s < liveSpan * 0.5 ? s : null;
+      });
+    };
+    const zoomed = await drag();
+    const note = await page.$eval(`${sel} .zoom-note`, (e) => (e.hidden ? '' : e.textContent));
+    if (!/zoomed/i.test(note) || !/live/.test(note)) throw new Error(`no zoom note (got "${note}")`);
+    const frozen = await zoom();
+    await sleep(1500);
+    if (JSON.stringify(await zoom()) !== JSON.stringify(frozen)) throw new Error('the zoomed span moved while values came in');
+    await page.mouse.move(box.x + box.width * 0.6, y);
+    const tip = await waitFor('a tooltip while zoomed', 2000, async () => page.$eval(`${sel} .chart-tip`, (e) => (e.hidden ? '' : e.textContent)));
+    await page.mouse.dblclick(box.x + box.width * 0.6, y);
+    const back = await waitFor('live again after a double-click', 2000, async () => {
+      const s = await span();
+      return !(await zoom()) && s >= liveSpan - 1000 ? s : null;
+    });
+    if (!(await page.isHidden(`${sel} .zoom-note`))) throw new Error('the zoom note is still shown when live');
+    await drag();
+    await page.keyboard.press('Escape');
+    await waitFor('live again after Escape', 2000, async () => !(await zoom()) && (await span()) >= liveSpan - 1000);
+    await page.mouse.move(0, 0);
+    return `live span ${(liveSpan / 1000).toFixed(0)} s -> zoomed ${(zoomed / 1000).toFixed(1)} s ("${note.slice(0, 60)}…"; tooltip "${tip.replace(/\s+/g, ' ').slice(0, 40)}…") -> ${(back / 1000).toFixed(0)} s after double-click; Escape too`;
+  });
+
   await check('polite announcements: a focused widget\'s latest values go to its aria-live=polite region, at most every 10 s', async () => {
     const sel = `section.widget[data-widget-id="${grouped.widget_id}"]`;
     const live = await page.$eval(`${sel} .announce`, (e) => e.getAttribute('aria-live'));

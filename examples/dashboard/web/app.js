@@ -678,6 +678,60 @@
       this.body.append(this.cross, this.tip);
       this.canvas.addEventListener('pointermove', (e) => this.hover(e));
       this.canvas.addEventListener('pointerleave', () => this.unhover());
+      // drag across the chart (mouse or pen) to zoom into the loaded history;
+      // double-click, Escape or the note's button returns to live
+      this.zoom = null; // [left, right] in server time while zoomed, else null (live)
+      this.drag = null;
+      this.sel = el('div', 'zoom-sel');
+      this.sel.hidden = true;
+      this.zoomNote = el('button', 'zoom-note');
+      this.zoomNote.type = 'button';
+      this.zoomNote.hidden = true;
+      this.zoomNote.addEventListener('click', () => this.unzoom());
+      this.body.append(this.sel, this.zoomNote);
+      this.canvas.addEventListener('pointerdown', (e) => this.dragStart(e));
+      this.canvas.addEventListener('pointerup', () => this.dragEnd());
+      this.canvas.addEventListener('pointercancel', () => this.dragEnd(true));
+      this.canvas.addEventListener('dblclick', () => this.unzoom());
+    }
+
+    dragStart(e) {
+      if (e.button !== 0 || e.pointerType === 'touch' || !this.geom) return;
+      const x = e.clientX - this.canvas.getBoundingClientRect().left;
+      this.drag = { x0: x, x1: x };
+      this.canvas.setPointerCapture(e.pointerId);
+      e.preventDefault();
+    }
+
+    dragEnd(cancel) {
+      const d = this.drag;
+      if (!d) return;
+      this.drag = null;
+      this.sel.hidden = true;
+      const g = this.geom;
+      if (cancel || !g || Math.abs(d.x1 - d.x0) < 6) return;
+      const tOf = (x) => clamp(g.left + ((x * g.dpr - g.padL) / g.pw) * g.span, g.left, g.left + g.span);
+      const a = tOf(Math.min(d.x0, d.x1));
+      const b = tOf(Math.max(d.x0, d.x1));
+      if (b - a < 1000) return;
+      this.zoom = [a, b];
+      const same = dayOf(a) === dayOf(b);
+      setText(this.zoomNote, `Zoomed ${same ? fmtTime(a) : fmtTimeFull(a)} – ${same ? fmtTime(b) : fmtTimeFull(b)} · double-click or press Escape to return to live`);
+      this.zoomNote.title = 'Back to live';
+      this.zoomNote.hidden = false;
+      this.root.classList.add('zoomed');
+      markDirty(this);
+    }
+
+    /** Back to the live view. */
+    unzoom() {
+      if (!this.zoom) return;
+      const hadFocus = document.activeElement === this.zoomNote;
+      this.zoom = null;
+      this.zoomNote.hidden = true;
+      this.root.classList.remove('zoomed');
+      if (hadFocus) $('.expand', this.root).focus();
+      markDirty(this);
     }
 
     render() {
@@ -781,6 +835,13 @@
     hover(e) {
       const r = this.canvas.getBoundingClientRect();
       this.hoverX = e.clientX - r.left;
+      if (this.drag) {
+        this.drag.x1 = clamp(this.hoverX, 0, r.width);
+        const x = Math.min(this.drag.x0, this.drag.x1);
+        this.sel.style.transform = `translateX(${Math.round(x)}px)`;
+        this.sel.style.width = `${Math.round(Math.abs(this.drag.x1 - this.drag.x0))}px`;
+        this.sel.hidden = false;
+      }
       this.showTip(this.hoverX);
     }
 
@@ -832,9 +893,16 @@
     const display = view.display;
     const series = opts.series.filter((s) => s.ring && s.ring.len);
     if (!series.length) return drawEmpty(view);
-    const right = Math.max(...series.map((s) => s.ring.lastT));
-    const first = Math.min(...series.map((s) => s.ring.firstT));
-    const span = clamp(right - first, MIN_SPAN_MS, state.range);
+    let right;
+    let span;
+    if (view.zoom) {
+      right = view.zoom[1];
+      span = view.zoom[1] - view.zoom[0];
+    } else {
+      right = Math.max(...series.map((s) => s.ring.lastT));
+      const first = Math.min(...series.map((s) => s.ring.firstT));
+      span = clamp(right - first, MIN_SPAN_MS, state.range);
+    }
     const left = right - span;
     view.span = span;
 
@@ -842,7 +910,7 @@
     let dmax = -Infinity;
     for (const s of series) {
       s.ring.forEach((t, v) => {
-        if (t < left || Number.isNaN(v)) return;
+        if (t < left || t > right || Number.isNaN(v)) return;
         if (v < dmin) dmin = v;
         if (v > dmax) dmax = v;
       });
@@ -1588,6 +1656,12 @@
     }
   }
   document.addEventListener('keydown', (e) => {
+    // Escape first returns zoomed charts to live, then closes full screen
+    const zoomed = [...state.views.values()].filter((v) => v.zoom);
+    if (e.key === 'Escape' && zoomed.length) {
+      for (const v of zoomed) v.unzoom();
+      return;
+    }
     if (e.key === 'Escape' && fullscreenEl) {
       const b = $('.expand', fullscreenEl);
       setFullscreen(null);
@@ -1719,6 +1793,11 @@
     hidden: (id) => {
       const v = state.views.get(id);
       return v && v.hidden ? [...v.hidden] : [];
+    },
+    // the frozen [left, right] of a zoomed chart, or null when it is live
+    zoom: (id) => {
+      const v = state.views.get(id);
+      return v && v.zoom ? v.zoom.slice() : null;
     },
     range: () => state.range,
     historyLoads: () => state.historyLoads,
