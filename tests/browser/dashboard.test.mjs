@@ -511,10 +511,10 @@ async function main() {
     const box = await page.locator(`${sel} canvas`).boundingBox();
     const y = box.y + box.height * 0.5;
     const drag = async () => {
-      await page.mouse.move(box.x + box.width * 0.5, y);
+      await page.mouse.move(box.x + box.width * 0.72, y);
       await page.mouse.down();
-      await page.mouse.move(box.x + box.width * 0.6, y, { steps: 5 });
-      await page.mouse.move(box.x + box.width * 0.7, y, { steps: 5 });
+      await page.mouse.move(box.x + box.width * 0.8, y, { steps: 5 });
+      await page.mouse.move(box.x + box.width * 0.9, y, { steps: 5 });
       await page.mouse.up();
       return waitFor('the chart zoomed', 2000, async () => {
         const z = await zoom();
@@ -528,9 +528,9 @@ async function main() {
     const frozen = await zoom();
     await sleep(1500);
     if (JSON.stringify(await zoom()) !== JSON.stringify(frozen)) throw new Error('the zoomed span moved while values came in');
-    await page.mouse.move(box.x + box.width * 0.6, y);
+    await page.mouse.move(box.x + box.width * 0.8, y);
     const tip = await waitFor('a tooltip while zoomed', 2000, async () => page.$eval(`${sel} .chart-tip`, (e) => (e.hidden ? '' : e.textContent)));
-    await page.mouse.dblclick(box.x + box.width * 0.6, y);
+    await page.mouse.dblclick(box.x + box.width * 0.8, y);
     const back = await waitFor('live again after a double-click', 2000, async () => {
       const s = await span();
       return !(await zoom()) && s >= liveSpan - 1000 ? s : null;
@@ -666,6 +666,20 @@ async function main() {
       return [widest, example];
     }, 500);
     return `${charts.length} charts break across the ${((restartedAt - killedAt) / 1000).toFixed(1)} s outage (narrowest break ${(res[0] / 1000).toFixed(1)} s: ${res[1]})`;
+  });
+
+  await check('stat sparklines break across the outage too', async () => {
+    const stats = dash.widgets.filter((w) => (w.display_config || w.display).chart === 'stat').map((w) => w.widget_id);
+    await waitFor('a break across the outage in every stat sparkline', 10000, async () => {
+      const segs = await page.evaluate((ids) => ids.map((id) => window.__rtdash.segments(id)[''] || []), stats);
+      const bad = stats.filter((id, i) => !segs[i].some((r, k) => {
+        const next = segs[i][k + 1];
+        return next && r[1] <= restartedAt + 1500 && next[0] > killedAt;
+      }));
+      if (bad.length) throw new Error(`no break in ${bad.join(', ')}: ${JSON.stringify(segs).slice(0, 300)}`);
+      return true;
+    }, 500);
+    return `${stats.length} stat sparklines`;
   });
 
   await check('SIGINT stops the server gracefully (exit code 0)', async () => {

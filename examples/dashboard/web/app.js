@@ -1229,26 +1229,28 @@
       ctx.fillStyle = C.alertEdge;
       ctx.fillRect(x0, 0, Math.max(1, dpr), h);
     }
-    ctx.beginPath();
-    let started = false;
-    ring.forEach((t, v) => {
-      if (t < left || Number.isNaN(v)) return;
-      if (!started) {
-        ctx.moveTo(xOf(t), yOf(v));
-        started = true;
-      } else ctx.lineTo(xOf(t), yOf(v));
-    });
-    ctx.strokeStyle = rgba(color, 0.4);
-    ctx.lineWidth = 1.5 * dpr;
-    ctx.stroke();
-    ctx.lineTo(w, bottom);
-    ctx.lineTo(xOf(Math.max(left, ring.firstT)), bottom);
-    ctx.closePath();
+    // the same runs as the line charts: a gap (no data, an outage) breaks the line
+    const refreshMs = Math.max(0.1, view.def.refresh_interval_seconds || 1) * 1000;
+    const runs = seriesRuns(ring, left, right, refreshMs);
+    view.segments = { '': runs.map((r) => [r[0][0], r[r.length - 1][0]]) };
     const g = ctx.createLinearGradient(0, top, 0, bottom);
     g.addColorStop(0, rgba(color, 0.13));
     g.addColorStop(1, rgba(color, 0));
-    ctx.fillStyle = g;
-    ctx.fill();
+    for (const r of runs) {
+      ctx.beginPath();
+      r.forEach(([t, v], i) => {
+        if (i === 0) ctx.moveTo(xOf(t), yOf(v));
+        else ctx.lineTo(xOf(t), yOf(v));
+      });
+      ctx.strokeStyle = rgba(color, 0.4);
+      ctx.lineWidth = 1.5 * dpr;
+      ctx.stroke();
+      ctx.lineTo(xOf(r[r.length - 1][0]), bottom);
+      ctx.lineTo(xOf(r[0][0]), bottom);
+      ctx.closePath();
+      ctx.fillStyle = g;
+      ctx.fill();
+    }
   }
 
   /** A 270° dial between display min and max, with threshold bands. */
@@ -1425,7 +1427,7 @@
         if (row.fill.style.transform !== scaleX) row.fill.style.transform = scaleX;
         if (row.fill.style.background !== color) row.fill.style.background = color;
         row.tr.classList.toggle('stale', !!l.stale);
-        drawRowSpark(row.spark, this.series.get(g), colorOfGroup(g, C.accent));
+        drawRowSpark(row.spark, this.series.get(g), colorOfGroup(g, C.accent), Math.max(0.1, this.def.refresh_interval_seconds || 1) * 1000);
       }
     }
   }
@@ -1443,7 +1445,7 @@
   });
 
   /** A tiny trend line in a table cell. */
-  function drawRowSpark(canvas, ring, color) {
+  function drawRowSpark(canvas, ring, color, refreshMs) {
     const r = { width: canvas.cssW || 0, height: canvas.cssH || 0 };
     const dpr = window.devicePixelRatio || 1;
     const w = Math.max(1, Math.round(r.width * dpr));
@@ -1464,15 +1466,12 @@
     const xOf = (t) => ((t - x0) / (right - x0 || 1)) * (w - 2 * dpr) + dpr;
     const yOf = (v) => h - dpr - ((v - lo) / (hi - lo)) * (h - 2 * dpr);
     ctx.beginPath();
-    let started = false;
-    ring.forEach((t, v) => {
-      if (t < left || Number.isNaN(v)) return;
-      if (started) ctx.lineTo(xOf(t), yOf(v));
-      else {
-        ctx.moveTo(xOf(t), yOf(v));
-        started = true;
-      }
-    });
+    for (const r of seriesRuns(ring, left, right, refreshMs)) {
+      r.forEach(([t, v], i) => {
+        if (i === 0) ctx.moveTo(xOf(t), yOf(v));
+        else ctx.lineTo(xOf(t), yOf(v));
+      });
+    }
     ctx.strokeStyle = color;
     ctx.lineWidth = 1.25 * dpr;
     ctx.stroke();
@@ -1520,8 +1519,10 @@
         const ring = this.series.get(g);
         // carry each value forward: unchanged values are not re-sent
         const cells = new Array(cols).fill(null);
+        // ... but not across a gap: missing history steps or an outage leave cells empty
         let k = 0;
         let cur = null;
+        let curT = null;
         const pts = [];
         ring.forEach((t, v) => pts.push([t, v]));
         for (let c = 0; c < cols; c++) {
@@ -1529,11 +1530,15 @@
           let touched = false;
           while (k < pts.length && pts[k][0] <= end) {
             cur = Number.isNaN(pts[k][1]) ? null : pts[k][1];
+            curT = pts[k][0];
             touched = true;
             k++;
           }
-          if (touched || (cur !== null && k > 0)) cells[c] = cur;
+          if (touched) cells[c] = cur;
+          else if (cur !== null && curT !== null && !ring.breaksBetween(curT, end, refresh)) cells[c] = cur;
         }
+        this.cells = this.cells || {};
+        this.cells[g] = cells.map((v) => v !== null);
         for (let c = 0; c < cols; c++) {
           const v = cells[c];
           const x = padL + c * cw;
