@@ -22,7 +22,9 @@
 // `data-stale` (`true`/`false`); elements showing a value have
 // `data-role="value"`. `window.__rtdash` has `points(widgetId)` (points held
 // with a value for the widget, its largest series), `span(widgetId)` (the time axis drawn,
-// ms), `range()` and `historyLoads()` (history answers applied).
+// ms), `range()`, `historyLoads()` (history answers applied), `segments(widgetId)`,
+// `outages()`, `hidden(widgetId)`, `zoom(widgetId)`, `alertSpans(widgetId)` and
+// `yRange(widgetId)` (see examples/dashboard/README.md).
 'use strict';
 
 (() => {
