@@ -214,6 +214,20 @@ impl ArchivedBucket {
         }
     }
 
+    /// The bucket of series `series` that the window store handed out as `r`.
+    pub(crate) fn of_rollup(series: SeriesKey, r: rtdash_window::RollupBucket) -> Self {
+        Self {
+            series,
+            start: r.start,
+            width: r.width,
+            count: r.count,
+            sum: r.sum,
+            min: r.min,
+            max: r.max,
+            histogram: r.histogram.map(std::sync::Arc::new),
+        }
+    }
+
     /// End of the interval, exclusive.
     #[must_use]
     pub fn end(&self) -> Timestamp {
@@ -683,7 +697,7 @@ pub(crate) async fn compute(
     let metric = widget.metric_name.as_str();
     let to = req.to.as_millis();
     // What the store holds, and from when.
-    let (bucket, fine_span, fine_window, width, held) = {
+    let (bucket, fine_span, fine_window, width, rollup, held) = {
         let s = read();
         let c = s.config();
         let bucket = ms_of(c.bucket_width);
@@ -710,9 +724,15 @@ pub(crate) async fn compute(
                 })
             })
             .collect();
-        (bucket, fine_span, fine_window, width, held)
+        (
+            bucket,
+            fine_span,
+            fine_window,
+            width,
+            c.rollup.is_some(),
+            held,
+        )
     };
-    let rollup = width != bucket || fine_span != i64::MAX;
     // The store holds every matched series in full from `boundary` on.
     let boundary = held.iter().map(|h| h.since).max().unwrap_or(i64::MAX);
     let from = req.from.as_millis();
@@ -760,10 +780,10 @@ pub(crate) async fn compute(
     };
     // Buckets for the points the store cannot answer alone: the archive's before each
     // series' start in the store, the store's roll-ups after it.
-    let merged_until = p
-        .times()
-        .take_while(|&t| t - window_ms < boundary && src.archive.is_some())
-        .last();
+    let merged_until = src
+        .archive
+        .as_ref()
+        .and_then(|_| p.times().take_while(|&t| t - window_ms < boundary).last());
     let mut buckets: Vec<(String, ArchivedBucket)> = Vec::new();
     if let Some(last) = merged_until {
         let since_of: std::collections::HashMap<&SeriesKey, i64> =
@@ -789,19 +809,7 @@ pub(crate) async fn compute(
                     reason: e.to_string(),
                 })?;
             for r in rollups {
-                buckets.push((
-                    g.clone(),
-                    ArchivedBucket {
-                        series: h.key.clone(),
-                        start: r.start,
-                        width: r.width,
-                        count: r.count,
-                        sum: r.sum,
-                        min: r.min,
-                        max: r.max,
-                        histogram: r.histogram.map(std::sync::Arc::new),
-                    },
-                ));
+                buckets.push((g.clone(), ArchivedBucket::of_rollup(h.key.clone(), r)));
             }
         }
         buckets.sort_by_key(|(_, b)| b.start);
@@ -963,16 +971,8 @@ pub(crate) fn take(
         taken
             .into_iter()
             .filter_map(|r| {
-                Some(ArchivedBucket {
-                    series: s.series_key(r.series)?.clone(),
-                    start: r.start,
-                    width: r.width,
-                    count: r.count,
-                    sum: r.sum,
-                    min: r.min,
-                    max: r.max,
-                    histogram: r.histogram.map(std::sync::Arc::new),
-                })
+                let key = s.series_key(r.series)?.clone();
+                Some(ArchivedBucket::of_rollup(key, r))
             })
             .collect()
     }

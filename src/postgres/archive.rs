@@ -587,6 +587,14 @@ fn raw_row(row: &postgres::Row) -> Result<Row, String> {
 }
 
 /// The bucket of a row; `keys` caches the series keys already made.
+/// A row's count (non-negative) and decoded histogram: what every reader of rows
+/// checks before it uses them.
+fn row_contents(r: &Row) -> Result<(u64, Option<LogHistogram>), String> {
+    let count = u64::try_from(r.count).map_err(|_| format!("count {} is negative", r.count))?;
+    let histogram = r.hist.as_deref().map(decode_histogram).transpose()?;
+    Ok((count, histogram))
+}
+
 fn decode_row(
     r: Row,
     keys: &mut HashMap<(String, String), SeriesKey>,
@@ -595,11 +603,8 @@ fn decode_row(
         .ok()
         .filter(|w| *w > 0)
         .ok_or_else(|| format!("width_ms {} is not positive", r.width_ms))?;
-    let count = u64::try_from(r.count).map_err(|_| format!("count {} is negative", r.count))?;
-    let histogram = match &r.hist {
-        None => None,
-        Some(b) => Some(std::sync::Arc::new(decode_histogram(b)?)),
-    };
+    let (count, histogram) = row_contents(&r)?;
+    let histogram = histogram.map(std::sync::Arc::new);
     let series = match keys.get(&(r.metric.clone(), r.series.clone())) {
         Some(k) => k.clone(),
         None => {
@@ -1237,25 +1242,23 @@ fn maintain(
             gone.1.push(r.start_ms);
             gone.2.push(r.series.clone());
             gone.3.push(r.width_ms);
-            let hist = match r.hist.as_deref().map(decode_histogram) {
-                Some(Err(e)) => {
+            let (count, hist) = match row_contents(&r) {
+                Ok(c) => c,
+                Err(e) => {
                     tracing::warn!(target: "rtdash::postgres", "history archive: row ({}, {}, {}) skipped: {e}", r.metric, r.series, r.start_ms);
                     report.bad_rows += 1;
                     continue;
                 }
-                Some(Ok(h)) => Some(h),
-                None => None,
             };
-            if r.count < 0 {
-                report.bad_rows += 1;
-                continue;
-            }
             report.downsampled += 1;
             let key = (r.metric.clone(), r.series.clone(), r.hour_ms());
-            hours
-                .entry(key)
-                .or_insert_with(Merge::new)
-                .add_row(&r, hist.as_ref());
+            hours.entry(key).or_insert_with(Merge::new).add_parts(
+                count,
+                r.sum,
+                r.min,
+                r.max,
+                hist.as_ref(),
+            );
         }
         // Merge into the hour rows that exist (locked until the commit).
         let (m, s, h): (Vec<String>, Vec<String>, Vec<i64>) = hours
@@ -1275,21 +1278,13 @@ fn maintain(
                 report.bad_rows += 1;
                 continue;
             };
-            let hist = match r.hist.as_deref().map(decode_histogram) {
-                Some(Err(_)) => {
-                    // Unreadable: replaced by the merge of the new rows.
-                    report.bad_rows += 1;
-                    continue;
-                }
-                Some(Ok(h)) => Some(h),
-                None => None,
-            };
-            if r.count < 0 {
+            // Unreadable: replaced by the merge of the new rows.
+            let Ok((count, hist)) = row_contents(&r) else {
                 report.bad_rows += 1;
                 continue;
-            }
+            };
             if let Some(merged) = hours.get_mut(&(r.metric.clone(), r.series.clone(), r.start_ms)) {
-                merged.add_row(&r, hist.as_ref());
+                merged.add_parts(count, r.sum, r.min, r.max, hist.as_ref());
             }
         }
         let mut cols = Columns::default();
@@ -1316,14 +1311,6 @@ fn maintain(
         if (n as i64) < MAINTENANCE_CHUNK {
             return Ok(report);
         }
-    }
-}
-
-impl Merge {
-    /// Adds a row (its count checked non-negative, its histogram decoded).
-    fn add_row(&mut self, r: &Row, hist: Option<&LogHistogram>) {
-        let count = u64::try_from(r.count).unwrap_or(0);
-        self.add_parts(count, r.sum, r.min, r.max, hist);
     }
 }
 
