@@ -344,6 +344,13 @@ impl AlertHistory {
         h
     }
 
+    /// The open record of each rule (the newest, when a crash left two), oldest first.
+    pub(crate) fn open_records(&self) -> impl Iterator<Item = &AlertRecord> + '_ {
+        let mut seqs: Vec<u64> = self.open.values().copied().collect();
+        seqs.sort_unstable();
+        seqs.into_iter().filter_map(|s| self.records.get(&s))
+    }
+
     /// How many records were pushed out by the bound since the start.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted

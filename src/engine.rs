@@ -807,6 +807,7 @@ impl EngineBuilder {
                 .unwrap_or_else(PoisonError::into_inner) = Some(log.spawn_owner(handler));
         }
         // A shared store's changes made elsewhere (see `Registry`), until the engine goes.
+        engine.resume_open_alerts();
         if let Some(changes) = engine.inner.registry.take_store_changes() {
             let weak = engine.downgrade();
             crate::registry::follow_store(changes, move |change| {
@@ -1825,6 +1826,62 @@ impl Engine {
     /// The store's error; the records are then saved at the next attempt.
     pub fn save_alert_records(&self) -> Result<usize, Error> {
         self.inner.persist_alert_records()
+    }
+
+    /// Takes up the alerts the loaded history says were firing when the engine last
+    /// stopped: their rules start as firing (no second `firing` event while the value
+    /// still breaches; a `resolved` one, closing the record, once it no longer does). With
+    /// a partitioned log the partitions' checkpoints hold the rule states instead.
+    fn resume_open_alerts(&self) {
+        if self.inner.partitions.is_some() || !self.inner.aggregate {
+            return;
+        }
+        let mut log = self
+            .inner
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let open: Vec<AlertEvent> = log
+            .records
+            .open_records()
+            .map(|r| AlertEvent {
+                rule_id: r.rule_id,
+                dashboard_id: r.dashboard_id.clone(),
+                widget_id: r.widget_id,
+                state: AlertState::Firing,
+                value: r.value,
+                condition: r.condition,
+                threshold: r.threshold,
+                severity: r.severity,
+                group: r.group.clone(),
+                at: r.started_at,
+                message: r.message.clone(),
+            })
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let states = open
+            .iter()
+            .map(|a| {
+                checkpoint::RuleCheckpoint::new(
+                    &a.dashboard_id,
+                    a.rule_id,
+                    crate::alerts::Tracker::Firing,
+                    a.group.clone(),
+                )
+            })
+            .collect();
+        for a in open {
+            log.firing.insert((a.dashboard_id.clone(), a.rule_id), a);
+        }
+        drop(log);
+        self.inner
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .planner
+            .import_rules(states);
     }
 
     /// Saves the changed alert records on a blocking thread (inside a tokio runtime), or
