@@ -715,12 +715,28 @@ pub(crate) struct AlertHistoryParams {
     before: Option<u64>,
 }
 
+/// `Ok` if `reader` may see every dashboard, else the `403` naming one it may not: what
+/// the routes that span dashboards (metrics, the catalog, previews) need.
+fn sees_every_dashboard(api: &Api, reader: &Principal) -> Result<(), ApiError> {
+    if let Some(hidden) = api
+        .engine
+        .dashboards()
+        .list()
+        .iter()
+        .find(|d| !reader.may_see(d.id()))
+    {
+        check_scope(reader, hidden.id(), "see")?;
+    }
+    Ok(())
+}
+
 /// The metrics the server has seen, for an editor's pickers.
 ///
 /// Each metric with its number of series and its tag keys with their values, sorted. At
 /// most 1,000 metrics, 32 tag keys per metric and 64 values per key; `truncated` says
 /// when something was left out. In a cluster with a partitioned log, the metrics of the
-/// partitions this node owns.
+/// partitions this node owns. The names span every dashboard, so only a principal that may
+/// see all of them may read it.
 #[utoipa::path(
     get,
     path = "/catalog",
@@ -730,10 +746,15 @@ pub(crate) struct AlertHistoryParams {
     responses(
         (status = 200, description = "The metrics seen.", body = Catalog),
         (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see every dashboard.", body = ErrorBody),
         (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
     ),
 )]
-pub(crate) async fn catalog(State(api): State<Api>) -> Answer {
+pub(crate) async fn catalog(
+    State(api): State<Api>,
+    Extension(reader): Extension<Principal>,
+) -> Answer {
+    sees_every_dashboard(&api, &reader)?;
     Ok(json_value(StatusCode::OK, &api.engine.catalog()))
 }
 
@@ -742,7 +763,10 @@ pub(crate) async fn catalog(State(api): State<Api>) -> Answer {
 /// The body is one widget, as in a dashboard's `widgets` (`widget_id` and `dashboard_id`
 /// may be omitted). It is validated as when it is added to a dashboard (without the rules
 /// that need the dashboard: grid width and overlaps), and its value is computed now from
-/// the window store, exactly as a saved widget's would be.
+/// the window store, exactly as a saved widget's would be. It is guarded as the writes are
+/// (it is part of editing): where the router requires writers, it needs a writer's token.
+/// (On a server with open writes anyone could save a dashboard over any metric, so a
+/// preview reveals nothing more.)
 #[utoipa::path(
     post,
     path = "/preview",
@@ -953,15 +977,7 @@ pub(crate) async fn metrics(
     State(api): State<Api>,
     Extension(reader): Extension<Principal>,
 ) -> Answer {
-    if let Some(hidden) = api
-        .engine
-        .dashboards()
-        .list()
-        .iter()
-        .find(|d| !reader.may_see(d.id()))
-    {
-        check_scope(&reader, hidden.id(), "see")?;
-    }
+    sees_every_dashboard(&api, &reader)?;
     let Some(text) = api.engine.render_metrics() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
