@@ -154,6 +154,8 @@ mod history_wire;
 pub mod http;
 pub mod ingest;
 mod metrics;
+#[cfg(feature = "webhooks")]
+pub mod notify;
 mod partition;
 #[cfg(feature = "postgres")]
 pub mod postgres;
