@@ -238,6 +238,12 @@ pub trait AlertNotifier: Send + Sync + 'static {
     fn notify(&self, url: &str, key: &str, body: Vec<u8>, done: NotifyDone);
 }
 
+impl<N: AlertNotifier> AlertNotifier for std::sync::Arc<N> {
+    fn notify(&self, url: &str, key: &str, body: Vec<u8>, done: NotifyDone) {
+        (**self).notify(url, key, body, done);
+    }
+}
+
 /// The callback of one notification's outcome (see [`AlertNotifier::notify`]).
 pub type NotifyDone = Box<dyn FnOnce(NotificationRecord) + Send>;
 
