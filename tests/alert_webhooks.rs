@@ -152,7 +152,7 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
             recovering.ok.store(true, Ordering::Relaxed);
             flipped_back = true;
         }
-        let hot = (started.elapsed().as_millis() / 1500) % 2 == 0;
+        let hot = (started.elapsed().as_millis() / 1500).is_multiple_of(2);
         let now = Timestamp::now().as_millis();
         batches += 1;
         let value = if hot { 90.0 } else { 10.0 } + f64::from(batches % 7) * 0.1;
@@ -232,7 +232,7 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
         healthy.requests.load(Ordering::Relaxed),
         u64::try_from(ok.len()).unwrap()
     );
-    let body = &healthy.bodies.lock().unwrap()[0];
+    let body = healthy.bodies.lock().unwrap()[0].clone();
     assert_eq!(body["version"], 1);
     assert_eq!(body["event"], "firing");
     assert_eq!(body["rule_name"], "CPU hot");
