@@ -438,34 +438,38 @@ impl FileStore {
         Ok((records, lines))
     }
 
-    /// Rewrites the alert history file with `records` only (atomically: a temporary file
-    /// renamed over it).
+    /// Rewrites the alert history file with `records` only (atomically, as
+    /// [`write_atomically`](Self::write_atomically)).
     fn write_alert_file(&self, records: &[AlertRecord]) -> Result<(), Error> {
         let target = self.alert_history_path();
+        let mut out = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut out, r).map_err(|e| Error::store("encode", &target, e))?;
+            out.push(b'\n');
+        }
+        self.write_atomically(ALERT_FILE, &target, &out)
+    }
+
+    /// Writes `bytes` to `target` so that a crash leaves the old file or the new one:
+    /// to a new temporary file beside it (`.<name>.<pid>-<n>.tmp`), flushed to disk,
+    /// renamed over `target`, and the directory flushed.
+    fn write_atomically(&self, name: &str, target: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .dir
-            .join(format!(".{ALERT_FILE}.{}.tmp", std::process::id()));
+            .join(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            let mut out = Vec::new();
-            for r in records {
-                serde_json::to_writer(&mut out, r)?;
-                out.push(b'\n');
-            }
-            f.write_all(&out)?;
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
             f.sync_all()
         };
         if let Err(e) = write() {
             let _ = fs::remove_file(&tmp);
             return Err(Error::store("write", &tmp, e));
         }
-        if let Err(e) = fs::rename(&tmp, &target) {
+        if let Err(e) = fs::rename(&tmp, target) {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::store("rename", &target, e));
+            return Err(Error::store("rename", target, e));
         }
         self.sync_dir()
     }
@@ -591,26 +595,9 @@ impl DashboardStore for FileStore {
 
     fn put(&self, doc: &DashboardDoc) -> Result<(), Error> {
         let target = self.path_of(&doc.dashboard.id);
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".{}.json.{}-{n}.tmp", doc.id(), std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            let mut json = doc.to_json();
-            json.push('\n');
-            f.write_all(json.as_bytes())?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::store("write", &tmp, e));
-        }
-        if let Err(e) = fs::rename(&tmp, &target) {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::store("rename", &target, e));
-        }
-        self.sync_dir()
+        let mut json = doc.to_json();
+        json.push('\n');
+        self.write_atomically(&format!("{}.json", doc.id()), &target, json.as_bytes())
     }
 
     fn delete(&self, id: &DashboardId) -> Result<(), Error> {

@@ -135,33 +135,17 @@ fn the_history_file_stays_bounded() {
         .lines()
         .count();
     assert!(lines <= 1024 + 40, "{lines} lines");
-    let all = engine
-        .alert_history(
-            "ops",
-            &AlertHistoryQuery {
-                limit: 200,
-                ..AlertHistoryQuery::default()
-            },
-        )
-        .unwrap();
-    assert_eq!(all.records.len(), 20);
-    assert_eq!(all.records[0].started_at, secs(1999 * 20));
+    let all = common::alert_records(&engine, "ops");
+    assert_eq!(all.len(), 20);
+    assert_eq!(all[0].started_at, secs(1999 * 20));
     drop(engine);
     let engine = Engine::new(
         EngineConfig::default().with_alert_records(20),
         FileStore::open(dir.path()).unwrap(),
     )
     .unwrap();
-    let reloaded = engine
-        .alert_history(
-            "ops",
-            &AlertHistoryQuery {
-                limit: 200,
-                ..AlertHistoryQuery::default()
-            },
-        )
-        .unwrap();
-    let ids = |p: &rtdash::AlertHistoryPage| p.records.iter().map(|r| r.id).collect::<Vec<_>>();
+    let reloaded = common::alert_records(&engine, "ops");
+    let ids = |p: &[rtdash::AlertRecord]| p.iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(&reloaded), ids(&all));
 }
 

@@ -197,24 +197,14 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
     // Let the engine record the last reports.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let history = engine
-        .alert_history(
-            "ops",
-            &AlertHistoryQuery {
-                limit: 200,
-                ..AlertHistoryQuery::default()
-            },
-        )
-        .unwrap();
+    let history = common::alert_records(&engine, "ops");
     let fires = history
-        .records
         .iter()
         .filter(|r| r.rule_name.as_deref() == Some("CPU hot"))
         .count();
     assert!(fires >= 3, "{fires} fires");
     let outcomes = |url: &str| -> Vec<NotificationOutcome> {
         history
-            .records
             .iter()
             .flat_map(|r| r.notifications.iter())
             .filter(|n| n.url == url)
@@ -249,7 +239,6 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
         assert!(!o.contains(&NotificationOutcome::Delivered), "{url}: {o:?}");
     }
     let failed_500 = history
-        .records
         .iter()
         .flat_map(|r| r.notifications.iter())
         .find(|n| n.url == failing.url && n.outcome == NotificationOutcome::Failed)
@@ -266,7 +255,6 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
     // The pager failed, its breaker opened, then it recovered and its breaker closed.
     // (In the order they ended: records come newest first.)
     let mut timed: Vec<_> = history
-        .records
         .iter()
         .flat_map(|r| r.notifications.iter())
         .filter(|n| n.url == recovering.url)

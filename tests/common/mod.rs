@@ -318,3 +318,18 @@ pub(crate) fn build_example(name: &str, features: &[&str]) -> std::path::PathBuf
         .expect("target/<profile>");
     profile_dir.join("examples").join(name)
 }
+
+/// Every alert record of dashboard `dash` the engine holds (up to one page of 200), newest
+/// first.
+pub(crate) fn alert_records(engine: &rtdash::Engine, dash: &str) -> Vec<rtdash::AlertRecord> {
+    engine
+        .alert_history(
+            dash,
+            &rtdash::AlertHistoryQuery {
+                limit: 200,
+                ..rtdash::AlertHistoryQuery::default()
+            },
+        )
+        .unwrap()
+        .records
+}
