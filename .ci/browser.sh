@@ -56,3 +56,6 @@ fi
 
 step "browser test"
 node tests/browser/dashboard.test.mjs
+
+step "editor browser test"
+node tests/browser/editor.test.mjs
