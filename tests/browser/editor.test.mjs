@@ -6,7 +6,8 @@
 // sees live demo values, adds an alert rule the demo crosses and sees it fire
 // on the chart and in the alert history panel, edits, silences and deletes the
 // rule, renames the dashboard, moves and resizes the widget (buttons, also from
-// the keyboard), triggers a validation error and sees it next to its field,
+// the keyboard), answers the writer-token dialog (a 401 made by the browser:
+// the example runs without --jwt-secret), triggers a validation error and sees it next to its field,
 // removes the widget and deletes the dashboard. A second browser context shows
 // the same dashboard and sees every change without a reload (new widget, rule
 // line, rename, move, removal, the deleted-dashboard message). axe-core checks
@@ -241,9 +242,12 @@ async function main() {
     return `${n} metrics in the catalog; ${text}`;
   });
 
-  await check('the widget dialog passes axe-core (no serious or critical violation); screenshot saved', async () => {
-    const bad = await axeViolations(a, '#widget-dialog');
-    if (bad.length) throw new Error(`axe: ${bad.map((v) => `${v.id} (${v.impact}, ${v.n}: ${v.nodes})`).join('; ')}`);
+  await check('the widget dialog passes axe-core in both themes (no serious or critical violation); screenshot saved', async () => {
+    for (const scheme of ['light', 'dark']) {
+      await a.emulateMedia({ colorScheme: scheme });
+      const bad = await axeViolations(a, '#widget-dialog');
+      if (bad.length) throw new Error(`axe (${scheme}): ${bad.map((v) => `${v.id} (${v.impact}, ${v.n}: ${v.nodes})`).join('; ')}`);
+    }
     mkdirSync(SHOTS, { recursive: true });
     const shot = join(SHOTS, 'screenshot-editor.png');
     await a.screenshot({ path: shot });
@@ -408,6 +412,36 @@ async function main() {
 
   const pos = async () => (await doc()).widgets.find((w) => w.widget_id === widgetId).display_config.position;
   const gridColumnOn = (p) => p.$eval(`section.widget[data-widget-id="${widgetId}"]`, (e) => e.style.gridColumn);
+
+  await check('writer token: a change answered 401 asks for a token in a dialog, retries with it, keeps it in sessionStorage', async () => {
+    // the example runs without --jwt-secret (all writes open): the 401 is the browser's
+    const sent = [];
+    const handler = async (route) => {
+      const req = route.request();
+      if (req.method() === 'GET') return route.continue();
+      const auth = req.headers().authorization || '';
+      sent.push(auth);
+      if (auth !== 'Bearer test-writer-token') {
+        return route.fulfill({ status: 401, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unauthorized', message: 'a writer token is required' } }) });
+      }
+      return route.continue();
+    };
+    await a.route(`${url}dashboards/**`, handler);
+    try {
+      const p0 = await pos();
+      await a.click(bar('down'));
+      await a.waitForSelector('#token-dialog[open]', { timeout: 3000 });
+      await a.fill('#token-input', 'test-writer-token');
+      await a.click('#token-form button[type=submit]');
+      await waitFor('y + 1 in the API', 5000, async () => (await pos()).y === p0.y + 1);
+      const kept = await a.evaluate(() => sessionStorage.getItem('rtdash.writerToken'));
+      if (kept !== 'test-writer-token') throw new Error(`sessionStorage has ${kept}`);
+      if (sent.length < 2 || sent[sent.length - 1] !== 'Bearer test-writer-token') throw new Error(`sent ${JSON.stringify(sent)}`);
+      return `sent ${sent.map((x) => x.slice(7, 17)).join(', ')}`;
+    } finally {
+      await a.unroute(`${url}dashboards/**`, handler);
+    }
+  });
 
   await check('move right (a click) and down (Enter on the focused button); page B follows', async () => {
     const p0 = await pos();
