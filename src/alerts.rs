@@ -48,6 +48,56 @@ impl AlertCondition {
     }
 }
 
+/// How serious an alert is: shown in the page and in the alert history, sent in
+/// webhook payloads. JSON: `"info"`, `"warning"` (the default) or `"critical"`.
+///
+/// # Examples
+///
+/// ```
+/// use rtdash::AlertSeverity;
+///
+/// assert_eq!(AlertSeverity::default(), AlertSeverity::Warning);
+/// assert_eq!(serde_json::to_string(&AlertSeverity::Critical)?, r#""critical""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[cfg_attr(feature = "http", derive(utoipa::ToSchema))]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    /// Worth knowing.
+    Info,
+    /// Needs a look (the default).
+    #[default]
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+impl AlertSeverity {
+    /// Its name in JSON: `"info"`, `"warning"` or `"critical"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// The severity named `name` (as in JSON), or `None`.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "info" => Some(Self::Info),
+            "warning" => Some(Self::Warning),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+}
+
 /// A threshold rule on one widget's live value: fires when the value stays
 /// [`above`](AlertCondition::Above) (or [`below`](AlertCondition::Below)) `threshold` for
 /// at least `for_seconds`, resolves when it no longer does.
@@ -59,11 +109,17 @@ impl AlertCondition {
 /// min, max or percentile widget has none, while a count or sum widget has 0, which is
 /// compared like any value (so `below 1` on a count fires when traffic stops).
 ///
-/// JSON form (`id`, `for_seconds` and `name` may be omitted; `id` then gets a random UUID):
+/// Every fire and resolve is kept in the alert history
+/// ([`Engine::alert_history`](crate::Engine::alert_history)) and sent to each of the rule's
+/// `webhooks` (unless the rule is silenced: `silenced_until` in the future).
+///
+/// JSON form (`id`, `for_seconds`, `name`, `severity`, `silenced_until` and `webhooks` may
+/// be omitted; `id` then gets a random UUID):
 ///
 /// ```json
 /// {"id": "…", "widget_id": "…", "condition": "above", "threshold": 250,
-///  "for_seconds": 30, "name": "p99 latency high"}
+///  "for_seconds": 30, "name": "p99 latency high", "severity": "critical",
+///  "silenced_until": 1764600000000, "webhooks": ["https://hooks.example.com/rtdash"]}
 /// ```
 ///
 /// # Examples
@@ -86,8 +142,10 @@ impl AlertCondition {
         above (or below) `threshold` for at least `for_seconds`, resolves when it no longer \
         does. For a widget with `group_by` the worst group counts; a window without a value \
         (no event, for avg, min, max and percentiles) does not breach, while count and sum \
-        are 0 then and compare like any value. `id` (a random UUID when omitted), `for_seconds` (0) and `name` may be \
-        omitted; unknown fields are refused."
+        are 0 then and compare like any value. `id` (a random UUID when omitted), `for_seconds` (0), `name`, \
+        `severity` (`warning`), `silenced_until` (none) and `webhooks` (none) may be omitted; unknown fields are \
+        refused. Every fire and resolve is kept in the alert history and POSTed to each webhook URL, unless the \
+        rule is silenced (`silenced_until`, unix ms, in the future)."
     )
 )]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,6 +167,19 @@ pub struct AlertRule {
     /// A human-readable name, used in the alert message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// How serious the alert is.
+    #[serde(default)]
+    pub severity: AlertSeverity,
+    /// Until when (ms since the Unix epoch) the rule's notifications are silenced: it is
+    /// still evaluated and its fires and resolves are still kept in the alert history, but
+    /// no webhook is sent. `None` or a past time: not silenced.
+    #[cfg_attr(feature = "http", schema(value_type = Option<i64>))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silenced_until: Option<Timestamp>,
+    /// Where each fire and resolve is POSTed as JSON (`http://` or `https://` URLs, at most
+    /// [`AlertRule::MAX_WEBHOOKS`], each at most [`AlertRule::MAX_WEBHOOK_URL_LEN`] bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<String>,
 }
 
 /// Longest `for_seconds` accepted.
@@ -141,7 +212,53 @@ impl AlertRule {
             threshold,
             for_seconds: 0.0,
             name: None,
+            severity: AlertSeverity::Warning,
+            silenced_until: None,
+            webhooks: Vec::new(),
         }
+    }
+
+    /// Most webhook URLs a rule may have.
+    pub const MAX_WEBHOOKS: usize = 4;
+    /// Longest webhook URL accepted, in bytes.
+    pub const MAX_WEBHOOK_URL_LEN: usize = 2048;
+
+    /// Sets the severity.
+    #[must_use]
+    pub fn with_severity(mut self, severity: AlertSeverity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// Adds a webhook URL.
+    #[must_use]
+    pub fn with_webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhooks.push(url.into());
+        self
+    }
+
+    /// Silences the rule's notifications until `until`.
+    #[must_use]
+    pub fn silenced_until(mut self, until: Timestamp) -> Self {
+        self.silenced_until = Some(until);
+        self
+    }
+
+    /// Whether `other` is evaluated exactly as this rule (same widget, condition, threshold
+    /// and hold time): a change of name, severity, silence or webhooks keeps a firing
+    /// alert firing.
+    #[must_use]
+    pub fn evaluates_as(&self, other: &Self) -> bool {
+        self.widget_id == other.widget_id
+            && self.condition == other.condition
+            && self.threshold.to_bits() == other.threshold.to_bits()
+            && self.for_seconds.to_bits() == other.for_seconds.to_bits()
+    }
+
+    /// Whether the rule's notifications are silenced at `now`.
+    #[must_use]
+    pub fn is_silenced(&self, now: Timestamp) -> bool {
+        self.silenced_until.is_some_and(|until| now < until)
     }
 
     /// Sets how long the condition must hold before the alert fires.
@@ -201,6 +318,29 @@ impl AlertRule {
                 at("name"),
                 format!("is {} bytes, the limit is {MAX_NAME_LEN}", name.len()),
             ));
+        }
+        if self.webhooks.len() > Self::MAX_WEBHOOKS {
+            out.push(SchemaViolation::new(
+                at("webhooks"),
+                format!(
+                    "has {} URLs, the limit is {}",
+                    self.webhooks.len(),
+                    Self::MAX_WEBHOOKS
+                ),
+            ));
+        }
+        for (i, url) in self.webhooks.iter().enumerate() {
+            if let Err(reason) = check_webhook_url(url) {
+                out.push(SchemaViolation::new(at(&format!("webhooks[{i}]")), reason));
+            }
+        }
+        for (i, url) in self.webhooks.iter().enumerate() {
+            if self.webhooks[..i].contains(url) {
+                out.push(SchemaViolation::new(
+                    at(&format!("webhooks[{i}]")),
+                    "repeats an earlier URL of this rule",
+                ));
+            }
         }
     }
 
@@ -302,6 +442,9 @@ pub struct AlertEvent {
     pub condition: AlertCondition,
     /// The rule's threshold.
     pub threshold: f64,
+    /// The rule's severity.
+    #[serde(default)]
+    pub severity: AlertSeverity,
     /// For a `group_by` widget, the group that crossed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
@@ -310,6 +453,31 @@ pub struct AlertEvent {
     pub at: Timestamp,
     /// A human-readable summary, e.g. `p99 latency high: 312 is above 250`.
     pub message: String,
+}
+
+/// Why `url` cannot be a webhook URL: `http://` or `https://`, a host, no whitespace or
+/// control characters, at most [`AlertRule::MAX_WEBHOOK_URL_LEN`] bytes.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    if url.len() > AlertRule::MAX_WEBHOOK_URL_LEN {
+        return Err(format!(
+            "is {} bytes, the limit is {}",
+            url.len(),
+            AlertRule::MAX_WEBHOOK_URL_LEN
+        ));
+    }
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} has whitespace or control characters"));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// The state of one rule between evaluations.
@@ -406,6 +574,45 @@ mod tests {
         let mut tr = Tracker::default();
         assert_eq!(tr.observe(&rule, Some(0.0), t(0)), None);
         assert_eq!(tr.observe(&rule, Some(0.1), t(1)), Some(AlertState::Firing));
+    }
+
+    #[test]
+    fn bad_webhooks_are_reported() {
+        let mut rule = AlertRule::above(Uuid::new_v4(), 1.0)
+            .with_webhook("ftp://example.com/x")
+            .with_webhook("http://")
+            .with_webhook("https://ok.example.com/hook")
+            .with_webhook("https://ok.example.com/hook")
+            .with_webhook("http://a b");
+        let mut out = Vec::new();
+        rule.check("", &mut out);
+        let paths: Vec<_> = out.iter().map(|v| v.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "webhooks",
+                "webhooks[0]",
+                "webhooks[1]",
+                "webhooks[4]",
+                "webhooks[3]"
+            ]
+        );
+        assert!(out[1].message.contains("not an http:// or https:// URL"));
+        rule.webhooks = vec!["http://127.0.0.1:9/x".into(), "https://u:p@h/".into()];
+        out.clear();
+        rule.check("", &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        rule.webhooks = vec![format!("http://h/{}", "x".repeat(3000))];
+        rule.check("", &mut out);
+        assert!(out[0].message.contains("the limit is 2048"));
+    }
+
+    #[test]
+    fn silence_ends_at_its_time() {
+        let rule = AlertRule::above(Uuid::new_v4(), 1.0).silenced_until(t(10));
+        assert!(rule.is_silenced(t(9)));
+        assert!(!rule.is_silenced(t(10)));
+        assert!(!AlertRule::above(Uuid::new_v4(), 1.0).is_silenced(t(0)));
     }
 
     #[test]

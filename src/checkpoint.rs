@@ -79,7 +79,6 @@ pub(crate) struct RuleCheckpoint {
 }
 
 impl RuleCheckpoint {
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn new(
         dashboard: &str,
         rule: Uuid,

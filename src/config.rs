@@ -60,6 +60,11 @@ pub struct EngineConfig {
     /// How many alert events (firing and resolved) [`Engine::alerts`](crate::Engine::alerts)
     /// keeps. Default 256.
     pub alert_history: usize,
+    /// How many alert history records (one per fire, with its resolve and notifications)
+    /// the engine keeps and its store loads at start
+    /// ([`Engine::alert_history`](crate::Engine::alert_history)); older ones are dropped
+    /// and counted. Default 10,000.
+    pub alert_records: usize,
     /// A widget value is *stale* when its series had no data for longer than this many
     /// refresh intervals. Default 2. A widget that sets
     /// [`stale_after_seconds`](rtdash_core::Widget::stale_after_seconds) uses that instead
@@ -88,6 +93,7 @@ impl Default for EngineConfig {
             subscribe_policy: SlowConsumerPolicy::default(),
             tick: Duration::from_millis(100),
             alert_history: 256,
+            alert_records: 10_000,
             stale_after_intervals: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
             dedup_capacity: 100_000,
             max_body_bytes: 8 << 20,
@@ -129,6 +135,8 @@ setters! {
     with_tick: tick: Duration;
     /// Sets [`alert_history`](Self::alert_history).
     with_alert_history: alert_history: usize;
+    /// Sets [`alert_records`](Self::alert_records).
+    with_alert_records: alert_records: usize;
     /// Sets [`stale_after_intervals`](Self::stale_after_intervals).
     with_stale_after_intervals: stale_after_intervals: NonZeroU32;
     /// Sets [`dedup_capacity`](Self::dedup_capacity).

@@ -339,6 +339,31 @@ impl WidgetPatch {
     }
 }
 
+/// A widget on its own from JSON (the body of `POST /preview`): `widget_id` may be omitted
+/// (a random one is given).
+///
+/// # Errors
+///
+/// [`Error::MalformedJson`], [`Error::WrongShape`] when it is not an object, and
+/// [`Error::Invalid`] (`invalid_widget`) for a field of the wrong type or an unknown field.
+pub(crate) fn widget_from_json(json: &[u8]) -> Result<Widget, Error> {
+    let value: Value =
+        serde_json::from_slice(json).map_err(|e| Error::from_json(&e, Subject::Widget))?;
+    let Value::Object(mut map) = value else {
+        return Err(Error::WrongShape {
+            message: format!("expected a widget JSON object, found {}", kind(&value)),
+        });
+    };
+    if !map.contains_key("widget_id") {
+        map.insert(
+            "widget_id".to_owned(),
+            Value::String(Uuid::new_v4().to_string()),
+        );
+    }
+    Widget::deserialize(Value::Object(map))
+        .map_err(|e| Error::invalid(Subject::Widget, "", strip_position(&e)))
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

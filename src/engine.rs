@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,11 @@ use rtdash_fanout::Subscription;
 use rtdash_transport::{Authenticator, Frame, FrameHub, Topic, Transport, TransportConfig};
 use rtdash_window::{WindowStats, WindowStore};
 
+use crate::alert_history::{
+    AlertHistory, AlertHistoryPage, AlertHistoryQuery, AlertNotifier, NotificationOutcome,
+    NotificationRecord, NotifyDone, WebhookPayload,
+};
+use crate::catalog::Catalog;
 use crate::checkpoint::{self, EngineCheckpoint};
 use crate::ingest::{InProcessLog, IngestLog, RecordHook, Recorder};
 use crate::metrics::{Meters, Scrape};
@@ -112,6 +117,13 @@ struct Inner {
     refresh: Mutex<RefreshState>,
     health: Health,
     alerts: Mutex<AlertLog>,
+    /// Serialises the saves of alert records, so that a record is never saved older
+    /// after newer.
+    alert_saves: Mutex<()>,
+    /// Where notifications go: the builder's, else (feature `webhooks`) the default one,
+    /// made at the first notification inside a tokio runtime.
+    notifier: std::sync::OnceLock<Option<Arc<dyn AlertNotifier>>>,
+    notify_counts: NotifyCounts,
     meters: Arc<Meters>,
     transports: Mutex<Vec<Transport<WidgetKey>>>,
     /// Whether this engine evaluates widgets (an edge node does not).
@@ -193,10 +205,37 @@ impl Health {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct AlertLog {
     history: VecDeque<AlertEvent>,
     firing: BTreeMap<(String, Uuid), AlertEvent>,
+    /// One record per fire, persisted by the dashboard store.
+    records: AlertHistory,
+}
+
+/// Notification outcomes counted for the metrics, by [`NotificationOutcome`].
+#[derive(Debug, Default)]
+struct NotifyCounts {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    breaker_open: AtomicU64,
+    dropped: AtomicU64,
+    silenced: AtomicU64,
+    save_failures: AtomicU64,
+}
+
+impl NotifyCounts {
+    fn count(&self, outcome: NotificationOutcome) {
+        let c = match outcome {
+            NotificationOutcome::Delivered => &self.delivered,
+            NotificationOutcome::Failed => &self.failed,
+            NotificationOutcome::BreakerOpen => &self.breaker_open,
+            NotificationOutcome::Dropped => &self.dropped,
+            NotificationOutcome::Silenced => &self.silenced,
+            _ => return,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Where the engine's queries are answered: its store, or with a partitioned log the
@@ -287,12 +326,53 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn record_alerts(&self, events: &[AlertEvent]) {
+    fn record_alerts(self: &Arc<Self>, events: &[AlertEvent]) {
         if events.is_empty() {
             return;
         }
+        let mut sends = Vec::new();
         let mut log = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
         for a in events {
+            let rule = self
+                .registry
+                .get(&a.dashboard_id)
+                .ok()
+                .and_then(|doc| doc.alert_rules.iter().find(|r| r.id == a.rule_id).cloned());
+            let silenced = rule.as_ref().is_some_and(|r| r.is_silenced(a.at));
+            let urls = rule
+                .as_ref()
+                .map(|r| r.webhooks.clone())
+                .unwrap_or_default();
+            let outcome = if silenced {
+                NotificationOutcome::Silenced
+            } else {
+                NotificationOutcome::Pending
+            };
+            let notifications = urls
+                .iter()
+                .map(|url| NotificationRecord {
+                    url: url.clone(),
+                    state: a.state,
+                    outcome,
+                    attempts: 0,
+                    status: None,
+                    error: None,
+                    at: a.at,
+                })
+                .collect::<Vec<_>>();
+            if silenced {
+                for _ in &urls {
+                    self.notify_counts.count(NotificationOutcome::Silenced);
+                }
+            }
+            if let Some(id) = log.records.apply(a, rule.as_ref(), silenced, notifications)
+                && !silenced
+                && !urls.is_empty()
+                && let Some(record) = log.records.get(id)
+            {
+                let body = serde_json::to_vec(&WebhookPayload::of(record, a)).unwrap_or_default();
+                sends.push((id, a.state, urls, body));
+            }
             let key = (a.dashboard_id.clone(), a.rule_id);
             match a.state {
                 AlertState::Firing => {
@@ -307,6 +387,98 @@ impl Inner {
         let cap = self.config.alert_history;
         while log.history.len() > cap {
             log.history.pop_front();
+        }
+        drop(log);
+        for (id, state, urls, body) in sends {
+            for url in urls {
+                self.send_notification(id, state, url, body.clone());
+            }
+        }
+    }
+
+    /// The notifier: the builder's, else the default (feature `webhooks`, inside a tokio
+    /// runtime), else none.
+    fn notifier(&self) -> Option<&Arc<dyn AlertNotifier>> {
+        self.notifier
+            .get_or_init(|| {
+                #[cfg(feature = "webhooks")]
+                {
+                    crate::notify::WebhookNotifier::for_alerts(
+                        crate::notify::WebhookConfig::default(),
+                    )
+                    .ok()
+                    .map(|n| Arc::new(n) as Arc<dyn AlertNotifier>)
+                }
+                #[cfg(not(feature = "webhooks"))]
+                None
+            })
+            .as_ref()
+    }
+
+    /// Sends one notification of record `id` and records its outcome when it is known.
+    fn send_notification(
+        self: &Arc<Self>,
+        id: Uuid,
+        state: AlertState,
+        url: String,
+        body: Vec<u8>,
+    ) {
+        let weak = Arc::downgrade(self);
+        let done: NotifyDone = Box::new(move |outcome: NotificationRecord| {
+            if let Some(inner) = weak.upgrade() {
+                inner.notify_counts.count(outcome.outcome);
+                let mut log = inner.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+                log.records.report(id, state, outcome);
+            }
+        });
+        let key = format!("{id}:{}", state.as_str());
+        match self.notifier() {
+            Some(n) => n.notify(&url, &key, body, done),
+            None => done(NotificationRecord {
+                url,
+                state,
+                outcome: NotificationOutcome::Failed,
+                attempts: 0,
+                status: None,
+                error: Some(
+                    "no notifier: webhooks need the `webhooks` feature and an engine run inside a tokio runtime"
+                        .to_owned(),
+                ),
+                at: Timestamp::now(),
+            }),
+        }
+    }
+
+    /// Saves the alert records changed since the last save to the dashboard store.
+    /// Returns how many were saved; on failure they stay to be saved next time.
+    fn persist_alert_records(&self) -> Result<usize, Error> {
+        let _order = self
+            .alert_saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let records = self
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .records
+            .take_dirty();
+        if records.is_empty() {
+            return Ok(0);
+        }
+        match self.registry.store().save_alert_records(&records) {
+            Ok(()) => Ok(records.len()),
+            Err(e) => {
+                self.notify_counts
+                    .save_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, records = records.len(), "alert history: saving failed; retrying later");
+                self.alerts
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .records
+                    .mark_dirty(records.iter().map(|r| r.id));
+                Err(e)
+            }
         }
     }
 
@@ -398,6 +570,7 @@ pub struct EngineBuilder {
     aggregate: bool,
     partition_of: Option<PartitionOf>,
     archive: Option<Arc<dyn crate::history::HistoryArchive>>,
+    notifier: Option<Arc<dyn AlertNotifier>>,
     #[cfg(feature = "redis")]
     redis: Option<(rtdash_redis::Backplane, crate::redis::Role)>,
     #[cfg(feature = "redis")]
@@ -450,6 +623,15 @@ impl EngineBuilder {
     /// Needs the window store's roll-up tier ([`WindowConfig::rollup`](crate::WindowConfig)).
     pub fn history_archive(mut self, archive: impl crate::history::HistoryArchive) -> Self {
         self.archive = Some(Arc::new(archive));
+        self
+    }
+
+    /// Where alert notifications go (rules' `webhooks`). Default: with feature `webhooks`,
+    /// [`notify::WebhookNotifier`](crate::notify::WebhookNotifier) with its default
+    /// configuration, made at the first notification (inside a tokio runtime); without
+    /// it, notifications are recorded as failed.
+    pub fn notifier(mut self, notifier: impl AlertNotifier) -> Self {
+        self.notifier = Some(Arc::new(notifier));
         self
     }
 
@@ -562,6 +744,10 @@ impl EngineBuilder {
             config.effective_schema(),
             Arc::clone(&publisher),
         )?;
+        let alert_records = AlertHistory::load(
+            config.alert_records,
+            registry.store().load_alert_records(config.alert_records)?,
+        );
         let meters = Arc::new(Meters::new(config.metrics));
         let recorder = Recorder::new(window, config.dedup_capacity, record_hook(&meters));
         let partitions = self.partition_of.map(|of| Arc::new(Partitions::new(of)));
@@ -583,7 +769,17 @@ impl EngineBuilder {
                 publisher,
                 refresh: Mutex::new(RefreshState::default()),
                 health: Health::default(),
-                alerts: Mutex::new(AlertLog::default()),
+                alerts: Mutex::new(AlertLog {
+                    history: VecDeque::new(),
+                    firing: BTreeMap::new(),
+                    records: alert_records,
+                }),
+                alert_saves: Mutex::new(()),
+                notifier: match self.notifier {
+                    Some(n) => std::sync::OnceLock::from(Some(n)),
+                    None => std::sync::OnceLock::new(),
+                },
+                notify_counts: NotifyCounts::default(),
                 meters,
                 transports: Mutex::new(Vec::new()),
                 aggregate,
@@ -611,6 +807,7 @@ impl EngineBuilder {
                 .unwrap_or_else(PoisonError::into_inner) = Some(log.spawn_owner(handler));
         }
         // A shared store's changes made elsewhere (see `Registry`), until the engine goes.
+        engine.resume_open_alerts();
         if let Some(changes) = engine.inner.registry.take_store_changes() {
             let weak = engine.downgrade();
             crate::registry::follow_store(changes, move |change| {
@@ -651,6 +848,7 @@ impl Engine {
             aggregate: true,
             partition_of: None,
             archive: None,
+            notifier: None,
             #[cfg(feature = "redis")]
             redis: None,
             #[cfg(feature = "redis")]
@@ -1093,6 +1291,7 @@ impl Engine {
             inner.meters.metrics.upkeep();
             inner.meters.metrics.refresh(&self.scrape());
             state.last_upkeep = Some(now);
+            self.save_alert_records_soon();
             if let Some(archive) = &inner.archive {
                 match &inner.partitions {
                     None => {
@@ -1199,7 +1398,7 @@ impl Engine {
         let frames = report.frames_published + plan.alerts.len();
         m.metrics.frames_published.increment(frames as u64);
         m.frames.fetch_add(frames as u64, Ordering::Relaxed);
-        inner.record_alerts(&plan.alerts);
+        self.inner.record_alerts(&plan.alerts);
         report.alerts = plan.alerts;
         m.metrics.tick.record(started.elapsed().as_secs_f64());
         report
@@ -1301,6 +1500,86 @@ impl Engine {
     /// [`Error::UnknownDashboard`], [`Error::UnknownWidget`].
     pub fn widget_value(&self, dashboard: &str, widget: Uuid) -> Result<WidgetState, Error> {
         self.widget_value_at(dashboard, widget, Timestamp::now())
+    }
+
+    /// The metrics this engine's window store has seen, with their tag keys and values
+    /// (bounded; see [`catalog`](crate::catalog)). With a partitioned log, those of the
+    /// partitions this node owns.
+    #[must_use]
+    pub fn catalog(&self) -> Catalog {
+        match &self.inner.partitions {
+            None => {
+                let store = self.inner.read_store();
+                Catalog::of_keys(store.interner().iter().map(|(_, k)| k))
+            }
+            Some(parts) => {
+                let recorders = parts.recorders();
+                let guards: Vec<_> = recorders
+                    .iter()
+                    .map(|r| {
+                        r.shared()
+                            .store
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner)
+                    })
+                    .collect();
+                Catalog::of_keys(
+                    guards
+                        .iter()
+                        .flat_map(|g| g.interner().iter().map(|(_, k)| k)),
+                )
+            }
+        }
+    }
+
+    /// The value `widget` (not part of any dashboard) would have now: what an editor
+    /// shows before the widget is saved. The widget is validated as
+    /// [`Widget::validate`](rtdash_core::Widget::validate) does with this engine's limits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] (`invalid_widget`) listing every broken rule;
+    /// [`Error::NotOwned`] when another node aggregates its metric.
+    pub fn preview(&self, widget: &rtdash_core::Widget) -> Result<WidgetState, Error> {
+        self.preview_at(widget, Timestamp::now())
+    }
+
+    /// [`preview`](Self::preview) at time `now`.
+    ///
+    /// # Errors
+    ///
+    /// As [`preview`](Self::preview).
+    pub fn preview_at(
+        &self,
+        widget: &rtdash_core::Widget,
+        now: Timestamp,
+    ) -> Result<WidgetState, Error> {
+        let limits = self.inner.config.effective_schema();
+        widget
+            .validate(&limits)
+            .map_err(|e| Error::from_core(e, Subject::Widget))?;
+        if let Some(parts) = &self.inner.partitions
+            && !parts.owns(&widget.metric_name)
+        {
+            return Err(Error::NotOwned {
+                metric: widget.metric_name.clone(),
+            });
+        }
+        let spec = QuerySpec::of(widget);
+        let answer = Stores(&self.inner).answer(&spec, now);
+        let refresh = widget.refresh_interval().unwrap_or_default();
+        let input = StateInput {
+            dashboard: "",
+            widget: widget.widget_id,
+            stale_after: stale_limit(
+                widget,
+                refresh,
+                self.inner.config.stale_after_intervals.get(),
+            ),
+            unhealthy: self.inner.health.is_unhealthy(&widget.metric_name),
+            now,
+        };
+        Ok(state_of(&input, answer.as_ref()))
     }
 
     /// [`widget_value`](Self::widget_value) at time `now` (for tests and replays).
@@ -1496,6 +1775,139 @@ impl Engine {
         log.history.iter().cloned().collect()
     }
 
+    /// A page of dashboard `dashboard`'s alert history: one [`AlertRecord`] per time a rule
+    /// fired (with its resolve and its notifications' outcomes), newest first, selected by
+    /// `query`. See [`alert_history`](crate::alert_history).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownDashboard`] when no such dashboard exists (the history of a deleted
+    /// dashboard is not served); [`Error::InvalidAlertHistoryQuery`] for a `limit`
+    /// of 0 or above [`MAX_ALERT_HISTORY_PAGE`](crate::alert_history::MAX_ALERT_HISTORY_PAGE),
+    /// or `from` after `to`.
+    pub fn alert_history(
+        &self,
+        dashboard: &str,
+        query: &AlertHistoryQuery,
+    ) -> Result<AlertHistoryPage, Error> {
+        if query.limit == 0 || query.limit > crate::alert_history::MAX_ALERT_HISTORY_PAGE {
+            return Err(Error::InvalidAlertHistoryQuery {
+                field: "limit",
+                reason: format!(
+                    "is {}; it must be 1 to {}",
+                    query.limit,
+                    crate::alert_history::MAX_ALERT_HISTORY_PAGE
+                ),
+            });
+        }
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(Error::InvalidAlertHistoryQuery {
+                field: "from",
+                reason: format!("{} is after `to` {}", from.as_millis(), to.as_millis()),
+            });
+        }
+        self.inner.registry.get(dashboard)?;
+        let log = self
+            .inner
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(log.records.query(dashboard, query))
+    }
+
+    /// Saves the alert records changed since the last save to the dashboard store now
+    /// ([`DashboardStore::save_alert_records`]); the engine's scheduler does so about once a
+    /// second, and [`EngineTask::shutdown`] a last time. Returns how many were saved.
+    ///
+    /// # Errors
+    ///
+    /// The store's error; the records are then saved at the next attempt.
+    pub fn save_alert_records(&self) -> Result<usize, Error> {
+        self.inner.persist_alert_records()
+    }
+
+    /// Takes up the alerts the loaded history says were firing when the engine last
+    /// stopped: their rules start as firing (no second `firing` event while the value
+    /// still breaches; a `resolved` one, closing the record, once it no longer does). With
+    /// a partitioned log the partitions' checkpoints hold the rule states instead.
+    fn resume_open_alerts(&self) {
+        if self.inner.partitions.is_some() || !self.inner.aggregate {
+            return;
+        }
+        let mut log = self
+            .inner
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let open: Vec<AlertEvent> = log
+            .records
+            .open_records()
+            .map(|r| AlertEvent {
+                rule_id: r.rule_id,
+                dashboard_id: r.dashboard_id.clone(),
+                widget_id: r.widget_id,
+                state: AlertState::Firing,
+                value: r.value,
+                condition: r.condition,
+                threshold: r.threshold,
+                severity: r.severity,
+                group: r.group.clone(),
+                at: r.started_at,
+                message: r.message.clone(),
+            })
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let states = open
+            .iter()
+            .map(|a| {
+                checkpoint::RuleCheckpoint::new(
+                    &a.dashboard_id,
+                    a.rule_id,
+                    crate::alerts::Tracker::Firing,
+                    a.group.clone(),
+                )
+            })
+            .collect();
+        for a in open {
+            log.firing.insert((a.dashboard_id.clone(), a.rule_id), a);
+        }
+        drop(log);
+        self.inner
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .planner
+            .import_rules(states);
+    }
+
+    /// Saves the changed alert records on a blocking thread (inside a tokio runtime), or
+    /// now.
+    fn save_alert_records_soon(&self) {
+        let dirty = self
+            .inner
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .records
+            .has_dirty();
+        if !dirty {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || inner.persist_alert_records());
+            }
+            Err(_) => {
+                let _ = inner.persist_alert_records();
+            }
+        }
+    }
+
     /// The alerts firing now (the event that started each), by dashboard then rule.
     #[must_use]
     pub fn firing_alerts(&self) -> Vec<AlertEvent> {
@@ -1612,6 +2024,23 @@ impl Engine {
             s.extra
                 .extend(crate::metrics::archive_metrics(&archive.health()));
         }
+        let records = {
+            let log = inner.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+            (log.records.len(), log.records.evicted())
+        };
+        let n = &inner.notify_counts;
+        s.extra.extend(crate::metrics::alert_metrics(
+            &crate::metrics::AlertCounts {
+                records: records.0 as u64,
+                evicted: records.1,
+                delivered: n.delivered.load(Ordering::Relaxed),
+                failed: n.failed.load(Ordering::Relaxed),
+                breaker_open: n.breaker_open.load(Ordering::Relaxed),
+                dropped: n.dropped.load(Ordering::Relaxed),
+                silenced: n.silenced.load(Ordering::Relaxed),
+                save_failures: n.save_failures.load(Ordering::Relaxed),
+            },
+        ));
         s
     }
 
@@ -1704,6 +2133,8 @@ impl EngineTask {
         self.engine.release_partitions().await;
         self.engine.close_sessions().await;
         self.engine.flush_history(Duration::from_secs(5)).await;
+        let engine = self.engine.clone();
+        let _ = tokio::task::spawn_blocking(move || engine.save_alert_records()).await;
     }
 }
 

@@ -159,6 +159,15 @@ pub enum Error {
         /// What is wrong and the limit that applies.
         reason: String,
     },
+    /// An alert history query (`limit`, `from`/`to`, `state`, …) is not usable; the message
+    /// names the field.
+    #[error("alert history query `{field}`: {reason}")]
+    InvalidAlertHistoryQuery {
+        /// The query parameter at fault.
+        field: &'static str,
+        /// What is wrong and the limit that applies.
+        reason: String,
+    },
     /// History could not be read: the archive is unreachable, or this node does not
     /// aggregate (an edge node holds no window store).
     #[error("history is unavailable: {reason}")]
@@ -245,6 +254,7 @@ impl Error {
             Self::IngestLogUnavailable { .. } => "ingest_log_unavailable",
             Self::NotOwned { .. } => "not_owned",
             Self::InvalidHistoryRequest { .. } => "invalid_history_request",
+            Self::InvalidAlertHistoryQuery { .. } => "invalid_alert_history_query",
             Self::HistoryUnavailable { .. } => "history_unavailable",
         }
     }

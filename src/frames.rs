@@ -179,7 +179,7 @@ pub(crate) fn push_update_item(out: &mut String, item: &WidgetState) {
 /// # Examples
 ///
 /// ```
-/// use rtdash::{AlertCondition, AlertEvent, AlertState, Timestamp, Uuid, encode_alert};
+/// use rtdash::{AlertCondition, AlertEvent, AlertSeverity, AlertState, Timestamp, Uuid, encode_alert};
 ///
 /// let alert = AlertEvent {
 ///     rule_id: Uuid::from_u128(9),
@@ -189,6 +189,7 @@ pub(crate) fn push_update_item(out: &mut String, item: &WidgetState) {
 ///     value: Some(97.5),
 ///     condition: AlertCondition::Above,
 ///     threshold: 90.0,
+///     severity: AlertSeverity::Critical,
 ///     group: None,
 ///     at: Timestamp::from_millis(1_700_000_000_000),
 ///     message: "cpu above 90".into(),
@@ -200,7 +201,8 @@ pub(crate) fn push_update_item(out: &mut String, item: &WidgetState) {
 ///         r#"{"type":"alert","topic":"ops","seq":7,"sent_at":1700000000120,"#,
 ///         r#""rule_id":"00000000-0000-0000-0000-000000000009","#,
 ///         r#""widget":"00000000-0000-0000-0000-000000000001","state":"firing","value":97.5,"#,
-///         r#""condition":"above","threshold":90.0,"at":1700000000000,"message":"cpu above 90"}"#,
+///         r#""condition":"above","threshold":90.0,"severity":"critical","at":1700000000000,"#,
+///         r#""message":"cpu above 90"}"#,
 ///     )
 /// );
 /// ```
@@ -221,6 +223,7 @@ pub fn encode_alert(topic: &str, seq: u64, sent_at: i64, alert: &AlertEvent) -> 
         alert.condition.as_str()
     );
     push_json_num(&mut out, Some(alert.threshold));
+    let _ = write!(out, r#","severity":"{}""#, alert.severity.as_str());
     if let Some(g) = &alert.group {
         out.push_str(r#","group":"#);
         push_json_str(&mut out, g);
@@ -289,7 +292,7 @@ fn push_json_int(out: &mut String, v: Option<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AlertCondition, AlertState, GroupValue};
+    use crate::{AlertCondition, AlertSeverity, AlertState, GroupValue};
     use proptest::prelude::*;
     use rtdash_core::Timestamp;
 
@@ -331,6 +334,7 @@ mod tests {
             value: Some(f64::NAN),
             condition: AlertCondition::Below,
             threshold: f64::NEG_INFINITY,
+            severity: AlertSeverity::Info,
             group: None,
             at: ms(-3),
             message: "line\nbreak \"q\"".into(),

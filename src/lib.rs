@@ -138,8 +138,10 @@
 //! | `http` | yes | [`http::router`]: the HTTP API on axum, with WebSocket (`rtdash-transport/axum`) and SSE (`rtdash-transport/sse`) streams, and its OpenAPI document ([`http::openapi_json`], `GET /openapi.json`, made with `utoipa`) |
 //! | `jwt` | no | `rtdash-transport/jwt`: `rtdash::transport::JwtAuthenticator` (HS256 JSON Web Tokens) |
 
+pub mod alert_history;
 mod alerts;
 mod auth;
+pub mod catalog;
 mod checkpoint;
 mod config;
 mod doc;
@@ -152,6 +154,8 @@ mod history_wire;
 pub mod http;
 pub mod ingest;
 mod metrics;
+#[cfg(feature = "webhooks")]
+pub mod notify;
 mod partition;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -163,8 +167,13 @@ mod registry;
 mod store;
 mod types;
 
-pub use alerts::{AlertCondition, AlertEvent, AlertRule, AlertState};
+pub use alert_history::{
+    AlertHistoryPage, AlertHistoryQuery, AlertNotifier, AlertRecord, NotificationOutcome,
+    NotificationRecord,
+};
+pub use alerts::{AlertCondition, AlertEvent, AlertRule, AlertSeverity, AlertState};
 pub use auth::AllowAll;
+pub use catalog::{Catalog, CatalogMetric};
 pub use checkpoint::EngineCheckpoint;
 pub use config::EngineConfig;
 pub use doc::{DashboardDoc, WidgetPatch};

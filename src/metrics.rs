@@ -260,6 +260,67 @@ pub(crate) fn archive_metrics(h: &crate::history::ArchiveHealth) -> Vec<Extra> {
     ]
 }
 
+/// What the alert history and its notifications counted, for [`alert_metrics`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AlertCounts {
+    pub(crate) records: u64,
+    pub(crate) evicted: u64,
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) breaker_open: u64,
+    pub(crate) dropped: u64,
+    pub(crate) silenced: u64,
+    pub(crate) save_failures: u64,
+}
+
+/// The alert history's metrics (`rtdash_alert_records*`, `rtdash_alert_notifications_*`).
+pub(crate) fn alert_metrics(c: &AlertCounts) -> Vec<Extra> {
+    #[allow(clippy::cast_precision_loss)]
+    let records = c.records as f64;
+    vec![
+        gauge(
+            "rtdash_alert_records",
+            "Alert history records held (one per fire).",
+            records,
+        ),
+        counter(
+            "rtdash_alert_records_evicted_total",
+            "Alert history records pushed out by the bound (EngineConfig::alert_records).",
+            c.evicted,
+        ),
+        counter(
+            "rtdash_alert_records_save_failures_total",
+            "Failed saves of alert history records to the dashboard store (retried).",
+            c.save_failures,
+        ),
+        counter(
+            "rtdash_alert_notifications_delivered_total",
+            "Alert notifications (webhooks) the receiver accepted.",
+            c.delivered,
+        ),
+        counter(
+            "rtdash_alert_notifications_failed_total",
+            "Alert notifications that failed after every attempt, or were refused.",
+            c.failed,
+        ),
+        counter(
+            "rtdash_alert_notifications_breaker_open_total",
+            "Alert notifications not sent because the receiver's circuit breaker was open.",
+            c.breaker_open,
+        ),
+        counter(
+            "rtdash_alert_notifications_dropped_total",
+            "Alert notifications not sent because the receiver's queue was full.",
+            c.dropped,
+        ),
+        counter(
+            "rtdash_alert_notifications_silenced_total",
+            "Alert notifications not sent because the rule was silenced.",
+            c.silenced,
+        ),
+    ]
+}
+
 impl Metrics {
     pub(crate) fn new(sink: MetricsSink) -> Self {
         let isolated = match sink {

@@ -471,6 +471,7 @@ mod tests {
             value: Some(3.0),
             condition: AlertCondition::Above,
             threshold: 2.0,
+            severity: crate::AlertSeverity::Warning,
             group: Some("eu".into()),
             at: Timestamp::from_millis(5_000),
             message: "hot".into(),

@@ -164,6 +164,11 @@ impl Registry {
         })
     }
 
+    /// The dashboard store.
+    pub(crate) fn store(&self) -> &dyn DashboardStore {
+        &*self.store
+    }
+
     /// The store's changes made elsewhere, once (for the engine to drain).
     pub(crate) fn take_store_changes(&self) -> Option<Receiver<StoreChange>> {
         self.changes

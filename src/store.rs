@@ -1,7 +1,7 @@
 //! Where dashboards are kept: the [`DashboardStore`] trait, [`MemoryStore`] and
 //! [`FileStore`]; [`StoreChange`], what a shared store reports of changes made elsewhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rtdash_core::DashboardId;
 
-use crate::{DashboardDoc, Error};
+use crate::{AlertRecord, DashboardDoc, Error};
 
 /// Durable storage of dashboard documents, one per dashboard id.
 ///
@@ -129,6 +129,32 @@ pub trait DashboardStore: Send + Sync + 'static {
     /// A second call may replace the first receiver (which then ends).
     fn watch(&self) -> Option<Receiver<StoreChange>> {
         None
+    }
+
+    /// Stores alert history records (new ones and changed ones: a resolve, a
+    /// notification's outcome), replacing any stored record with the same
+    /// [`id`](AlertRecord::id). Called about once a second from a blocking thread, only
+    /// when records changed. The default keeps nothing (the history then lives in the
+    /// engine's memory only, as with [`MemoryStore`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when they could not be stored; the engine offers them again later.
+    fn save_alert_records(&self, records: &[AlertRecord]) -> Result<(), Error> {
+        let _ = records;
+        Ok(())
+    }
+
+    /// The newest `limit` stored alert history records (by `started_at`), in any order;
+    /// called once when the engine is built. A record that cannot be decoded should be
+    /// skipped (and logged), not fail the load. The default has none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the records cannot be read at all.
+    fn load_alert_records(&self, limit: usize) -> Result<Vec<AlertRecord>, Error> {
+        let _ = limit;
+        Ok(Vec::new())
     }
 }
 
@@ -322,7 +348,21 @@ impl DashboardStore for MemoryStore {
 pub struct FileStore {
     dir: PathBuf,
     counter: AtomicU64,
+    /// The alert history file's state: lines written, the bound to compact to.
+    alerts: Mutex<AlertFile>,
 }
+
+/// The alert history file of a [`FileStore`]: `alert-history.jsonl`, one record per line,
+/// appended to; a record's later line replaces its earlier ones. It is compacted (the newest
+/// record of each id, the newest `limit` records) when it holds four times the bound.
+#[derive(Debug)]
+struct AlertFile {
+    lines: usize,
+    limit: usize,
+}
+
+/// The alert history file's name in a [`FileStore`]'s directory.
+const ALERT_FILE: &str = "alert-history.jsonl";
 
 impl FileStore {
     /// A store in directory `dir`, which is created if missing.
@@ -339,6 +379,10 @@ impl FileStore {
         Ok(Self {
             dir,
             counter: AtomicU64::new(0),
+            alerts: Mutex::new(AlertFile {
+                lines: 0,
+                limit: 10_000,
+            }),
         })
     }
 
@@ -352,6 +396,78 @@ impl FileStore {
     #[must_use]
     pub fn path_of(&self, id: &DashboardId) -> PathBuf {
         self.dir.join(format!("{id}.json"))
+    }
+
+    /// The file that holds the alert history (`alert-history.jsonl`).
+    #[must_use]
+    pub fn alert_history_path(&self) -> PathBuf {
+        self.dir.join(ALERT_FILE)
+    }
+
+    /// Reads the alert history file: the newest line of each record id, the newest `limit`
+    /// records by start, and how many lines the file holds. Damaged lines (a write cut by a
+    /// crash) are skipped and logged.
+    fn read_alert_file(&self, limit: usize) -> Result<(Vec<AlertRecord>, usize), Error> {
+        let path = self.alert_history_path();
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(Error::store("read", &path, e)),
+        };
+        let mut by_id: HashMap<rtdash_core::Uuid, AlertRecord> = HashMap::new();
+        let mut lines = 0;
+        let mut damaged = 0;
+        for line in text.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            lines += 1;
+            match serde_json::from_slice::<AlertRecord>(line) {
+                Ok(r) => {
+                    by_id.insert(r.id, r);
+                }
+                Err(_) => damaged += 1,
+            }
+        }
+        if damaged > 0 {
+            tracing::warn!(path = %path.display(), damaged, "alert history: skipped lines that do not decode");
+        }
+        let mut records: Vec<AlertRecord> = by_id.into_values().collect();
+        records.sort_by(|a, b| (b.started_at, b.id).cmp(&(a.started_at, a.id)));
+        records.truncate(limit);
+        Ok((records, lines))
+    }
+
+    /// Rewrites the alert history file with `records` only (atomically: a temporary file
+    /// renamed over it).
+    fn write_alert_file(&self, records: &[AlertRecord]) -> Result<(), Error> {
+        let target = self.alert_history_path();
+        let tmp = self
+            .dir
+            .join(format!(".{ALERT_FILE}.{}.tmp", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            let mut out = Vec::new();
+            for r in records {
+                serde_json::to_writer(&mut out, r)?;
+                out.push(b'\n');
+            }
+            f.write_all(&out)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::store("write", &tmp, e));
+        }
+        if let Err(e) = fs::rename(&tmp, &target) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::store("rename", &target, e));
+        }
+        self.sync_dir()
     }
 
     fn sync_dir(&self) -> Result<(), Error> {
@@ -505,6 +621,45 @@ impl DashboardStore for FileStore {
             Err(e) => Err(Error::store("remove", &path, e)),
         }
     }
+
+    /// Appends one line per record to `alert-history.jsonl` and flushes it to disk;
+    /// compacts the file when it holds four times the bound.
+    fn save_alert_records(&self, records: &[AlertRecord]) -> Result<(), Error> {
+        let mut file = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = self.alert_history_path();
+        let mut out = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut out, r).map_err(|e| Error::store("encode", &path, e))?;
+            out.push(b'\n');
+        }
+        let append = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().append(true).create(true).open(&path)?;
+            f.write_all(&out)?;
+            f.sync_data()
+        };
+        append().map_err(|e| Error::store("append", &path, e))?;
+        file.lines += records.len();
+        if file.lines > file.limit.saturating_mul(4).max(1024) {
+            let (kept, _) = self.read_alert_file(file.limit)?;
+            self.write_alert_file(&kept)?;
+            file.lines = kept.len();
+        }
+        Ok(())
+    }
+
+    /// Reads `alert-history.jsonl` (skipping damaged lines) and compacts it when it holds
+    /// more than twice what it keeps.
+    fn load_alert_records(&self, limit: usize) -> Result<Vec<AlertRecord>, Error> {
+        let mut file = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+        file.limit = limit.max(1);
+        let (records, lines) = self.read_alert_file(file.limit)?;
+        file.lines = lines;
+        if lines > records.len().saturating_mul(2).max(64) {
+            self.write_alert_file(&records)?;
+            file.lines = records.len();
+        }
+        Ok(records)
+    }
 }
 
 impl<S: DashboardStore> DashboardStore for Arc<S> {
@@ -526,5 +681,13 @@ impl<S: DashboardStore> DashboardStore for Arc<S> {
 
     fn watch(&self) -> Option<Receiver<StoreChange>> {
         (**self).watch()
+    }
+
+    fn save_alert_records(&self, records: &[AlertRecord]) -> Result<(), Error> {
+        (**self).save_alert_records(records)
+    }
+
+    fn load_alert_records(&self, limit: usize) -> Result<Vec<AlertRecord>, Error> {
+        (**self).load_alert_records(limit)
     }
 }

@@ -103,14 +103,15 @@ impl ApiError {
 }
 
 impl From<Error> for ApiError {
-    /// The status of each kind of engine error: `400` malformed JSON, wrong shape or a bad history request, `413`,
+    /// The status of each kind of engine error: `400` malformed JSON, wrong shape or a bad history or alert history query, `413`,
     /// `422` invalid input, `404` unknown ids, `409` dashboard exists, `503` ingest log
     /// pending or unavailable, a metric aggregated by another node and history unavailable, else `500` (logged).
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::MalformedJson { .. }
             | Error::WrongShape { .. }
-            | Error::InvalidHistoryRequest { .. } => StatusCode::BAD_REQUEST,
+            | Error::InvalidHistoryRequest { .. }
+            | Error::InvalidAlertHistoryQuery { .. } => StatusCode::BAD_REQUEST,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::InvalidEvent { .. } | Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::UnknownDashboard { .. } | Error::UnknownWidget { .. } => StatusCode::NOT_FOUND,
@@ -138,7 +139,8 @@ impl From<Error> for ApiError {
                 );
             }
             Error::InvalidEvent { field, .. } => err.detail.field = Some(field),
-            Error::InvalidHistoryRequest { field, .. } => {
+            Error::InvalidHistoryRequest { field, .. }
+            | Error::InvalidAlertHistoryQuery { field, .. } => {
                 err.detail.field = Some(field.to_owned());
             }
             Error::MalformedJson { line, column, .. } => {

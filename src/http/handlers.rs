@@ -16,11 +16,12 @@ use super::error::{ApiError, ErrorBody};
 use super::json::{JsonBody, doc_response, json_text, json_value};
 use super::schemas::{
     AlertList, AlertRuleList, AlertRulesInput, DashboardDocSchema, DashboardHistorySchema,
-    DashboardList, Health, HistorySchema, IngestBody, SseEvent, WidgetPatchSchema,
+    DashboardList, Health, HistorySchema, IngestBody, SseEvent, WidgetPatchSchema, WidgetSchema,
 };
 use crate::{
-    AlertRule, DashboardDoc, Engine, Error, IngestReport, Registry, Subject, WidgetKey,
-    WidgetPatch, WidgetState,
+    AlertHistoryPage, AlertHistoryQuery, AlertRule, AlertSeverity, AlertState, Catalog,
+    DashboardDoc, Engine, Error, IngestReport, Registry, Subject, WidgetKey, WidgetPatch,
+    WidgetState,
 };
 
 /// The state every handler shares.
@@ -580,6 +581,214 @@ pub(crate) async fn alerts(State(api): State<Api>, Params(id): Params<String>) -
     Ok(json_value(StatusCode::OK, &AlertList { alerts, firing }))
 }
 
+/// The alert history of a dashboard: one record per time a rule fired, newest first.
+///
+/// Each record holds the rule (name, severity, condition, threshold), the value that
+/// crossed, when it started and ended (open while `ended_at` is `null`), its duration and
+/// the outcome of each webhook notification. Records are kept in the dashboard store, so
+/// they survive a restart (with a file or PostgreSQL store). Page with `before`: pass the
+/// `next` of one answer to get the older records after it.
+#[utoipa::path(
+    get,
+    path = "/dashboards/{id}/alert-history",
+    tag = "alerts",
+    params(DashboardIdParam, AlertHistoryParams, TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "One page of records, newest first, and `next` (null on the last page).", body = AlertHistoryPage),
+        (status = 400, description = "`invalid_alert_history_query`: a parameter that does not parse or is out of range; `field` names it.", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see this dashboard (checked before the dashboard is looked up).", body = ErrorBody),
+        (status = 404, description = "`unknown_dashboard`, or `not_found` for an id that is not percent-encoded UTF-8.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn alert_history(
+    State(api): State<Api>,
+    Params(id): Params<String>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let q = alert_history_query(query.as_deref())?;
+    let page = api.engine.alert_history(&id, &q)?;
+    Ok(json_value(StatusCode::OK, &page))
+}
+
+/// The query parameters of an alert history page (others, such as `token`, are left to
+/// others).
+fn alert_history_query(query: Option<&str>) -> Result<AlertHistoryQuery, Error> {
+    fn bad(field: &'static str, reason: String) -> Error {
+        Error::InvalidAlertHistoryQuery { field, reason }
+    }
+    let mut q = AlertHistoryQuery::default();
+    for pair in query.unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "rule" => {
+                q.rule =
+                    Some(Uuid::parse_str(value).map_err(|_| {
+                        bad("rule", format!("{value:?} is not a rule id (a UUID)"))
+                    })?);
+            }
+            "state" => {
+                q.state = Some(match value {
+                    "firing" => AlertState::Firing,
+                    "resolved" => AlertState::Resolved,
+                    _ => {
+                        return Err(bad(
+                            "state",
+                            format!("{value:?} is not `firing` or `resolved`"),
+                        ));
+                    }
+                });
+            }
+            "severity" => {
+                q.severity = Some(AlertSeverity::parse(value).ok_or_else(|| {
+                    bad(
+                        "severity",
+                        format!("{value:?} is not `info`, `warning` or `critical`"),
+                    )
+                })?);
+            }
+            "from" | "to" => {
+                let ms: i64 = value.parse().map_err(|_| {
+                    bad(
+                        if name == "from" { "from" } else { "to" },
+                        format!("{value:?} is not a time in unix milliseconds"),
+                    )
+                })?;
+                let t = Some(crate::Timestamp::from_millis(ms));
+                if name == "from" {
+                    q.from = t;
+                } else {
+                    q.to = t;
+                }
+            }
+            "limit" => {
+                q.limit = value.parse().map_err(|_| {
+                    bad(
+                        "limit",
+                        format!(
+                            "{value:?} is not a number of records from 1 to {}",
+                            crate::alert_history::MAX_ALERT_HISTORY_PAGE
+                        ),
+                    )
+                })?;
+            }
+            "before" => {
+                q.before = Some(value.parse().map_err(|_| {
+                    bad(
+                        "before",
+                        format!("{value:?} is not a record number (the `next` of a page)"),
+                    )
+                })?);
+            }
+            _ => {}
+        }
+    }
+    Ok(q)
+}
+
+/// The query parameters of an alert history page.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes the parameters; `alert_history_query` reads them.
+pub(crate) struct AlertHistoryParams {
+    /// Only this rule's records (a rule id).
+    rule: Option<Uuid>,
+    /// `firing`: only records still open; `resolved`: only ended ones.
+    #[param(pattern = "^(firing|resolved)$")]
+    state: Option<String>,
+    /// Only records of this severity: `info`, `warning` or `critical`.
+    #[param(pattern = "^(info|warning|critical)$")]
+    severity: Option<String>,
+    /// Only records firing at or after this time (unix ms): ended at or after it, or open.
+    #[param(example = 1_700_000_000_000_i64)]
+    from: Option<i64>,
+    /// Only records that started before this time (unix ms); at least `from`.
+    #[param(example = 1_700_000_300_000_i64)]
+    to: Option<i64>,
+    /// How many records at most: 1 to 200. Default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// Only records older than this: the `next` of the previous page.
+    #[param(minimum = 0)]
+    before: Option<u64>,
+}
+
+/// `Ok` if `reader` may see every dashboard, else the `403` naming one it may not: what
+/// the routes that span dashboards (metrics, the catalog, previews) need.
+fn sees_every_dashboard(api: &Api, reader: &Principal) -> Result<(), ApiError> {
+    if let Some(hidden) = api
+        .engine
+        .dashboards()
+        .list()
+        .iter()
+        .find(|d| !reader.may_see(d.id()))
+    {
+        check_scope(reader, hidden.id(), "see")?;
+    }
+    Ok(())
+}
+
+/// The metrics the server has seen, for an editor's pickers.
+///
+/// Each metric with its number of series and its tag keys with their values, sorted. At
+/// most 1,000 metrics, 32 tag keys per metric and 64 values per key; `truncated` says
+/// when something was left out. In a cluster with a partitioned log, the metrics of the
+/// partitions this node owns. The names span every dashboard, so only a principal that may
+/// see all of them may read it.
+#[utoipa::path(
+    get,
+    path = "/catalog",
+    tag = "dashboards",
+    params(TokenParam),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The metrics seen.", body = Catalog),
+        (status = 401, description = "`unauthorized`: no token (when the server does not admit anonymous reads), or a token the authenticator refuses or that expired.", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's principal may not see every dashboard.", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable`: the authenticator cannot answer now; retry later.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn catalog(
+    State(api): State<Api>,
+    Extension(reader): Extension<Principal>,
+) -> Answer {
+    sees_every_dashboard(&api, &reader)?;
+    Ok(json_value(StatusCode::OK, &api.engine.catalog()))
+}
+
+/// The value a widget would have now, before it is saved.
+///
+/// The body is one widget, as in a dashboard's `widgets` (`widget_id` and `dashboard_id`
+/// may be omitted). It is validated as when it is added to a dashboard (without the rules
+/// that need the dashboard: grid width and overlaps), and its value is computed now from
+/// the window store, exactly as a saved widget's would be. It is guarded as the writes are
+/// (it is part of editing): where the router requires writers, it needs a writer's token.
+/// (On a server with open writes anyone could save a dashboard over any metric, so a
+/// preview reveals nothing more.)
+#[utoipa::path(
+    post,
+    path = "/preview",
+    tag = "dashboards",
+    request_body(content = WidgetSchema, content_type = "application/json"),
+    security(("bearer" = []), ()),
+    responses(
+        (status = 200, description = "The widget's value now.", body = WidgetState),
+        (status = 400, description = "`malformed_json` (with `position`), `wrong_shape` (not an object) or `bad_request` (the body could not be read).", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the router requires writers (`RequireWriters`) and the `Authorization: Bearer` token is missing or refused.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the server's limit.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the `Content-Type` is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_widget`: a field of the wrong type, an unknown field, or broken rules, each in `violations` (paths relative to the widget, e.g. `window_seconds`).", body = ErrorBody),
+        (status = 503, description = "`auth_unavailable` (the writers' authenticator cannot answer now), or `not_owned`: in a cluster with a partitioned log, another node aggregates the metric.", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn preview(State(api): State<Api>, JsonBody(body): JsonBody) -> Answer {
+    let widget = crate::doc::widget_from_json(&body)?;
+    let state = api.engine.preview(&widget)?;
+    Ok(json_value(StatusCode::OK, &state))
+}
+
 /// `{"alert_rules": [rule, …]}` of `doc`.
 fn alert_rules_response(doc: &DashboardDoc) -> Response {
     let rules = AlertRuleList {
@@ -768,15 +977,7 @@ pub(crate) async fn metrics(
     State(api): State<Api>,
     Extension(reader): Extension<Principal>,
 ) -> Answer {
-    if let Some(hidden) = api
-        .engine
-        .dashboards()
-        .list()
-        .iter()
-        .find(|d| !reader.may_see(d.id()))
-    {
-        check_scope(&reader, hidden.id(), "see")?;
-    }
+    sees_every_dashboard(&api, &reader)?;
     let Some(text) = api.engine.render_metrics() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

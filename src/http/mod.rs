@@ -117,10 +117,10 @@ use rtdash_transport::{Authenticator, Transport, TransportConfig};
 
 use crate::{Engine, WidgetKey};
 use handlers::{
-    Api, alerts, create_dashboard, dashboard_history, delete_dashboard, get_alert_rules,
-    get_dashboard, health, ingest, list_dashboards, method_not_allowed, metrics, not_found,
-    openapi_document, patch_widgets, put_alert_rules, put_dashboard, stream_sse, stream_ws,
-    widget_history, widget_snapshot,
+    Api, alert_history, alerts, catalog, create_dashboard, dashboard_history, delete_dashboard,
+    get_alert_rules, get_dashboard, health, ingest, list_dashboards, method_not_allowed, metrics,
+    not_found, openapi_document, patch_widgets, preview, put_alert_rules, put_dashboard,
+    stream_sse, stream_ws, widget_history, widget_snapshot,
 };
 
 pub use auth::{Authorizing, RequireReaders, RequireWriters};
@@ -329,6 +329,9 @@ impl Routes {
                 )
                 .route("/dashboards/{id}/history", get(dashboard_history))
                 .route("/dashboards/{id}/alerts", get(alerts))
+                .route("/dashboards/{id}/alert-history", get(alert_history))
+                .route("/catalog", get(catalog))
+                .route("/preview", post(preview))
                 .route(
                     "/dashboards/{id}/alert-rules",
                     get(get_alert_rules).put(put_alert_rules),

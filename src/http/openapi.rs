@@ -16,8 +16,9 @@ use super::schemas::{
     SseEvent, ThresholdSchema, WidgetPatchSchema, WidgetSchema,
 };
 use crate::{
-    AlertCondition, AlertEvent, AlertRule, AlertState, GroupValue, IngestError, IngestReport,
-    WidgetState,
+    AlertCondition, AlertEvent, AlertHistoryPage, AlertRecord, AlertRule, AlertSeverity,
+    AlertState, Catalog, CatalogMetric, GroupValue, IngestError, IngestReport, NotificationOutcome,
+    NotificationRecord, WidgetState,
 };
 
 /// The description of the API as a whole (the document's `info.description`).
@@ -57,6 +58,9 @@ protocol's `error` frames. A path that matches no route is a `404` with `code` \
         handlers::widget_history,
         handlers::dashboard_history,
         handlers::alerts,
+        handlers::alert_history,
+        handlers::catalog,
+        handlers::preview,
         handlers::get_alert_rules,
         handlers::put_alert_rules,
         handlers::stream_ws,
@@ -92,6 +96,13 @@ protocol's `error` frames. A path that matches no route is a `404` with `code` \
         AlertEvent,
         AlertState,
         AlertList,
+        AlertSeverity,
+        AlertHistoryPage,
+        AlertRecord,
+        NotificationRecord,
+        NotificationOutcome,
+        Catalog,
+        CatalogMetric,
         SseEvent,
         HistorySchema,
         HistorySeriesSchema,

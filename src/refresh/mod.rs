@@ -140,6 +140,23 @@ impl std::fmt::Debug for Planner {
     }
 }
 
+/// The resolve of a firing rule that was removed or whose condition changed (`why`).
+fn resolved_by(dashboard: &str, st: RuleState, now: Timestamp, why: &str) -> AlertEvent {
+    AlertEvent {
+        rule_id: st.rule.id,
+        dashboard_id: dashboard.to_owned(),
+        widget_id: st.widget,
+        state: AlertState::Resolved,
+        value: None,
+        condition: st.rule.condition,
+        threshold: st.rule.threshold,
+        severity: st.rule.severity,
+        group: st.group,
+        at: now,
+        message: format!("{}: {why}", st.rule.name.as_deref().unwrap_or("alert")),
+    }
+}
+
 impl Planner {
     /// Rebuilds the plan from the dashboards, keeping the state of unchanged widgets and
     /// rules. Returns resolved events for firing alerts whose rule disappeared, and the
@@ -156,6 +173,7 @@ impl Planner {
         let mut runtimes = HashMap::new();
         let mut rules = HashMap::new();
         let mut forget: Vec<(String, WidgetKey)> = Vec::new();
+        let mut changed = Vec::new();
         for doc in docs {
             let id = doc.id().to_owned();
             let mut widgets = Vec::with_capacity(doc.dashboard.widgets.len());
@@ -192,10 +210,20 @@ impl Planner {
                 for r in &widget_rules {
                     let rkey = (id.clone(), r.id);
                     let st = match self.rules.remove(&rkey) {
-                        Some(st) if st.rule == *r => st,
+                        // A change of name, severity, silence or webhooks keeps the
+                        // rule's state: the alert goes on firing (or pending).
+                        Some(mut st) if st.widget == w.widget_id && st.rule.evaluates_as(r) => {
+                            st.rule = r.clone();
+                            st
+                        }
                         old => {
-                            if old.is_some() {
+                            if let Some(old) = old {
                                 forget.push((id.clone(), WidgetKey::Alert(r.id)));
+                                // A firing alert whose condition changed resolves; the new
+                                // condition is evaluated afresh.
+                                if old.tracker == Tracker::Firing {
+                                    changed.push(resolved_by(&id, old, now, "rule changed"));
+                                }
                             }
                             let (tracker, group) = self.imported.remove(&rkey).unwrap_or_default();
                             RuleState {
@@ -229,25 +257,11 @@ impl Planner {
             forget.push((dash.clone(), WidgetKey::Widget(*widget)));
         }
         // Rules that disappeared, and those of them firing resolve.
-        let mut gone = Vec::new();
+        let mut gone = changed;
         for ((dash, rule), st) in self.rules.drain() {
             forget.push((dash.clone(), WidgetKey::Alert(rule)));
             if st.tracker == Tracker::Firing {
-                gone.push(AlertEvent {
-                    rule_id: st.rule.id,
-                    dashboard_id: dash,
-                    widget_id: st.widget,
-                    state: AlertState::Resolved,
-                    value: None,
-                    condition: st.rule.condition,
-                    threshold: st.rule.threshold,
-                    group: st.group,
-                    at: now,
-                    message: format!(
-                        "{}: rule removed",
-                        st.rule.name.as_deref().unwrap_or("alert")
-                    ),
-                });
+                gone.push(resolved_by(&dash, st, now, "rule removed"));
             }
         }
         self.queries = queries;
@@ -415,6 +429,7 @@ impl Planner {
                         value,
                         condition: rule.condition,
                         threshold: rule.threshold,
+                        severity: rule.severity,
                         message: rule.message(&wp.title, value, group.as_deref()),
                         group,
                         at: now,
