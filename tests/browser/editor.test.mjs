@@ -49,6 +49,9 @@ const CHROMIUM_ARGS = [
 ];
 const DASH = 'editor-test';
 const METRIC = 'http.requests.rate.all';
+// a webhook nobody listens on: the record shows its outcome (failed, or delivered
+// nowhere; without the `webhooks` feature the engine records "no notifier")
+const HOOK = 'http://127.0.0.1:9/rtdash-hook';
 
 let passed = 0;
 let failed = 0;
@@ -315,11 +318,13 @@ async function main() {
     await a.selectOption('#rf-condition', 'above');
     await a.fill('#rf-threshold', '0');
     await a.fill('#rf-for', '0');
+    await a.fill('#rf-webhooks', HOOK);
     await a.click('#rf-save');
     await waitFor('the rule in the dialog', 5000, async () => (await a.$$('#rules-list li.rule')).length === 1);
     const r = await rules();
     if (r.length !== 1 || r[0].threshold !== 0 || r[0].widget_id !== widgetId) throw new Error(JSON.stringify(r));
-    if (r[0].severity && r[0].severity !== 'critical') throw new Error(`severity ${r[0].severity}`);
+    if (r[0].severity !== 'critical') throw new Error(`severity ${r[0].severity}`);
+    if (JSON.stringify(r[0].webhooks) !== JSON.stringify([HOOK])) throw new Error(`webhooks ${JSON.stringify(r[0].webhooks)}`);
     await a.keyboard.press('Escape');
     await a.waitForSelector('#rules-dialog', { state: 'hidden', timeout: 3000 });
     return `${r[0].name}: ${r[0].condition} ${r[0].threshold}, severity ${r[0].severity}`;
@@ -349,6 +354,12 @@ async function main() {
       return t.find((x) => x.includes('Requests flowing')) || null;
     });
     if (!/critical/.test(text)) throw new Error(`no severity in "${text}"`);
+    await waitFor('the webhook outcome in the record', 10000, async () => {
+      const t = await a.$$eval('#history-list li[data-seq] .hist-hook', (els) => els.map((e) => e.textContent));
+      return t.find((x) => x.includes('127.0.0.1:9')) || null;
+    });
+    const rec = await a.$eval('#history-list li[data-seq]', (e) => e.textContent);
+    if (!/firing/.test(rec)) throw new Error(`the newest record "${rec}" is not firing`);
     const h = await api(`/dashboards/${DASH}/alert-history`);
     if (h.status !== 200 || !h.body.records.length) throw new Error(`GET alert-history: ${h.status} ${JSON.stringify(h.body).slice(0, 200)}`);
     const shot = join(SHOTS, 'screenshot-alert-history.png');

@@ -3447,7 +3447,8 @@
       }
       const outcome = String(n.outcome || 'pending').replace('_', ' ');
       const tries = num(n.attempts) !== null && n.attempts > 1 ? ` ×${n.attempts}` : '';
-      const why = n.outcome === 'failed' && (n.status || n.error) ? ` (${n.status ? `HTTP ${n.status}` : n.error})` : '';
+      const err = n.error ? String(n.error) : '';
+      const why = n.outcome === 'failed' && (n.status || err) ? ` (${n.status ? `HTTP ${n.status}` : err.length > 60 ? `${err.slice(0, 59)}…` : err})` : '';
       return { text: `webhook ${host}: ${outcome}${tries}${why}`, outcome: n.outcome || 'pending' };
     });
   }
@@ -3458,10 +3459,12 @@
     const older = $('#history-older');
     older.hidden = h.next === null || h.next === undefined || h.status === 'error';
     if (h.status === 'error' && !h.records.length) {
+      list.dataset.key = '';
       list.replaceChildren(el('li', 'empty', h.error));
       return;
     }
     if (!h.records.length) {
+      list.dataset.key = '';
       list.replaceChildren(el('li', 'empty', h.status === 'loading' || h.status === 'idle' ? 'Loading…' : 'No records'));
       return;
     }
