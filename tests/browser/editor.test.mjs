@@ -308,6 +308,11 @@ async function main() {
   });
 
   const bar = (action) => `section.widget[data-widget-id="${widgetId}"] .edit-bar [data-action="${action}"]`;
+  // the move and resize buttons show while the widget is hovered (or holds the focus)
+  const clickBar = async (action) => {
+    await a.hover(`section.widget[data-widget-id="${widgetId}"] .widget-title`);
+    await a.click(bar(action));
+  };
   const rules = async () => ((await api(`/dashboards/${DASH}/alert-rules`)).body.alert_rules || []);
 
   await check('an alert rule above 0 (the demo crosses it) is added from the widget\'s Alerts dialog', async () => {
@@ -362,9 +367,7 @@ async function main() {
     if (!/firing/.test(rec)) throw new Error(`the newest record "${rec}" is not firing`);
     const h = await api(`/dashboards/${DASH}/alert-history`);
     if (h.status !== 200 || !h.body.records.length) throw new Error(`GET alert-history: ${h.status} ${JSON.stringify(h.body).slice(0, 200)}`);
-    const shot = join(SHOTS, 'screenshot-alert-history.png');
-    await a.screenshot({ path: shot });
-    return `"${text.replace(/\s+/g, ' ').trim().slice(0, 100)}"; ${shot.slice(ROOT.length + 1)}`;
+    return `"${text.replace(/\s+/g, ' ').trim().slice(0, 120)}"`;
   });
 
   await check('the history filters narrow the list (state=resolved shows no firing record)', async () => {
@@ -391,6 +394,30 @@ async function main() {
       const v = await b.evaluate((id) => window.__rtdash.thresholds(id), widgetId);
       return v.includes(1000000) && !v.includes(0);
     });
+  });
+
+  await check('the alert resolves under the new threshold: the history record gets its end and duration; screenshot saved', async () => {
+    try {
+      await waitFor('the widget no longer alerting', 15000, async () => (await a.$$(`section.widget.alerting[data-widget-id="${widgetId}"]`)).length === 0);
+    } catch (err) {
+      const firing = (await api(`/dashboards/${DASH}/alerts`)).body;
+      const list = await a.$$eval('#alert-list li', (els) => els.map((e) => e.textContent));
+      throw new Error(`${err.message}; API alerts ${JSON.stringify(firing).slice(0, 1500)}; page list ${JSON.stringify(list)}`);
+    }
+    const text = await waitFor('a resolved record', 10000, async () => {
+      const li = await a.$('#history-list li[data-seq][data-state="resolved"]');
+      return li ? li.textContent() : null;
+    });
+    if (!/→/.test(text) || !/\d+ s/.test(text)) throw new Error(`no end or duration in "${text}"`);
+    const rec = (await api(`/dashboards/${DASH}/alert-history?state=resolved`)).body.records[0];
+    if (!rec || !rec.ended_at || rec.duration_ms === null) throw new Error(`API record ${JSON.stringify(rec)}`);
+    await a.keyboard.press('Escape');
+    await a.waitForSelector('#rules-dialog', { state: 'hidden', timeout: 3000 });
+    const shot = join(SHOTS, 'screenshot-alert-history.png');
+    await a.screenshot({ path: shot });
+    await a.click(bar('alerts'));
+    await a.waitForSelector('#rules-dialog[open]', { timeout: 3000 });
+    return `"${text.replace(/\s+/g, ' ').trim().slice(0, 120)}"; ${shot.slice(ROOT.length + 1)}`;
   });
 
   await check('silence the rule for 15 min, then unsilence it', async () => {
@@ -440,7 +467,7 @@ async function main() {
     await a.route(`${url}dashboards/**`, handler);
     try {
       const p0 = await pos();
-      await a.click(bar('down'));
+      await clickBar('down');
       await a.waitForSelector('#token-dialog[open]', { timeout: 3000 });
       await a.fill('#token-input', 'test-writer-token');
       await a.click('#token-form button[type=submit]');
@@ -456,8 +483,10 @@ async function main() {
 
   await check('move right (a click) and down (Enter on the focused button); page B follows', async () => {
     const p0 = await pos();
-    await a.click(bar('right'));
+    await clickBar('right');
     await waitFor('x + 1 in the API', 5000, async () => (await pos()).x === p0.x + 1);
+    await a.mouse.move(0, 0);
+    await a.focus(bar('edit')); // the widget holds the focus: its whole bar shows
     await a.focus(bar('down'));
     await a.keyboard.press('Enter');
     await waitFor('y + 1 in the API', 5000, async () => (await pos()).y === p0.y + 1);
@@ -470,11 +499,11 @@ async function main() {
 
   await check('resize: wider and taller, then narrower; page B follows', async () => {
     const p0 = await pos();
-    await a.click(bar('wider'));
+    await clickBar('wider');
     await waitFor('w + 1 in the API', 5000, async () => (await pos()).w === p0.w + 1);
-    await a.click(bar('taller'));
+    await clickBar('taller');
     await waitFor('h + 1 in the API', 5000, async () => (await pos()).h === p0.h + 1);
-    await a.click(bar('narrower'));
+    await clickBar('narrower');
     await waitFor('w back in the API', 5000, async () => (await pos()).w === p0.w);
     const p1 = await pos();
     await waitFor('the new size on B', 10000, async () => {

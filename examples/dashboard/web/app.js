@@ -413,6 +413,7 @@
     closeNote: '',
     latencies: [],
     alertsFiring: new Map(),
+    resolvedAt: new Map(), // alert key -> time of the last resolve seen
     alertHistory: [],
     outages: [], // [from, to] in server time: the stream was down (to: Infinity while down)
     wantId: params.get('dashboard'), // the dashboard to show (`?dashboard=ID`), else the first listed
@@ -1645,7 +1646,7 @@
       }
     }
     let created = 0;
-    grid.replaceChildren();
+    const order = [];
     grid.style.setProperty('--columns', String(dash.columns || 12));
     const tpl = $('#widget-template');
     const views = new Map();
@@ -1679,9 +1680,17 @@
         addEditBar(view);
         created++;
       }
-      grid.appendChild(view.root);
+      order.push(view.root);
       views.set(def.widget_id, view);
       markDirty(view);
+    }
+    // The widgets in reading order. The DOM is only rebuilt when the order changed,
+    // so a widget that keeps its place keeps the keyboard focus too.
+    const current = [...grid.children].filter((e) => e.matches('section.widget'));
+    if (current.length !== order.length || current.some((e, i) => e !== order[i])) {
+      grid.replaceChildren(...order);
+    } else {
+      for (const e of [...grid.children]) if (!e.matches('section.widget')) e.remove();
     }
     const hadViews = state.views.size > 0 || state.laidOut;
     state.views = views;
@@ -2141,8 +2150,15 @@
       at: num(raw.at) ?? num(raw.time) ?? num(raw.fired_at) ?? num(raw.resolved_at) ?? num(raw.event_time) ?? serverNow(),
       message: raw.message ?? raw.summary ?? raw.name ?? raw.rule_name ?? raw.rule ?? 'alert',
     };
-    if (a.state === 'firing') state.alertsFiring.set(a.key, a);
-    else state.alertsFiring.delete(a.key);
+    // A firing event older than a resolve already seen (a late answer of
+    // GET /alerts, a cached frame) does not bring the alert back.
+    const resolvedAt = state.resolvedAt.get(a.key);
+    if (a.state === 'firing') {
+      if (resolvedAt === undefined || resolvedAt < a.at) state.alertsFiring.set(a.key, a);
+    } else {
+      state.alertsFiring.delete(a.key);
+      state.resolvedAt.set(a.key, Math.max(a.at, resolvedAt ?? -Infinity));
+    }
     const dup = state.alertHistory.find((h) => h.key === a.key && h.state === a.state && h.at === a.at);
     if (!dup) {
       state.alertHistory.unshift(a);
@@ -2539,6 +2555,7 @@
     state.views = new Map();
     state.laidOut = false;
     state.alertsFiring.clear();
+    state.resolvedAt.clear();
     state.alertHistory = [];
     state.outages = [];
     state.seq = null;
@@ -2747,6 +2764,10 @@
       bar.appendChild(b);
     }
     view.root.appendChild(bar);
+    // `bar-open` keeps the whole bar shown for a button focused again after a move
+    view.root.addEventListener('focusout', (e) => {
+      if (!view.root.contains(e.relatedTarget)) view.root.classList.remove('bar-open');
+    });
   }
 
   /** The "Add widget" tile (edit mode) and the note of an empty dashboard. */
@@ -2786,7 +2807,10 @@
   function restoreEditFocus(f) {
     if (!f) return;
     const b = document.querySelector(`section.widget[data-widget-id="${CSS.escape(f.widget)}"] .edit-bar [data-action="${f.action}"]`);
-    if (b && document.activeElement !== b && !document.querySelector('dialog[open]')) b.focus();
+    if (b && document.activeElement !== b && !document.querySelector('dialog[open]')) {
+      b.closest('section.widget').classList.add('bar-open');
+      b.focus();
+    }
   }
 
   const posOf = (w) => Object.assign({}, (w.display_config || w.display).position);
@@ -3486,7 +3510,11 @@
       const start = el('time', null, fmtTimeFull(r.started_at));
       start.dateTime = new Date(r.started_at).toISOString();
       const when = el('div', 'hist-when');
-      if (firing) when.append(start, el('span', null, ' → '), el('span', 'pill firing', 'firing'), el('span', null, ` ${fmtDuration(serverNow() - r.started_at)}`));
+      if (firing) {
+        const dur = el('span', 'hist-dur', ` ${fmtDuration(serverNow() - r.started_at)}`);
+        dur.dataset.since = String(r.started_at);
+        when.append(start, el('span', null, ' → '), el('span', 'pill firing', 'firing'), dur);
+      }
       else {
         const end = el('time', null, fmtTimeFull(r.ended_at));
         end.dateTime = new Date(r.ended_at).toISOString();
@@ -3498,6 +3526,14 @@
       return li;
     }));
   }
+
+  /** Once a second: how long the open records have been firing. */
+  function tickHistory() {
+    for (const d of document.querySelectorAll('#history-list .hist-dur')) {
+      setText(d, ` ${fmtDuration(serverNow() - Number(d.dataset.since))}`);
+    }
+  }
+  setInterval(tickHistory, 1000);
 
   // ---------------------------------------------------------------- hooks
 
