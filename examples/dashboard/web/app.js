@@ -3237,7 +3237,7 @@
       btn('Edit', 'Edit rule', () => editRule(r)).dataset.action = 'edit-rule';
       if (silenced) btn('Unsilence', 'Unsilence', () => silenceRule(r.id, null)).dataset.action = 'unsilence';
       else {
-        for (const [label, ms] of SILENCE_FOR) btn(`Silence ${label}`, `Silence for ${label}:`, () => silenceRule(r.id, ms)).dataset.action = `silence-${ms}`;
+        for (const [label, ms] of SILENCE_FOR) btn(`Silence ${label}`, `Silence ${label}:`, () => silenceRule(r.id, ms)).dataset.action = `silence-${ms}`;
       }
       btn('Delete', 'Delete rule', () => deleteRule(r.id), 'btn-danger-outline').dataset.action = 'delete-rule';
       li.append(head);
