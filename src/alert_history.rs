@@ -238,6 +238,12 @@ pub trait AlertNotifier: Send + Sync + 'static {
     fn notify(&self, url: &str, key: &str, body: Vec<u8>, done: NotifyDone);
 }
 
+impl<N: AlertNotifier> AlertNotifier for std::sync::Arc<N> {
+    fn notify(&self, url: &str, key: &str, body: Vec<u8>, done: NotifyDone) {
+        (**self).notify(url, key, body, done);
+    }
+}
+
 /// The callback of one notification's outcome (see [`AlertNotifier::notify`]).
 pub type NotifyDone = Box<dyn FnOnce(NotificationRecord) + Send>;
 
@@ -323,7 +329,7 @@ impl AlertHistory {
     /// A history holding `loaded` (the newest `cap` of them, in the order they started).
     pub(crate) fn load(cap: usize, mut loaded: Vec<AlertRecord>) -> Self {
         let mut h = Self::new(cap);
-        loaded.sort_by(|a, b| (a.started_at, a.id).cmp(&(b.started_at, b.id)));
+        loaded.sort_by_key(|r| (r.started_at, r.id));
         let skip = loaded.len().saturating_sub(h.cap);
         for mut r in loaded.into_iter().skip(skip) {
             if h.by_id.contains_key(&r.id) {

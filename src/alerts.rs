@@ -344,20 +344,24 @@ impl AlertRule {
         }
     }
 
-    pub(crate) fn message(&self, title: &str, value: Option<f64>, group: Option<&str>) -> String {
+    pub(crate) fn message(
+        &self,
+        title: &str,
+        state: AlertState,
+        value: Option<f64>,
+        group: Option<&str>,
+    ) -> String {
         let name = self.name.as_deref().unwrap_or(title);
         let group = group.map(|g| format!(" [{g}]")).unwrap_or_default();
-        match value {
-            Some(v) => format!(
-                "{name}{group}: {v} is {} {}",
-                self.condition.as_str(),
-                self.threshold
-            ),
-            None => format!(
-                "{name}{group}: back within {} {}",
-                self.condition.as_str(),
-                self.threshold
-            ),
+        let (condition, threshold) = (self.condition.as_str(), self.threshold);
+        match (state, value) {
+            (AlertState::Firing, Some(v)) => {
+                format!("{name}{group}: {v} is {condition} {threshold}")
+            }
+            (AlertState::Resolved, Some(v)) => {
+                format!("{name}{group}: {v}, no longer {condition} {threshold}")
+            }
+            (_, None) => format!("{name}{group}: no value, no longer {condition} {threshold}"),
         }
     }
 }

@@ -403,11 +403,9 @@ impl Inner {
             .get_or_init(|| {
                 #[cfg(feature = "webhooks")]
                 {
-                    crate::notify::WebhookNotifier::for_alerts(
-                        crate::notify::WebhookConfig::default(),
-                    )
-                    .ok()
-                    .map(|n| Arc::new(n) as Arc<dyn AlertNotifier>)
+                    crate::notify::AlertWebhooks::new(crate::notify::WebhookConfig::default())
+                        .ok()
+                        .map(|n| Arc::new(n) as Arc<dyn AlertNotifier>)
                 }
                 #[cfg(not(feature = "webhooks"))]
                 None
@@ -424,7 +422,8 @@ impl Inner {
         body: Vec<u8>,
     ) {
         let weak = Arc::downgrade(self);
-        let done: NotifyDone = Box::new(move |outcome: NotificationRecord| {
+        let done: NotifyDone = Box::new(move |mut outcome: NotificationRecord| {
+            outcome.state = state;
             if let Some(inner) = weak.upgrade() {
                 inner.notify_counts.count(outcome.outcome);
                 let mut log = inner.alerts.lock().unwrap_or_else(PoisonError::into_inner);

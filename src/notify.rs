@@ -1198,6 +1198,91 @@ impl Breaker {
     }
 }
 
+/// A [`WebhookNotifier`] as the engine's [`AlertNotifier`](crate::AlertNotifier): the
+/// default notifier of an engine built with feature `webhooks`
+/// ([`EngineBuilder::notifier`](crate::EngineBuilder::notifier) replaces it, e.g. with
+/// other [`WebhookConfig`] settings). Each report becomes the
+/// [`NotificationRecord`](crate::NotificationRecord) of the alert record it belongs to.
+///
+/// Holds one callback per delivery not yet reported: as many as the notifier's queues
+/// hold (each delivery ends in exactly one report).
+pub struct AlertWebhooks {
+    notifier: WebhookNotifier,
+    pending: Arc<Mutex<HashMap<u64, crate::alert_history::NotifyDone>>>,
+    next_tag: AtomicU64,
+}
+
+impl fmt::Debug for AlertWebhooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AlertWebhooks")
+            .field("stats", &self.notifier.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertWebhooks {
+    /// Alert webhooks delivered with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebhookNotifier::new`]: a bad setting, or no tokio runtime.
+    pub fn new(config: WebhookConfig) -> Result<Self, Error> {
+        let pending: Arc<Mutex<HashMap<u64, crate::alert_history::NotifyDone>>> = Arc::default();
+        let reports = Arc::clone(&pending);
+        let notifier = WebhookNotifier::new(
+            config,
+            Arc::new(move |r: DeliveryReport| {
+                let done = reports
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&r.tag);
+                if let Some(done) = done {
+                    done(crate::NotificationRecord {
+                        url: r.url,
+                        // The engine keeps the state it asked for; this is a placeholder
+                        // it overwrites.
+                        state: crate::AlertState::Firing,
+                        outcome: match r.outcome {
+                            DeliveryOutcome::Delivered => crate::NotificationOutcome::Delivered,
+                            DeliveryOutcome::BreakerOpen => crate::NotificationOutcome::BreakerOpen,
+                            DeliveryOutcome::Dropped => crate::NotificationOutcome::Dropped,
+                            DeliveryOutcome::Failed => crate::NotificationOutcome::Failed,
+                        },
+                        attempts: r.attempts,
+                        status: r.status,
+                        error: r.error,
+                        at: crate::Timestamp::from_millis(r.at_ms),
+                    });
+                }
+            }),
+        )?;
+        Ok(Self {
+            notifier,
+            pending,
+            next_tag: AtomicU64::new(0),
+        })
+    }
+
+    /// The notifier (its [`stats`](WebhookNotifier::stats), breakers, `flush`).
+    #[must_use]
+    pub fn notifier(&self) -> &WebhookNotifier {
+        &self.notifier
+    }
+}
+
+impl crate::AlertNotifier for AlertWebhooks {
+    fn notify(&self, url: &str, key: &str, body: Vec<u8>, done: crate::alert_history::NotifyDone) {
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed);
+        // Registered before `send`, which may report at once (on this thread).
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(tag, done);
+        self.notifier
+            .send(WebhookDelivery::new(url, body, key).with_tag(tag));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,7 +433,7 @@ impl FileStore {
             tracing::warn!(path = %path.display(), damaged, "alert history: skipped lines that do not decode");
         }
         let mut records: Vec<AlertRecord> = by_id.into_values().collect();
-        records.sort_by(|a, b| (b.started_at, b.id).cmp(&(a.started_at, a.id)));
+        records.sort_by_key(|r| std::cmp::Reverse((r.started_at, r.id)));
         records.truncate(limit);
         Ok((records, lines))
     }

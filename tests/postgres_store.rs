@@ -192,3 +192,88 @@ fn a_restarted_connection_is_made_again() {
     store.put(&doc("sales", "Orders")).unwrap();
     assert_eq!(store.load_all().unwrap().dashboards.len(), 2);
 }
+
+/// Alert history in PostgreSQL (issue #17): a restarted engine reads its records back,
+/// takes up the one still firing, a damaged row costs only itself, and the table keeps the
+/// newest `alert_records`.
+#[test]
+fn alert_history_survives_a_restart_in_postgres() {
+    use rtdash::{AlertHistoryQuery, AlertState, Timestamp};
+    let db = Database::new();
+    let connect = || PostgresStore::connect(&db.url(), PostgresStoreConfig::default()).unwrap();
+    let t = |s: i64| Timestamp::from_millis(1_700_000_000_000 + s * 1000);
+    let at = |engine: &Engine, s: i64, v: f64| {
+        let body = format!(
+            r#"{{"metric_name": "cpu", "value": {v}, "event_time": {}}}"#,
+            t(s).as_millis()
+        );
+        engine.ingest_json_at(body.as_bytes(), t(s)).unwrap();
+        engine.tick(t(s));
+    };
+    let config = || EngineConfig::default().with_alert_records(3);
+    let first;
+    {
+        let engine = Engine::new(config(), connect()).unwrap();
+        let w = Widget::new("CPU", "cpu", rtdash::Aggregation::Max, 5)
+            .with_refresh(Duration::from_secs(1));
+        let rule = AlertRule::above(w.widget_id, 80.0).with_name("CPU hot");
+        engine
+            .dashboards()
+            .create(
+                DashboardDoc::new("ops", "Ops")
+                    .unwrap()
+                    .with_widget(w)
+                    .with_alert_rule(rule),
+            )
+            .unwrap();
+        for i in 0..4 {
+            at(&engine, i * 20, 90.0 + f64::from(u8::try_from(i).unwrap()));
+            at(&engine, i * 20 + 10, 1.0);
+        }
+        at(&engine, 100, 99.0); // still firing when the engine goes
+        engine.save_alert_records().unwrap();
+        let page = engine
+            .alert_history("ops", &AlertHistoryQuery::default())
+            .unwrap();
+        assert_eq!(page.records.len(), 3, "the engine keeps 3");
+        first = page.records.clone();
+    }
+    // The table keeps the newest 3 too.
+    let rows: i64 = db
+        .client()
+        .query_one("SELECT count(*) FROM rtdash_dashboards_alerts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 3);
+    // A damaged row (written by hand) is skipped.
+    sql(
+        &db,
+        "INSERT INTO rtdash_dashboards_alerts VALUES ('x', 'ops', 1800000000000, '{\"id\": 1}')",
+    );
+    let engine = Engine::new(EngineConfig::default().with_alert_records(10), connect()).unwrap();
+    let page = engine
+        .alert_history("ops", &AlertHistoryQuery::default())
+        .unwrap();
+    let ids = |p: &[rtdash::AlertRecord]| p.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&page.records), ids(&first));
+    assert_eq!(page.records[0].state(), AlertState::Firing);
+    assert_eq!(page.records[0].value, Some(99.0));
+    assert_eq!(page.records[1].duration_ms, Some(10_000));
+    // The restarted engine resolves the record it took up.
+    at(&engine, 110, 2.0);
+    let page = engine
+        .alert_history("ops", &AlertHistoryQuery::default())
+        .unwrap();
+    assert_eq!(page.records[0].id, first[0].id);
+    assert_eq!(page.records[0].ended_at, Some(t(110)));
+    engine.save_alert_records().unwrap();
+    let ended: Option<i64> = db
+        .client()
+        .query_one(
+            "SELECT (record->>'ended_at')::bigint FROM rtdash_dashboards_alerts WHERE id = $1",
+            &[&first[0].id.to_string()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, Some(t(110).as_millis()));
+}

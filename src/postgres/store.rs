@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator as _;
 
 use crate::store::{DashboardStore, LoadProblem, Loaded, StoreChange};
-use crate::{DashboardDoc, DashboardId, Error};
+use crate::{AlertRecord, DashboardDoc, DashboardId, Error};
 
 /// Settings of a [`PostgresStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,9 +54,20 @@ enum Call {
     LoadOne(String),
     Put(String, String),
     Delete(String),
+    /// Upserts alert records `(id, dashboard, started_at ms, JSON)`, then keeps the newest
+    /// `limit` rows.
+    SaveAlerts(Vec<(String, String, i64, String)>, i64),
+    /// The newest `limit` alert records, as JSON.
+    LoadAlerts(i64),
 }
 
-type Reply = mpsc::SyncSender<Result<Loaded, Error>>;
+/// What the store's thread answers.
+enum Answer {
+    Loaded(Loaded),
+    Records(Vec<String>),
+}
+
+type Reply = mpsc::SyncSender<Result<Answer, Error>>;
 
 /// A [`DashboardStore`] in a PostgreSQL table. See the [module docs](super).
 pub struct PostgresStore {
@@ -69,6 +80,8 @@ pub struct PostgresStore {
     table: String,
     /// Tells the running listener, if any, to stop.
     listener: Mutex<Option<Arc<AtomicBool>>>,
+    /// How many alert records the table keeps (set by the engine's load).
+    alert_limit: AtomicUsize,
 }
 
 impl Drop for PostgresStore {
@@ -100,6 +113,15 @@ struct Sql {
     upsert: String,
     delete: String,
     listen: String,
+    alerts_upsert: String,
+    alerts_select: String,
+    alerts_trim: String,
+}
+
+/// The table of the alert history beside the dashboards' table `table`.
+fn alerts_table(table: &str) -> String {
+    // At most 63 bytes, as PostgreSQL's identifiers (the table name is ASCII).
+    format!("{}_alerts", &table[..table.len().min(56)])
 }
 
 /// The channel the store's writes notify: the table's name in lower case (as PostgreSQL
@@ -112,10 +134,26 @@ impl Sql {
     fn new(table: &str) -> Self {
         // `check_table` allows letters, digits and `_` only: safe in SQL as is.
         let channel = channel(table);
+        let alerts = alerts_table(table);
         Self {
             create: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (id text PRIMARY KEY, doc jsonb NOT NULL, \
-                 updated_at timestamptz NOT NULL DEFAULT now())"
+                 updated_at timestamptz NOT NULL DEFAULT now()); \
+                 CREATE TABLE IF NOT EXISTS {alerts} (id text PRIMARY KEY, \
+                 dashboard_id text NOT NULL, started_at bigint NOT NULL, record jsonb NOT NULL); \
+                 CREATE INDEX IF NOT EXISTS {alerts}_started ON {alerts} (started_at)"
+            ),
+            alerts_upsert: format!(
+                "INSERT INTO {alerts} (id, dashboard_id, started_at, record) \
+                 VALUES ($1, $2, $3, $4::text::jsonb) \
+                 ON CONFLICT (id) DO UPDATE SET record = excluded.record"
+            ),
+            alerts_select: format!(
+                "SELECT record::text FROM {alerts} ORDER BY started_at DESC, id DESC LIMIT $1"
+            ),
+            alerts_trim: format!(
+                "DELETE FROM {alerts} WHERE started_at <= (SELECT started_at FROM {alerts} \
+                 ORDER BY started_at DESC OFFSET $1 LIMIT 1)"
             ),
             select: format!("SELECT id, doc::text FROM {table} ORDER BY id"),
             select_one: format!("SELECT doc::text FROM {table} WHERE id = $1"),
@@ -145,7 +183,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(&mut self, call: &Call) -> Result<Loaded, Error> {
+    fn run(&mut self, call: &Call) -> Result<Answer, Error> {
         let Self {
             config,
             sql,
@@ -161,7 +199,26 @@ impl Worker {
             reason: e.to_string(),
         };
         let conn = connection(client, config, &sql.create);
-        match call {
+        let loaded = match call {
+            Call::SaveAlerts(rows, limit) => {
+                let saved = conn.and_then(|c| {
+                    let mut tx = c.transaction()?;
+                    for (id, dash, started, json) in rows {
+                        tx.execute(&sql.alerts_upsert, &[id, dash, started, json])?;
+                    }
+                    tx.execute(&sql.alerts_trim, &[limit])?;
+                    tx.commit()
+                });
+                return saved
+                    .map(|()| Answer::Records(Vec::new()))
+                    .map_err(|e| fail("write alert records", None, &e));
+            }
+            Call::LoadAlerts(limit) => {
+                return conn
+                    .and_then(|c| c.query(&sql.alerts_select, &[limit]))
+                    .map(|rows| Answer::Records(rows.iter().map(|r| r.get(0)).collect()))
+                    .map_err(|e| fail("read alert records", None, &e));
+            }
             Call::LoadAll => conn
                 .and_then(|c| c.query(&sql.select, &[]))
                 .map(|rows| load(&rows, place))
@@ -187,7 +244,8 @@ impl Worker {
                 .and_then(|c| c.execute(&sql.delete, &[id]))
                 .map(|_| Loaded::default())
                 .map_err(|e| fail("remove", Some(id), &e)),
-        }
+        };
+        loaded.map(Answer::Loaded)
     }
 }
 
@@ -438,12 +496,20 @@ impl PostgresStore {
             config: listen_config,
             table: config.table,
             listener: Mutex::new(None),
+            alert_limit: AtomicUsize::new(10_000),
         };
         // Connect now, so that a wrong URL or a server that is down shows at start.
         store.call(Call::LoadAll, "connect").map(|_| store)
     }
 
     fn call(&self, call: Call, action: &'static str) -> Result<Loaded, Error> {
+        match self.ask(call, action)? {
+            Answer::Loaded(l) => Ok(l),
+            Answer::Records(_) => Ok(Loaded::default()),
+        }
+    }
+
+    fn ask(&self, call: Call, action: &'static str) -> Result<Answer, Error> {
         let fail = |reason: String| Error::Store {
             action,
             path: PathBuf::from(&self.place),
@@ -485,6 +551,52 @@ impl DashboardStore for PostgresStore {
 
     fn load_one(&self, id: &DashboardId) -> Result<Loaded, Error> {
         self.call(Call::LoadOne(id.as_str().to_owned()), "read")
+    }
+
+    /// Upserts the records into the table `<table>_alerts` (one row per record, its JSON in
+    /// `record`) in one transaction, and keeps the newest
+    /// [`alert_records`](crate::EngineConfig::alert_records) rows. Nodes sharing the store
+    /// share the table: each loads the newest records of all of them at start.
+    fn save_alert_records(&self, records: &[AlertRecord]) -> Result<(), Error> {
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            let json = serde_json::to_string(r).map_err(|e| Error::Store {
+                action: "encode alert record",
+                path: PathBuf::from(&self.place),
+                reason: e.to_string(),
+            })?;
+            rows.push((
+                r.id.to_string(),
+                r.dashboard_id.clone(),
+                r.started_at.as_millis(),
+                json,
+            ));
+        }
+        let limit = i64::try_from(self.alert_limit.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        self.ask(Call::SaveAlerts(rows, limit), "write alert records")
+            .map(|_| ())
+    }
+
+    /// The newest `limit` rows of `<table>_alerts`; rows that do not decode are skipped
+    /// (and logged).
+    fn load_alert_records(&self, limit: usize) -> Result<Vec<AlertRecord>, Error> {
+        self.alert_limit.store(limit.max(1), Ordering::Relaxed);
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let Answer::Records(rows) = self.ask(Call::LoadAlerts(n), "read alert records")? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        let mut damaged = 0;
+        for row in rows {
+            match serde_json::from_str::<AlertRecord>(&row) {
+                Ok(r) => out.push(r),
+                Err(_) => damaged += 1,
+            }
+        }
+        if damaged > 0 {
+            tracing::warn!(place = %self.place, damaged, "alert history: skipped rows that do not decode");
+        }
+        Ok(out)
     }
 
     /// Starts a thread with a connection of its own that `LISTEN`s to the store's

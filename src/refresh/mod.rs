@@ -430,7 +430,7 @@ impl Planner {
                         condition: rule.condition,
                         threshold: rule.threshold,
                         severity: rule.severity,
-                        message: rule.message(&wp.title, value, group.as_deref()),
+                        message: rule.message(&wp.title, transition, value, group.as_deref()),
                         group,
                         at: now,
                     });
