@@ -25,6 +25,7 @@
 //   RTDASH_SHOTS_DIR      where to save the screenshots (default docs/)
 
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -49,14 +50,15 @@ const CHROMIUM_ARGS = [
 ];
 const DASH = 'editor-test';
 const METRIC = 'http.requests.rate.all';
-// a webhook nobody listens on: the record shows its outcome (failed, or delivered
-// nowhere; without the `webhooks` feature the engine records "no notifier")
-const HOOK = 'http://127.0.0.1:9/rtdash-hook';
+// the rule's webhook: a receiver in this script (127.0.0.1, a free port)
+let HOOK = '';
+const hookBodies = [];
 
 let passed = 0;
 let failed = 0;
 const servers = new Set();
 let browser = null;
+let receiver = null;
 const started = Date.now();
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -163,6 +165,18 @@ async function main() {
     const r = await api(`/dashboards/${DASH}`);
     return r.status === 200 ? r.body.dashboard || r.body : null;
   };
+
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      hookBodies.push(body);
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('ok');
+    });
+  });
+  await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+  HOOK = `http://127.0.0.1:${receiver.address().port}/rtdash-hook`;
 
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const ctxA = await browser.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1, colorScheme: 'dark' });
@@ -313,6 +327,8 @@ async function main() {
     await a.hover(`section.widget[data-widget-id="${widgetId}"] .widget-title`);
     await a.click(bar(action));
   };
+  let ruleId = '';
+  const r0rule = () => ruleId;
   const rules = async () => ((await api(`/dashboards/${DASH}/alert-rules`)).body.alert_rules || []);
 
   await check('an alert rule above 0 (the demo crosses it) is added from the widget\'s Alerts dialog', async () => {
@@ -330,6 +346,7 @@ async function main() {
     if (r.length !== 1 || r[0].threshold !== 0 || r[0].widget_id !== widgetId) throw new Error(JSON.stringify(r));
     if (r[0].severity !== 'critical') throw new Error(`severity ${r[0].severity}`);
     if (JSON.stringify(r[0].webhooks) !== JSON.stringify([HOOK])) throw new Error(`webhooks ${JSON.stringify(r[0].webhooks)}`);
+    ruleId = r[0].id;
     await a.keyboard.press('Escape');
     await a.waitForSelector('#rules-dialog', { state: 'hidden', timeout: 3000 });
     return `${r[0].name}: ${r[0].condition} ${r[0].threshold}, severity ${r[0].severity}`;
@@ -359,15 +376,16 @@ async function main() {
       return t.find((x) => x.includes('Requests flowing')) || null;
     });
     if (!/critical/.test(text)) throw new Error(`no severity in "${text}"`);
-    await waitFor('the webhook outcome in the record', 10000, async () => {
+    const hook = await waitFor('the webhook delivered, in the record', 10000, async () => {
       const t = await a.$$eval('#history-list li[data-seq] .hist-hook', (els) => els.map((e) => e.textContent));
-      return t.find((x) => x.includes('127.0.0.1:9')) || null;
+      return t.find((x) => x.includes(new URL(HOOK).host) && /delivered/.test(x)) || null;
     });
+    if (!hookBodies.some((x) => x.includes(r0rule()))) throw new Error(`the receiver got ${JSON.stringify(hookBodies).slice(0, 300)}`);
     const rec = await a.$eval('#history-list li[data-seq]', (e) => e.textContent);
     if (!/firing/.test(rec)) throw new Error(`the newest record "${rec}" is not firing`);
     const h = await api(`/dashboards/${DASH}/alert-history`);
     if (h.status !== 200 || !h.body.records.length) throw new Error(`GET alert-history: ${h.status} ${JSON.stringify(h.body).slice(0, 200)}`);
-    return `"${text.replace(/\s+/g, ' ').trim().slice(0, 120)}"`;
+    return `"${text.replace(/\s+/g, ' ').trim().slice(0, 120)}"; "${hook}"; ${hookBodies.length} POST(s) received`;
   });
 
   await check('the history filters narrow the list (state=resolved shows no firing record)', async () => {
@@ -561,6 +579,7 @@ async function main() {
 async function cleanup() {
   for (const p of servers) p.kill('SIGKILL');
   if (browser) await browser.close().catch(() => {});
+  if (receiver) receiver.close();
 }
 
 const overall = setTimeout(async () => {

@@ -2183,6 +2183,8 @@
         const now = a.value === null ? '' : `${fmt(a.value, unit)} `;
         return `${name}: ${now}(${a.condition} ${fmtPlain(a.threshold, unit)})`;
       }
+      const why = /rule (changed|removed)/.exec(msg);
+      if (why) return `${name}: resolved (${why[0]})`;
       const back = a.condition === 'above' ? 'below' : a.condition === 'below' ? 'above' : 'within';
       return `${name}: back ${back} ${fmtPlain(a.threshold, unit)}`;
     }
