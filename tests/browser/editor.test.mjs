@@ -8,7 +8,8 @@
 // rule, renames the dashboard, moves and resizes the widget (buttons, also from
 // the keyboard), answers the writer-token dialog (a 401 made by the browser:
 // the example runs without --jwt-secret), triggers a validation error and sees it next to its field,
-// removes the widget and deletes the dashboard. A second browser context shows
+// removes the widget and deletes the dashboard. The rule's webhook goes to a
+// receiver this script runs (the record must say "delivered"). A second browser context shows
 // the same dashboard and sees every change without a reload (new widget, rule
 // line, rename, move, removal, the deleted-dashboard message). axe-core checks
 // the open widget dialog. Saves docs/screenshot-editor.png (the dialog open,

@@ -1913,6 +1913,11 @@
       state.closeNote = err instanceof TypeError ? 'server unreachable' : err.message;
       if (err.gone) return dashboardGone(err.gone);
       if (err.fatal) return fatal(err.message);
+      if (err.status === 403 && state.wantId) {
+        // not a passing failure: retrying cannot help
+        state.closeNote = 'forbidden';
+        return fatal(`The token of this page may not see the dashboard "${state.wantId}" (HTTP 403). Choose another dashboard, or open the page with a token that may see it (?token=…).`);
+      }
       return scheduleReconnect();
     }
     if (gen !== state.gen) return;
@@ -2215,7 +2220,7 @@
       chromeKeys.conn = '';
     } else if (isLive() || !state.everLive) {
       banner.hidden = isLive() || !state.closeNote;
-      if (!banner.hidden) setText(banner, `Not connected: ${state.closeNote}. Retrying…`);
+      if (!banner.hidden) setText(banner, `Not connected: ${state.closeNote}.${state.retryTimer ? ' Retrying…' : ''}`);
       chromeKeys.conn = '';
     } else {
       banner.hidden = false;
