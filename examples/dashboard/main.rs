@@ -465,8 +465,10 @@ fn api_router(
         Some(secret) => {
             let auth = rtdash::transport::JwtAuthenticator::hs256(secret.as_bytes());
             let expires = SystemTime::now() + Duration::from_secs(24 * 3600);
+            // The demo reader sees every dashboard (`*`): the page's editor creates new
+            // ones, and its metric pickers read `GET /catalog`, which spans them all.
             let token = auth
-                .issue("demo", &["ops"], expires)
+                .issue("demo", &["*"], expires)
                 .map_err(|e| format!("cannot sign the demo token: {e}"))?;
             // Writers need a token of their own (another key): a reader's token opens the
             // streams and the reads, never the routes that change state.
