@@ -2494,6 +2494,12 @@
     return undefined;
   }
 
+  /** `fieldError`, for a check that failed: always false (the form is not valid). */
+  function invalid(controlId, message, errId) {
+    fieldError(controlId, message, errId);
+    return false;
+  }
+
   /** Puts each violation next to the field it names (`map(path)` gives the control id),
    *  the others in the form's message; focuses the first field at fault. */
   function showViolations(err, map, msgEl) {
@@ -3068,13 +3074,13 @@
     let ok = true;
     w.title = $('#wf-title').value.trim();
     w.metric_name = metricValue();
-    if (!w.metric_name) ok = fieldError($('#wf-metric').value === '__other' ? 'wf-metric-other' : 'wf-metric', 'Choose a metric.', 'wf-metric-error') && false;
+    if (!w.metric_name) ok = invalid($('#wf-metric').value === '__other' ? 'wf-metric-other' : 'wf-metric', 'Choose a metric.', 'wf-metric-error');
     w.aggregation = $('#wf-agg').value;
     const win = $('#wf-window').value.trim();
-    if (!/^\d+$/.test(win)) ok = fieldError('wf-window', 'Enter a whole number of seconds.') && false;
+    if (!/^\d+$/.test(win)) ok = invalid('wf-window', 'Enter a whole number of seconds.');
     else w.window_seconds = Number(win);
     const ref = Number($('#wf-refresh').value);
-    if ($('#wf-refresh').value.trim() === '' || !Number.isFinite(ref)) ok = fieldError('wf-refresh', 'Enter a number of seconds.') && false;
+    if ($('#wf-refresh').value.trim() === '' || !Number.isFinite(ref)) ok = invalid('wf-refresh', 'Enter a number of seconds.');
     else w.refresh_interval_seconds = ref;
     display.chart = $('#wf-chart').value;
     const unit = $('#wf-unit').value.trim();
@@ -3086,7 +3092,7 @@
       const v = $('.fv', row).value.trim();
       if (!k && !v) continue;
       if (!k || !v) {
-        ok = fieldError(k ? $('.fv', row).id : $('.fk', row).id, 'Give both the tag and its value.', 'wf-filters-error') && false;
+        ok = invalid(k ? $('.fv', row).id : $('.fk', row).id, 'Give both the tag and its value.', 'wf-filters-error');
         continue;
       }
       filter[k] = v;
@@ -3322,10 +3328,10 @@
     let ok = true;
     const thresholdText = $('#rf-threshold').value.trim();
     const threshold = Number(thresholdText);
-    if (thresholdText === '' || !Number.isFinite(threshold)) ok = fieldError('rf-threshold', 'Enter a number.') && false;
+    if (thresholdText === '' || !Number.isFinite(threshold)) ok = invalid('rf-threshold', 'Enter a number.');
     const forText = $('#rf-for').value.trim();
     const forSeconds = forText === '' ? 0 : Number(forText);
-    if (!Number.isFinite(forSeconds)) ok = fieldError('rf-for', 'Enter a number of seconds.') && false;
+    if (!Number.isFinite(forSeconds)) ok = invalid('rf-for', 'Enter a number of seconds.');
     const hooks = $('#rf-webhooks').value.split('\n').map((x) => x.trim()).filter(Boolean);
     if (!ok) return form.querySelector('[aria-invalid="true"]').focus();
     const editing = ed.editingRule;
