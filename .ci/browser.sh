@@ -2,7 +2,11 @@
 # Browser test of the dashboard example (examples/dashboard): headless
 # Chromium opens the page, sees widgets render and change, sees the status go
 # to "reconnecting" when the server is killed and back to "live" when it
-# restarts, and saves docs/screenshot.png. Installs what it needs first.
+# restarts, and saves docs/screenshot.png; then tests/browser/editor.test.mjs
+# drives the dashboard editor in two browser contexts (create, widgets, alert
+# rules, alert history, rename, move/resize, delete) and saves
+# docs/screenshot-editor.png and docs/screenshot-alert-history.png. Installs
+# what it needs first.
 #
 # Run from anywhere: `bash .ci/browser.sh`. Environment:
 #   CHROMIUM=/path/to/chromium   use this browser (skips the install)
@@ -56,3 +60,6 @@ fi
 
 step "browser test"
 node tests/browser/dashboard.test.mjs
+
+step "editor browser test"
+node tests/browser/editor.test.mjs

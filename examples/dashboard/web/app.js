@@ -23,8 +23,26 @@
 // `data-role="value"`. `window.__rtdash` has `points(widgetId)` (points held
 // with a value for the widget, its largest series), `span(widgetId)` (the time axis drawn,
 // ms), `range()`, `historyLoads()` (history answers applied), `segments(widgetId)`,
-// `outages()`, `hidden(widgetId)`, `zoom(widgetId)`, `alertSpans(widgetId)` and
-// `yRange(widgetId)` (see examples/dashboard/README.md).
+// `outages()`, `hidden(widgetId)`, `zoom(widgetId)`, `alertSpans(widgetId)`,
+// `yRange(widgetId)` and `thresholds(widgetId)` (the values of the threshold lines
+// drawn: display bands and alert rules); for the editor `dashboardId()`,
+// `dashboards()` (the picker's list), `editing()`, `rules(widgetId)` (the widget's
+// alert rules as held), `catalog()` (the last `GET /catalog`), `historyRecords()`
+// and `historyPanelLoads()` (the alert history panel), `writes()` (API changes
+// made), `lastError()` (the last refused change: `{status, code, message,
+// violations}`) and `gone()` (the id of a dashboard deleted while shown)
+// (see examples/dashboard/README.md).
+//
+// Editor: a dashboard picker (`?dashboard=ID`), a "Dashboards…" dialog (create,
+// rename, delete with a confirm step) and an "Edit" toggle. In edit mode every
+// widget has buttons to edit it (a dialog: metric from `GET /catalog`, Preview
+// with `POST /preview`, Save with `PATCH /dashboards/{id}/widgets`), edit its
+// alert rules (`GET`+`PUT /dashboards/{id}/alert-rules` with the full list),
+// move it and resize it by one grid cell (widgets it would cover move down) and
+// remove it. A change answered 401/403 asks for a writer token (kept in
+// sessionStorage, sent as `Authorization: Bearer`) and is tried again. The
+// alert history panel reads `GET /dashboards/{id}/alert-history`, again on every
+// `alert` frame; every viewer lays the dashboard out anew on a `dashboard` frame.
 'use strict';
 
 (() => {
@@ -395,8 +413,12 @@
     closeNote: '',
     latencies: [],
     alertsFiring: new Map(),
+    resolvedAt: new Map(), // alert key -> time of the last resolve seen
     alertHistory: [],
     outages: [], // [from, to] in server time: the stream was down (to: Infinity while down)
+    wantId: params.get('dashboard'), // the dashboard to show (`?dashboard=ID`), else the first listed
+    gen: 0, // bumped when another dashboard is shown: answers for the previous one are dropped
+    gone: null, // the id of a dashboard that was deleted while shown
   };
 
   /** True when the stream was down at some time between `t1` and `t2` (server time). */
@@ -1600,14 +1622,31 @@
 
   // ------------------------------------------------------------------ layout
 
+  /** A widget definition without its grid position (a move or resize keeps the view). */
+  function defSansPosition(def) {
+    const copy = JSON.parse(JSON.stringify(def));
+    const display = copy.display_config || copy.display;
+    if (display) delete display.position;
+    return JSON.stringify(copy);
+  }
+
   function layout(dash) {
     const grid = $('#grid');
     const keep = new Map();
+    const focusBefore = editFocusKey();
     for (const [id, view] of state.views) {
       const def = (dash.widgets || []).find((w) => w.widget_id === id);
-      if (def && JSON.stringify(def) === JSON.stringify(view.def)) keep.set(id, view);
+      if (def && defSansPosition(def) === defSansPosition(view.def)) {
+        view.def = def;
+        view.display = def.display_config || def.display || {};
+        const pos = view.display.position;
+        view.root.style.gridColumn = `${pos.x + 1} / span ${pos.w}`;
+        view.root.style.gridRow = `${pos.y + 1} / span ${pos.h}`;
+        keep.set(id, view);
+      }
     }
-    grid.replaceChildren();
+    let created = 0;
+    const order = [];
     grid.style.setProperty('--columns', String(dash.columns || 12));
     const tpl = $('#widget-template');
     const views = new Map();
@@ -1638,14 +1677,30 @@
         root.style.gridRow = `${pos.y + 1} / span ${pos.h}`;
         const make = VIEW_BY_CHART[display.chart] || VIEW_BY_CHART.stat;
         view = make(def, root);
+        addEditBar(view);
+        created++;
       }
-      grid.appendChild(view.root);
+      order.push(view.root);
       views.set(def.widget_id, view);
       markDirty(view);
     }
+    // The widgets in reading order. The DOM is only rebuilt when the order changed,
+    // so a widget that keeps its place keeps the keyboard focus too.
+    const current = [...grid.children].filter((e) => e.matches('section.widget'));
+    if (current.length !== order.length || current.some((e, i) => e !== order[i])) {
+      grid.replaceChildren(...order);
+    } else {
+      for (const e of [...grid.children]) if (!e.matches('section.widget')) e.remove();
+    }
+    const hadViews = state.views.size > 0 || state.laidOut;
     state.views = views;
+    state.laidOut = true;
+    layoutExtras(dash, grid);
     $('#dashboard-name').textContent = dash.name;
     document.title = `${dash.name} · rtdash`;
+    restoreEditFocus(focusBefore);
+    // widgets added by an edit: their recent history, like on open
+    if (created && hadViews) loadHistory(dash.id, LIVE_RANGE_MS, 'seam');
   }
 
   /** Shows one widget over the page (null: none); Escape closes it. */
@@ -1694,7 +1749,7 @@
 
   /** The dashboard to show: `?dashboard=ID`, else the first one the server lists. */
   async function resolveDashboardId() {
-    const fromUrl = params.get('dashboard');
+    const fromUrl = state.wantId;
     if (fromUrl) return fromUrl;
     const list = await getJson('/dashboards');
     const items = Array.isArray(list) ? list : list.dashboards || list.items || [];
@@ -1704,9 +1759,18 @@
   }
 
   async function loadDashboard() {
+    const gen = state.gen;
     const id = state.dashboard ? state.dashboard.id : await resolveDashboardId();
-    const doc = await getJson(`/dashboards/${encodeURIComponent(id)}`);
+    let doc;
+    try {
+      doc = await getJson(`/dashboards/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (err.status === 404) err.gone = id;
+      throw err;
+    }
+    if (gen !== state.gen) throw Object.assign(new Error('another dashboard is shown'), { superseded: true });
     const dash = doc.dashboard || doc;
+    state.wantId = dash.id;
     const json = JSON.stringify(dash);
     if (json !== state.dashboardJson) {
       state.dashboardJson = json;
@@ -1714,6 +1778,7 @@
       layout(dash);
     }
     loadAlertHistory(dash.id);
+    refreshHistoryPanel();
     return dash;
   }
 
@@ -1808,6 +1873,11 @@
     },
     range: () => state.range,
     historyLoads: () => state.historyLoads,
+    // the values of the threshold lines drawn across the widget's chart (display bands and alert rules)
+    thresholds: (id) => {
+      const v = state.views.get(id);
+      return v ? thresholdLines(v).map((t) => t.value) : [];
+    },
   };
 
   // ------------------------------------------------------------------ connection
@@ -1832,15 +1902,26 @@
   async function connect() {
     state.retryTimer = 0;
     state.retryAt = 0;
+    if (state.gone) return;
     setStatus(state.everLive ? 'reconnecting' : 'connecting');
+    const gen = state.gen;
     let dash;
     try {
       dash = await loadDashboard();
     } catch (err) {
+      if (gen !== state.gen) return;
       state.closeNote = err instanceof TypeError ? 'server unreachable' : err.message;
+      if (err.gone) return dashboardGone(err.gone);
       if (err.fatal) return fatal(err.message);
+      if (err.status === 403 && state.wantId) {
+        // not a passing failure: retrying cannot help
+        state.closeNote = 'forbidden';
+        return fatal(`The token of this page may not see the dashboard "${state.wantId}" (HTTP 403). Choose another dashboard, or open the page with a token that may see it (?token=…).`);
+      }
       return scheduleReconnect();
     }
+    if (gen !== state.gen) return;
+    refreshDashboardList();
     // History in parallel with the stream: the seam keeps whatever arrives first.
     loadAllHistory(dash.id);
     const url = streamUrl(dash.id);
@@ -1941,6 +2022,7 @@
       case 'alert':
       case 'alerts':
         for (const a of frame.alerts || frame.events || [frame]) onAlert(a, false);
+        scheduleHistoryRefresh();
         break;
       case 'pong':
         if (num(frame.t) !== null) state.rtt = Date.now() - frame.t;
@@ -1952,12 +2034,17 @@
       case 'dashboard':
         // The dashboard was edited (or deleted): fetch it again and lay it out anew.
         // Subscribing again asks for a fresh snapshot, which fills in new widgets.
+        if (frame.event === 'deleted') {
+          dashboardGone(dash.id);
+          break;
+        }
         loadDashboard()
           .then(() => {
             if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'subscribe', topics: [dash.id] }));
+            onDashboardChanged();
           })
           .catch((err) => {
-            if (err.status === 404) fatal(`The dashboard "${dash.id}" was deleted.`);
+            if (err.status === 404) dashboardGone(dash.id);
           });
         break;
       case 'error':
@@ -2068,8 +2155,15 @@
       at: num(raw.at) ?? num(raw.time) ?? num(raw.fired_at) ?? num(raw.resolved_at) ?? num(raw.event_time) ?? serverNow(),
       message: raw.message ?? raw.summary ?? raw.name ?? raw.rule_name ?? raw.rule ?? 'alert',
     };
-    if (a.state === 'firing') state.alertsFiring.set(a.key, a);
-    else state.alertsFiring.delete(a.key);
+    // A firing event older than a resolve already seen (a late answer of
+    // GET /alerts, a cached frame) does not bring the alert back.
+    const resolvedAt = state.resolvedAt.get(a.key);
+    if (a.state === 'firing') {
+      if (resolvedAt === undefined || resolvedAt < a.at) state.alertsFiring.set(a.key, a);
+    } else {
+      state.alertsFiring.delete(a.key);
+      state.resolvedAt.set(a.key, Math.max(a.at, resolvedAt ?? -Infinity));
+    }
     const dup = state.alertHistory.find((h) => h.key === a.key && h.state === a.state && h.at === a.at);
     if (!dup) {
       state.alertHistory.unshift(a);
@@ -2094,6 +2188,8 @@
         const now = a.value === null ? '' : `${fmt(a.value, unit)} `;
         return `${name}: ${now}(${a.condition} ${fmtPlain(a.threshold, unit)})`;
       }
+      const why = /rule (changed|removed)/.exec(msg);
+      if (why) return `${name}: resolved (${why[0]})`;
       const back = a.condition === 'above' ? 'below' : a.condition === 'below' ? 'above' : 'within';
       return `${name}: back ${back} ${fmtPlain(a.threshold, unit)}`;
     }
@@ -2119,9 +2215,12 @@
   function renderChrome() {
     // connection banner
     const banner = $('#conn-banner');
-    if (isLive() || !state.everLive) {
+    if (state.gone) {
+      banner.hidden = true;
+      chromeKeys.conn = '';
+    } else if (isLive() || !state.everLive) {
       banner.hidden = isLive() || !state.closeNote;
-      if (!banner.hidden) setText(banner, `Not connected: ${state.closeNote}. Retrying…`);
+      if (!banner.hidden) setText(banner, `Not connected: ${state.closeNote}.${state.retryTimer ? ' Retrying…' : ''}`);
       chromeKeys.conn = '';
     } else {
       banner.hidden = false;
@@ -2222,6 +2321,1256 @@
     }
     markChrome();
   }
+
+  // ------------------------------------------------------------------ editor
+  //
+  // The dashboard list (switch, create, rename, delete), edit mode (per-widget
+  // buttons: edit, alerts, move, resize, remove; "Add widget"), the widget and
+  // alert-rule dialogs, the alert history panel and the writer token. Every
+  // change goes through the HTTP API; the server then sends a `dashboard` frame
+  // to every viewer, whose page fetches the dashboard again and lays it out anew.
+
+  const WRITER_KEY = 'rtdash.writerToken';
+  const AGGREGATIONS = ['count', 'sum', 'avg', 'min', 'max', 'p50', 'p90', 'p95', 'p99', 'p99.9'];
+  const SILENCE_FOR = [['15 min', 15 * 60 * 1000], ['1 h', 60 * 60 * 1000], ['4 h', 4 * 60 * 60 * 1000]];
+  const HISTORY_PAGE = 20;
+  const ed = {
+    editing: false,
+    dashboards: [], // [{id, name}]
+    catalog: null, // {metrics: [...], truncated}
+    catalogAt: 0,
+    writes: 0,
+    lastError: null,
+    pendingFocus: null, // {widget, action}: focus to restore after the next layout
+    widgetForm: null, // {mode: 'add'|'edit', def}
+    rulesWidget: null, // widget id of the open rules dialog
+    editingRule: null, // rule id being edited, or null for a new one
+    history: { records: [], next: null, status: 'idle', error: null, timer: 0, loads: 0 },
+  };
+
+  function announceEdit(text) {
+    const s = $('#edit-status');
+    s.textContent = '';
+    // a fresh text is announced even when it repeats
+    setTimeout(() => { s.textContent = text; }, 30);
+  }
+
+  const currentId = () => (state.dashboard ? state.dashboard.id : state.wantId);
+
+  function readWriterToken() {
+    try {
+      return sessionStorage.getItem(WRITER_KEY);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function storeWriterToken(t) {
+    try {
+      if (t) sessionStorage.setItem(WRITER_KEY, t);
+      else sessionStorage.removeItem(WRITER_KEY);
+    } catch (err) {
+      // storage unavailable: the token lasts until the page closes
+    }
+    ed.memToken = t;
+  }
+
+  /** An API error: `status`, `code`, `message`, `violations` ([{path, message}]). */
+  function apiError(status, body, text) {
+    const e = body && typeof body === 'object' ? body : {};
+    const inner = e.error && typeof e.error === 'object' ? e.error : e;
+    const code = typeof e.error === 'string' ? e.error : inner.code || `http_${status}`;
+    const message = inner.message || e.message || (text ? text.slice(0, 300) : `HTTP ${status}`);
+    const err = new Error(message);
+    err.status = status;
+    err.code = code;
+    err.violations = Array.isArray(inner.violations) ? inner.violations : Array.isArray(e.violations) ? e.violations : [];
+    if (inner.field && !err.violations.length) err.violations = [{ path: inner.field, message }];
+    return err;
+  }
+
+  /** A change through the API. With a 401 or 403 it asks for a writer token (kept in
+   *  sessionStorage, sent as `Authorization: Bearer`) and tries again. */
+  async function write(method, path, body) {
+    let asked = 0;
+    for (;;) {
+      const token = readWriterToken() || ed.memToken || TOKEN;
+      const headers = { Accept: 'application/json', Authorization: `Bearer ${token}` };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' });
+      const text = await res.text().catch(() => '');
+      let json = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch (err) {
+        json = null;
+      }
+      if ((res.status === 401 || res.status === 403) && asked < 3) {
+        asked++;
+        const why = apiError(res.status, json, text).message;
+        const t = await askWriterToken(res.status === 401
+          ? `This change needs a writer's token (the server answered 401: ${why}).`
+          : `The token sent may not make this change (403: ${why}).`);
+        if (!t) throw Object.assign(apiError(res.status, json, text), { message: 'A writer token is needed to change dashboards.' });
+        storeWriterToken(t);
+        continue;
+      }
+      if (!res.ok) {
+        const err = apiError(res.status, json, text);
+        ed.lastError = { status: err.status, code: err.code, message: err.message, violations: err.violations };
+        throw err;
+      }
+      ed.writes++;
+      return json;
+    }
+  }
+
+  /** Asks for a writer token in a dialog; resolves with it, or null when cancelled. */
+  function askWriterToken(why) {
+    const dlg = $('#token-dialog');
+    $('#token-why').textContent = why;
+    const input = $('#token-input');
+    input.value = '';
+    return new Promise((resolve) => {
+      const form = $('#token-form');
+      const done = (v) => {
+        form.onsubmit = null;
+        $('#token-cancel').onclick = null;
+        dlg.oncancel = null;
+        if (dlg.open) dlg.close();
+        resolve(v);
+      };
+      form.onsubmit = (e) => {
+        e.preventDefault();
+        const v = input.value.trim();
+        if (v) done(v);
+        else input.focus();
+      };
+      $('#token-cancel').onclick = () => done(null);
+      dlg.oncancel = (e) => {
+        e.preventDefault();
+        done(null);
+      };
+      dlg.showModal();
+      input.focus();
+    });
+  }
+
+  // ---------------------------------------------------------------- form errors
+
+  /** Clears the field errors and the message of a form. */
+  function clearErrors(root) {
+    for (const e of root.querySelectorAll('.field-error')) {
+      e.hidden = true;
+      e.textContent = '';
+    }
+    for (const c of root.querySelectorAll('[aria-invalid]')) {
+      c.removeAttribute('aria-invalid');
+      const d = (c.getAttribute('aria-describedby') || '').split(' ').filter((x) => x && !x.endsWith('-error'));
+      if (d.length) c.setAttribute('aria-describedby', d.join(' '));
+      else c.removeAttribute('aria-describedby');
+    }
+    for (const m of root.querySelectorAll('.form-msg')) m.textContent = '';
+  }
+
+  /** Shows `message` next to the control `controlId` (its `-error` paragraph). */
+  function fieldError(controlId, message, errId) {
+    const c = document.getElementById(controlId);
+    const p = document.getElementById(errId || `${controlId}-error`);
+    if (!c || !p) return false;
+    p.textContent = p.hidden ? message : `${p.textContent} ${message}`;
+    p.hidden = false;
+    c.setAttribute('aria-invalid', 'true');
+    const d = new Set((c.getAttribute('aria-describedby') || '').split(' ').filter(Boolean));
+    d.add(p.id);
+    c.setAttribute('aria-describedby', [...d].join(' '));
+    return true;
+  }
+
+  /** The error paragraph of a control, where it is not `<id>-error`. */
+  function id0(id) {
+    if (id === 'wf-metric-other') return 'wf-metric-error';
+    if (id && /^wf-f[kv]-/.test(id)) return 'wf-filters-error';
+    return undefined;
+  }
+
+  /** `fieldError`, for a check that failed: always false (the form is not valid). */
+  function invalid(controlId, message, errId) {
+    fieldError(controlId, message, errId);
+    return false;
+  }
+
+  /** Puts each violation next to the field it names (`map(path)` gives the control id),
+   *  the others in the form's message; focuses the first field at fault. */
+  function showViolations(err, map, msgEl) {
+    const rest = [];
+    let first = null;
+    for (const v of err.violations || []) {
+      const m = map(String(v.path || ''));
+      const [id, errId] = Array.isArray(m) ? m : [m, id0(m)];
+      if (id && fieldError(id, v.message || 'invalid', errId)) {
+        if (!first) first = id;
+      } else rest.push(v.path ? `${v.path}: ${v.message}` : v.message);
+    }
+    if (!first || rest.length) msgEl.textContent = rest.length ? rest.join('; ') : err.message;
+    if (first) document.getElementById(first).focus();
+  }
+
+  // ---------------------------------------------------------------- dashboards
+
+  async function refreshDashboardList() {
+    try {
+      const list = await getJson('/dashboards');
+      const items = Array.isArray(list) ? list : list.dashboards || list.items || [];
+      ed.dashboards = items.map((d) => (typeof d === 'string' ? { id: d, name: d } : { id: d.id, name: d.name || d.id }));
+    } catch (err) {
+      // keep what is shown
+    }
+    renderDashboardSelect();
+  }
+
+  function renderDashboardSelect() {
+    const sel = $('#dashboard-select');
+    const cur = currentId();
+    const list = ed.dashboards.slice();
+    if (cur && !list.some((d) => d.id === cur) && state.dashboard) list.unshift({ id: cur, name: state.dashboard.name });
+    const key = JSON.stringify([list, cur]);
+    if (sel.dataset.key === key) return;
+    sel.dataset.key = key;
+    sel.replaceChildren(...list.map((d) => {
+      const o = el('option', null, d.name === d.id ? d.id : `${d.name} (${d.id})`);
+      o.value = d.id;
+      return o;
+    }));
+    if (state.gone === cur || !list.some((d) => d.id === cur)) {
+      const o = el('option', null, state.gone ? `${cur} (deleted)` : 'choose a dashboard');
+      o.value = '';
+      sel.prepend(o);
+      sel.value = '';
+    } else sel.value = cur;
+  }
+
+  /** Shows dashboard `id` instead of the current one (`?dashboard=ID` in the URL). */
+  function switchDashboard(id) {
+    if (!id) return;
+    state.gen++;
+    const ws = state.ws;
+    state.ws = null;
+    if (ws) ws.close(1000, 'another dashboard');
+    if (state.retryTimer) clearTimeout(state.retryTimer);
+    state.retryTimer = 0;
+    state.retryAt = 0;
+    state.attempt = 0;
+    state.wantId = id;
+    state.gone = null;
+    state.dashboard = null;
+    state.dashboardJson = '';
+    state.views = new Map();
+    state.laidOut = false;
+    state.alertsFiring.clear();
+    state.resolvedAt.clear();
+    state.alertHistory = [];
+    state.outages = [];
+    state.seq = null;
+    state.everLive = false;
+    state.liveSince = 0;
+    state.closeNote = '';
+    setFullscreen(null);
+    $('#grid').replaceChildren();
+    ed.history.records = [];
+    ed.history.next = null;
+    renderHistory();
+    const url = new URL(location.href);
+    url.searchParams.set('dashboard', id);
+    history.replaceState(null, '', url.pathname + url.search + url.hash);
+    renderDashboardSelect();
+    markChrome();
+    connect();
+  }
+
+  /** The dashboard shown was deleted: a clear message instead of its widgets. */
+  function dashboardGone(id) {
+    if (currentId() !== id) return;
+    state.gone = id;
+    const ws = state.ws;
+    state.ws = null;
+    if (ws) ws.close(1000, 'dashboard deleted');
+    if (state.retryTimer) clearTimeout(state.retryTimer);
+    state.retryTimer = 0;
+    state.views = new Map();
+    state.dashboard = null;
+    state.dashboardJson = '';
+    state.alertsFiring.clear();
+    setStatus('closed');
+    state.closeNote = 'the dashboard was deleted';
+    const msg = el('div', 'fatal gone');
+    msg.setAttribute('role', 'alert');
+    msg.dataset.gone = id;
+    msg.append(el('strong', null, `The dashboard "${id}" was deleted.`), el('span', null, ' Choose another one in the dashboard list, or create one with “Dashboards…”.'));
+    $('#grid').replaceChildren(msg);
+    setText($('#dashboard-name'), `${id} (deleted)`);
+    document.title = `${id} (deleted) · rtdash`;
+    refreshDashboardList();
+    markChrome();
+  }
+
+  $('#dashboard-select').addEventListener('change', (e) => switchDashboard(e.target.value));
+  $('#dashboard-select').addEventListener('focus', () => refreshDashboardList());
+
+  function openDashDialog() {
+    const dlg = $('#dash-dialog');
+    clearErrors(dlg);
+    $('#rename-name').value = state.dashboard ? state.dashboard.name : '';
+    $('#rename-form').hidden = !state.dashboard;
+    $('#create-id').value = '';
+    $('#create-name').value = '';
+    $('#delete-confirm').hidden = true;
+    $('#delete-start-row').hidden = !state.dashboard;
+    $('#delete-dashboard').closest('.dialog-section').hidden = !state.dashboard;
+    dlg.showModal();
+    (state.dashboard ? $('#rename-name') : $('#create-id')).focus();
+  }
+  $('#manage-dashboards').addEventListener('click', openDashDialog);
+
+  $('#rename-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const dlg = $('#dash-dialog');
+    clearErrors(dlg);
+    const name = $('#rename-name').value.trim();
+    if (!name) return fieldError('rename-name', 'Enter a name.');
+    const id = currentId();
+    try {
+      // the whole document with the new name (widgets and alert rules as stored now)
+      const doc = await getJson(`/dashboards/${encodeURIComponent(id)}`);
+      const dash = Object.assign({}, doc.dashboard || doc, { name });
+      const saved = await write('PUT', `/dashboards/${encodeURIComponent(id)}`, dash);
+      applyDoc(saved);
+      $('#dash-msg').textContent = `Renamed to “${name}”.`;
+      announceEdit(`Dashboard renamed to ${name}`);
+      refreshDashboardList();
+    } catch (err) {
+      showViolations(err, (p) => (p === 'name' ? 'rename-name' : null), $('#dash-msg'));
+    }
+  });
+
+  $('#create-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const dlg = $('#dash-dialog');
+    clearErrors(dlg);
+    const id = $('#create-id').value.trim();
+    const name = $('#create-name').value.trim();
+    let bad = false;
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(id)) bad = fieldError('create-id', 'Use 1 to 128 letters, digits, “_”, “.” or “-”.');
+    if (!name) bad = fieldError('create-name', 'Enter a name.') || bad;
+    if (bad) return dlg.querySelector('[aria-invalid="true"]').focus();
+    try {
+      await write('POST', '/dashboards', { id, name, columns: 12, widgets: [] });
+      dlg.close();
+      announceEdit(`Dashboard ${name} created`);
+      switchDashboard(id);
+      refreshDashboardList();
+    } catch (err) {
+      if (err.code === 'dashboard_exists') return fieldError('create-id', err.message) && $('#create-id').focus();
+      showViolations(err, (p) => (p === 'id' ? 'create-id' : p === 'name' ? 'create-name' : null), $('#dash-msg'));
+    }
+  });
+
+  $('#delete-dashboard').addEventListener('click', () => {
+    const name = state.dashboard ? state.dashboard.name : currentId();
+    $('#delete-confirm-text').textContent = `Delete “${name}” (${currentId()}) with its widgets and alert rules? This cannot be undone.`;
+    $('#delete-confirm').hidden = false;
+    $('#delete-start-row').hidden = true;
+    $('#delete-confirm-no').focus();
+  });
+  $('#delete-confirm-no').addEventListener('click', () => {
+    $('#delete-confirm').hidden = true;
+    $('#delete-start-row').hidden = false;
+    $('#delete-dashboard').focus();
+  });
+  $('#delete-confirm-yes').addEventListener('click', async () => {
+    const id = currentId();
+    try {
+      await write('DELETE', `/dashboards/${encodeURIComponent(id)}`);
+    } catch (err) {
+      $('#dash-msg').textContent = err.message;
+      return;
+    }
+    $('#dash-dialog').close();
+    announceEdit(`Dashboard ${id} deleted`);
+    await refreshDashboardList();
+    const next = ed.dashboards.find((d) => d.id !== id);
+    if (next) switchDashboard(next.id);
+    else dashboardGone(id);
+  });
+
+  for (const dlg of document.querySelectorAll('dialog')) {
+    for (const b of dlg.querySelectorAll('[data-close]')) b.addEventListener('click', () => dlg.close());
+  }
+
+  /** Lays out a document a write answered (the `dashboard` frame that follows finds it
+   *  unchanged). */
+  function applyDoc(doc) {
+    if (!doc) return;
+    const dash = doc.dashboard || doc;
+    if (!dash.id || dash.id !== currentId()) return;
+    const json = JSON.stringify(dash);
+    if (json !== state.dashboardJson) {
+      state.dashboardJson = json;
+      state.dashboard = dash;
+      layout(dash);
+      onDashboardChanged();
+    }
+  }
+
+  /** After the dashboard changed (here or elsewhere): the open dialogs follow it. */
+  function onDashboardChanged() {
+    if ($('#rules-dialog').open) renderRules();
+    if (state.dashboard && $('#widget-dialog').open && ed.widgetForm && ed.widgetForm.mode === 'edit') {
+      const still = (state.dashboard.widgets || []).some((w) => w.widget_id === ed.widgetForm.def.widget_id);
+      if (!still) $('#wf-msg').textContent = 'This widget was removed meanwhile.';
+    }
+    renderDashboardSelect();
+    markChrome();
+  }
+
+  // ---------------------------------------------------------------- edit mode
+
+  function setEditing(on) {
+    ed.editing = on;
+    document.body.classList.toggle('editing', on);
+    $('#edit-toggle').setAttribute('aria-pressed', String(on));
+    $('#edit-toggle').textContent = on ? 'Done' : 'Edit';
+    announceEdit(on ? 'Edit mode: each widget has buttons to edit, move, resize and remove it' : 'Edit mode off');
+  }
+  $('#edit-toggle').addEventListener('click', () => setEditing(!ed.editing));
+
+  const EDIT_BUTTONS = [
+    ['edit', 'Edit', 'Edit'],
+    ['alerts', 'Alerts', 'Alert rules of'],
+    ['left', '←', 'Move left:'],
+    ['up', '↑', 'Move up:'],
+    ['down', '↓', 'Move down:'],
+    ['right', '→', 'Move right:'],
+    ['narrower', '−W', 'Narrower:'],
+    ['wider', '+W', 'Wider:'],
+    ['shorter', '−H', 'Shorter:'],
+    ['taller', '+H', 'Taller:'],
+    ['remove', '✕', 'Remove'],
+  ];
+
+  /** The edit buttons of a widget (shown in edit mode only). */
+  function addEditBar(view) {
+    const bar = el('div', 'edit-bar');
+    bar.setAttribute('role', 'group');
+    const title = view.def.title;
+    bar.setAttribute('aria-label', `Edit ${title}`);
+    for (const [action, text, label] of EDIT_BUTTONS) {
+      const b = el('button', `eb eb-${action}`, text);
+      b.type = 'button';
+      b.dataset.action = action;
+      const full = `${label} ${title}`;
+      b.setAttribute('aria-label', full);
+      b.title = action === 'left' || action === 'right' || action === 'up' || action === 'down'
+        ? `${full} (one grid cell)`
+        : full;
+      b.addEventListener('click', () => onEditAction(view.def.widget_id, action));
+      bar.appendChild(b);
+    }
+    view.root.appendChild(bar);
+    // `bar-open` keeps the whole bar shown for a button focused again after a move
+    view.root.addEventListener('focusout', (e) => {
+      if (!view.root.contains(e.relatedTarget)) view.root.classList.remove('bar-open');
+    });
+  }
+
+  /** The "Add widget" tile (edit mode) and the note of an empty dashboard. */
+  function layoutExtras(dash, grid) {
+    const widgets = dash.widgets || [];
+    let maxY = 0;
+    for (const w of widgets) {
+      const p = (w.display_config || w.display).position;
+      if (p) maxY = Math.max(maxY, p.y + p.h);
+    }
+    if (!widgets.length) {
+      const note = el('div', 'empty-dash', 'This dashboard has no widgets yet. Choose “Edit”, then “Add widget”.');
+      note.style.gridRow = '1 / span 2';
+      grid.appendChild(note);
+    }
+    const add = el('button', 'add-tile', '+ Add widget');
+    add.type = 'button';
+    add.id = 'add-widget';
+    add.style.gridColumn = '1 / span 3';
+    add.style.gridRow = `${maxY + (widgets.length ? 1 : 3)} / span 2`;
+    add.addEventListener('click', () => openWidgetDialog(null));
+    grid.appendChild(add);
+  }
+
+  function editFocusKey() {
+    if (ed.pendingFocus) {
+      const f = ed.pendingFocus;
+      ed.pendingFocus = null;
+      return f;
+    }
+    const a = document.activeElement;
+    if (!a || !a.dataset || !a.dataset.action) return null;
+    const w = a.closest('section.widget');
+    return w ? { widget: w.dataset.widgetId, action: a.dataset.action } : null;
+  }
+
+  function restoreEditFocus(f) {
+    if (!f) return;
+    const b = document.querySelector(`section.widget[data-widget-id="${CSS.escape(f.widget)}"] .edit-bar [data-action="${f.action}"]`);
+    if (b && document.activeElement !== b && !document.querySelector('dialog[open]')) {
+      b.closest('section.widget').classList.add('bar-open');
+      b.focus();
+    }
+  }
+
+  const posOf = (w) => Object.assign({}, (w.display_config || w.display).position);
+  const overlap = (a, b) => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+
+  /** Puts widget `id` at `pos`; the widgets it now covers move down until nothing
+   *  overlaps. Returns the widgets whose position changed (with it). */
+  function placeWidget(widgets, id, pos) {
+    const at = new Map(widgets.map((w) => [w.widget_id, posOf(w)]));
+    at.set(id, pos);
+    const placed = [id];
+    const order = widgets.map((w) => w.widget_id).filter((x) => x !== id)
+      .sort((a, b) => at.get(a).y - at.get(b).y || at.get(a).x - at.get(b).x);
+    for (const x of order) {
+      const p = at.get(x);
+      let guard = 0;
+      while (placed.some((q) => overlap(p, at.get(q))) && guard++ < 1000) p.y++;
+      placed.push(x);
+    }
+    const changed = [];
+    for (const w of widgets) {
+      const before = posOf(w);
+      const now = at.get(w.widget_id);
+      if (before.x !== now.x || before.y !== now.y || before.w !== now.w || before.h !== now.h) {
+        const copy = JSON.parse(JSON.stringify(w));
+        (copy.display_config || copy.display).position = now;
+        changed.push(copy);
+      }
+    }
+    return changed;
+  }
+
+  async function onEditAction(widgetId, action) {
+    const dash = state.dashboard;
+    if (!dash) return;
+    const def = (dash.widgets || []).find((w) => w.widget_id === widgetId);
+    if (!def) return;
+    if (action === 'edit') return openWidgetDialog(def);
+    if (action === 'alerts') return openRulesDialog(def);
+    const id = encodeURIComponent(dash.id);
+    if (action === 'remove') {
+      try {
+        const doc = await write('PATCH', `/dashboards/${id}/widgets`, { remove: [widgetId] });
+        announceEdit(`Removed ${def.title}`);
+        applyDoc(doc);
+        const first = document.querySelector('section.widget .edit-bar [data-action="edit"]') || $('#add-widget');
+        if (first) first.focus();
+      } catch (err) {
+        announceEdit(`Could not remove ${def.title}: ${err.message}`);
+      }
+      return;
+    }
+    const columns = dash.columns || 12;
+    const p = posOf(def);
+    const n = Object.assign({}, p);
+    const edge = {
+      left: () => (n.x > 0 ? n.x-- : 'the left edge'),
+      right: () => (n.x + n.w < columns ? n.x++ : 'the right edge'),
+      up: () => (n.y > 0 ? n.y-- : 'the top'),
+      down: () => n.y++,
+      narrower: () => (n.w > 1 ? n.w-- : 'one column wide'),
+      wider: () => (n.x + n.w < columns ? n.w++ : n.x > 0 ? (n.x--, n.w++) : 'as wide as the grid'),
+      shorter: () => (n.h > 1 ? n.h-- : 'one row high'),
+      taller: () => n.h++,
+    }[action]();
+    if (typeof edge === 'string') {
+      announceEdit(`${def.title} is already at ${edge}`);
+      return;
+    }
+    const changed = placeWidget(dash.widgets, widgetId, n);
+    ed.pendingFocus = { widget: widgetId, action };
+    try {
+      const doc = await write('PATCH', `/dashboards/${id}/widgets`, { update: changed });
+      applyDoc(doc);
+      restoreEditFocus({ widget: widgetId, action });
+      announceEdit(`${def.title}: column ${n.x + 1}, row ${n.y + 1}, ${n.w} wide, ${n.h} high`);
+    } catch (err) {
+      ed.pendingFocus = null;
+      announceEdit(`Could not change ${def.title}: ${err.message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- catalog
+
+  async function loadCatalog(force) {
+    if (!force && ed.catalog && Date.now() - ed.catalogAt < 10000) return ed.catalog;
+    try {
+      const doc = await getJson('/catalog');
+      ed.catalog = { metrics: Array.isArray(doc.metrics) ? doc.metrics : [], truncated: !!doc.truncated, available: true };
+    } catch (err) {
+      ed.catalog = { metrics: [], truncated: false, available: false, error: err.message };
+    }
+    ed.catalogAt = Date.now();
+    return ed.catalog;
+  }
+
+  /** The catalog entry of `name`, or null. */
+  const catalogMetric = (name) => (ed.catalog ? ed.catalog.metrics.find((m) => m.name === name) : null) || null;
+
+  // ---------------------------------------------------------------- widget dialog
+
+  function option(value, text, selected) {
+    const o = el('option', null, text === undefined ? value : text);
+    o.value = value;
+    if (selected) o.selected = true;
+    return o;
+  }
+
+  function fillMetricSelect(current) {
+    const sel = $('#wf-metric');
+    const metrics = ed.catalog ? ed.catalog.metrics : [];
+    const opts = [];
+    if (!metrics.length) opts.push(option('', ed.catalog && !ed.catalog.available ? 'catalog unavailable: type a name' : 'no metric seen yet: type a name'));
+    else opts.push(option('', 'choose a metric…'));
+    for (const m of metrics) opts.push(option(m.name, `${m.name}${num(m.series) !== null ? ` (${m.series} series)` : ''}`));
+    if (current && !metrics.some((m) => m.name === current)) opts.push(option(current, `${current} (not seen now)`));
+    if (ed.catalog && ed.catalog.truncated) opts.push(option('', '(list truncated: choose “other” for the rest)'));
+    opts.push(option('__other', 'other (type a name)…'));
+    sel.replaceChildren(...opts);
+    for (const o of sel.options) if (o.textContent.startsWith('(list truncated')) o.disabled = true;
+    sel.value = current || '';
+    $('#wf-metric-other').hidden = true;
+  }
+
+  const metricValue = () => ($('#wf-metric').value === '__other' ? $('#wf-metric-other').value.trim() : $('#wf-metric').value);
+
+  function tagKeys() {
+    const m = catalogMetric(metricValue());
+    return m && m.tags ? Object.keys(m.tags).sort() : [];
+  }
+  function tagValues(key) {
+    const m = catalogMetric(metricValue());
+    return m && m.tags && Array.isArray(m.tags[key]) ? m.tags[key] : [];
+  }
+
+  function fillGroupBy(current) {
+    const sel = $('#wf-groupby');
+    const keys = tagKeys();
+    if (current && !keys.includes(current)) keys.push(current);
+    sel.replaceChildren(option('', '(none: one value)'), ...keys.map((k) => option(k)));
+    sel.value = current || '';
+  }
+
+  let filterSeq = 0;
+  /** One filter row: a tag key and a value, suggested from the catalog. */
+  function addFilterRow(key, value) {
+    const i = ++filterSeq;
+    const row = el('div', 'filter-row');
+    const k = el('input');
+    k.type = 'text';
+    k.id = `wf-fk-${i}`;
+    k.className = 'fk';
+    k.setAttribute('aria-label', 'Tag key');
+    k.placeholder = 'tag';
+    k.value = key || '';
+    k.autocomplete = 'off';
+    k.setAttribute('list', 'wf-keys');
+    const eq = el('span', 'eq', '=');
+    eq.setAttribute('aria-hidden', 'true');
+    const v = el('input');
+    v.type = 'text';
+    v.id = `wf-fv-${i}`;
+    v.className = 'fv';
+    v.setAttribute('aria-label', 'Tag value');
+    v.placeholder = 'value';
+    v.value = value || '';
+    v.autocomplete = 'off';
+    const listId = `wf-vals-${i}`;
+    v.setAttribute('list', listId);
+    const dl = el('datalist');
+    dl.id = listId;
+    const fillValues = () => dl.replaceChildren(...tagValues(k.value.trim()).map((x) => option(x)));
+    k.addEventListener('change', fillValues);
+    fillValues();
+    const rm = el('button', 'btn btn-small', 'Remove');
+    rm.type = 'button';
+    rm.setAttribute('aria-label', 'Remove this filter');
+    rm.addEventListener('click', () => {
+      row.remove();
+      $('#wf-add-filter').focus();
+    });
+    row.append(k, eq, v, dl, rm);
+    $('#wf-filters').appendChild(row);
+    return k;
+  }
+
+  function fillKeyList() {
+    let dl = document.getElementById('wf-keys');
+    if (!dl) {
+      dl = el('datalist');
+      dl.id = 'wf-keys';
+      $('#widget-form').appendChild(dl);
+    }
+    dl.replaceChildren(...tagKeys().map((x) => option(x)));
+  }
+
+  async function openWidgetDialog(def) {
+    const dlg = $('#widget-dialog');
+    ed.widgetForm = { mode: def ? 'edit' : 'add', def };
+    clearErrors(dlg);
+    $('#wf-preview').textContent = '';
+    $('#widget-dialog-title').textContent = def ? `Edit widget: ${def.title}` : 'Add widget';
+    $('#wf-save').textContent = def ? 'Save' : 'Add widget';
+    const d = def || {};
+    const display = d.display_config || d.display || {};
+    $('#wf-title').value = d.title || '';
+    $('#wf-agg').value = AGGREGATIONS.includes(d.aggregation) ? d.aggregation : 'avg';
+    if (d.aggregation && !AGGREGATIONS.includes(d.aggregation)) $('#wf-agg').appendChild(option(d.aggregation, d.aggregation, true));
+    $('#wf-window').value = d.window_seconds ?? 10;
+    $('#wf-refresh').value = d.refresh_interval_seconds ?? 1;
+    $('#wf-unit').value = display.unit || '';
+    $('#wf-chart').value = display.chart || 'line';
+    $('#wf-filters').replaceChildren();
+    fillMetricSelect(d.metric_name || '');
+    fillGroupBy(d.group_by || '');
+    for (const [k, v] of Object.entries(d.tag_filter || {})) addFilterRow(k, v);
+    dlg.showModal();
+    $('#wf-title').focus();
+    // the catalog (metrics the server has seen) for the pickers
+    await loadCatalog(false);
+    if (!dlg.open) return;
+    const metric = metricValue();
+    const group = $('#wf-groupby').value;
+    fillMetricSelect(metric || d.metric_name || '');
+    fillGroupBy(group);
+    fillKeyList();
+    dlg.dataset.catalog = ed.catalog.available ? String(ed.catalog.metrics.length) : 'unavailable';
+  }
+
+  $('#wf-metric').addEventListener('change', () => {
+    const other = $('#wf-metric').value === '__other';
+    $('#wf-metric-other').hidden = !other;
+    if (other) $('#wf-metric-other').focus();
+    fillGroupBy($('#wf-groupby').value);
+    fillKeyList();
+    if (!$('#wf-title').value.trim() && !other) $('#wf-title').value = $('#wf-metric').value;
+  });
+  $('#wf-add-filter').addEventListener('click', () => addFilterRow('', '').focus());
+
+  /** The widget the form describes, or null (with the field errors shown). */
+  function widgetFromForm() {
+    const dlg = $('#widget-dialog');
+    clearErrors(dlg);
+    const base = ed.widgetForm && ed.widgetForm.def ? JSON.parse(JSON.stringify(ed.widgetForm.def)) : null;
+    const w = base || { widget_id: newUuid(), dashboard_id: currentId() };
+    const display = Object.assign({}, w.display_config || w.display || {});
+    delete w.display;
+    let ok = true;
+    w.title = $('#wf-title').value.trim();
+    w.metric_name = metricValue();
+    if (!w.metric_name) ok = invalid($('#wf-metric').value === '__other' ? 'wf-metric-other' : 'wf-metric', 'Choose a metric.', 'wf-metric-error');
+    w.aggregation = $('#wf-agg').value;
+    const win = $('#wf-window').value.trim();
+    if (!/^\d+$/.test(win)) ok = invalid('wf-window', 'Enter a whole number of seconds.');
+    else w.window_seconds = Number(win);
+    const ref = Number($('#wf-refresh').value);
+    if ($('#wf-refresh').value.trim() === '' || !Number.isFinite(ref)) ok = invalid('wf-refresh', 'Enter a number of seconds.');
+    else w.refresh_interval_seconds = ref;
+    display.chart = $('#wf-chart').value;
+    const unit = $('#wf-unit').value.trim();
+    if (unit) display.unit = unit;
+    else delete display.unit;
+    const filter = {};
+    for (const row of $('#wf-filters').querySelectorAll('.filter-row')) {
+      const k = $('.fk', row).value.trim();
+      const v = $('.fv', row).value.trim();
+      if (!k && !v) continue;
+      if (!k || !v) {
+        ok = invalid(k ? $('.fv', row).id : $('.fk', row).id, 'Give both the tag and its value.', 'wf-filters-error');
+        continue;
+      }
+      filter[k] = v;
+    }
+    if (Object.keys(filter).length) w.tag_filter = filter;
+    else delete w.tag_filter;
+    const g = $('#wf-groupby').value;
+    if (g) w.group_by = g;
+    else delete w.group_by;
+    w.display_config = display;
+    if (!ok) {
+      const bad = dlg.querySelector('[aria-invalid="true"]');
+      if (bad) bad.focus();
+      return null;
+    }
+    return w;
+  }
+
+  /** The control a violation path of a widget names (`widgets[3].window_seconds`, or
+   *  `window_seconds` in a preview), or null. */
+  function widgetControl(path, index) {
+    const m = /^widgets\[(\d+)\]\.(.*)$/.exec(path);
+    if (m && index !== null && Number(m[1]) !== index) return null;
+    const field = m ? m[2] : path;
+    const f = field.replace(/^display_config\./, '').replace(/^display\./, '');
+    if (f === 'title') return 'wf-title';
+    if (f === 'metric_name') return $('#wf-metric').value === '__other' ? 'wf-metric-other' : 'wf-metric';
+    if (f === 'aggregation') return 'wf-agg';
+    if (f === 'window_seconds') return 'wf-window';
+    if (f === 'refresh_interval_seconds') return 'wf-refresh';
+    if (f === 'unit') return 'wf-unit';
+    if (f === 'chart') return 'wf-chart';
+    if (f.startsWith('group_by')) return 'wf-groupby';
+    if (f.startsWith('tag_filter')) {
+      const first = $('#wf-filters .fk');
+      return first ? first.id : null;
+    }
+    return null;
+  }
+
+  function showWidgetErrors(err, index) {
+    showViolations(err, (p) => widgetControl(p, index), $('#wf-msg'));
+  }
+
+  $('#widget-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const w = widgetFromForm();
+    if (!w) return;
+    const dash = state.dashboard;
+    if (!dash) return;
+    const adding = ed.widgetForm.mode === 'add';
+    const index = adding ? (dash.widgets || []).length : (dash.widgets || []).findIndex((x) => x.widget_id === w.widget_id);
+    try {
+      const doc = await write('PATCH', `/dashboards/${encodeURIComponent(dash.id)}/widgets`, adding ? { add: [w] } : { update: [w] });
+      $('#widget-dialog').close();
+      applyDoc(doc);
+      announceEdit(`${adding ? 'Added' : 'Saved'} ${w.title}`);
+      restoreEditFocus({ widget: w.widget_id, action: 'edit' });
+    } catch (err) {
+      showWidgetErrors(err, index < 0 ? null : index);
+    }
+  });
+
+  $('#wf-preview-btn').addEventListener('click', async () => {
+    const out = $('#wf-preview');
+    const w = widgetFromForm();
+    if (!w) {
+      out.textContent = '';
+      return;
+    }
+    out.textContent = 'Computing…';
+    out.dataset.state = 'pending';
+    try {
+      const body = Object.assign({}, w);
+      const v = await write('POST', '/preview', body);
+      const unit = (w.display_config && w.display_config.unit) || '';
+      const groups = v && (v.groups || (v.value !== null && typeof v.value === 'object' ? v.value : null));
+      let text;
+      if (groups && typeof groups === 'object') {
+        const entries = Array.isArray(groups) ? groups.map((g) => [g.group ?? g.key ?? g.name ?? '', g.value ?? g]) : Object.entries(groups);
+        text = entries.length ? entries.map(([g, x]) => `${g}: ${fmt(num(x && typeof x === 'object' ? x.value : x), unit)}`).join(' · ') : 'no group has data now';
+      } else text = fmt(num(v && v.value), unit);
+      const count = v && num(v.count) !== null ? ` · ${NF_INT.format(v.count)} events in the window` : '';
+      out.textContent = `Now: ${text}${count}`;
+      out.dataset.state = 'ok';
+    } catch (err) {
+      out.textContent = `Preview failed: ${err.message}`;
+      out.dataset.state = 'error';
+      if (err.violations && err.violations.length) showWidgetErrors(err, null);
+    }
+  });
+
+  function newUuid() {
+    if (window.crypto && typeof crypto.randomUUID === 'function') return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  // ---------------------------------------------------------------- alert rules
+
+  const rulesOf = (widgetId) => ((state.dashboard && state.dashboard.alert_rules) || []).filter((r) => r.widget_id === widgetId);
+
+  function openRulesDialog(def) {
+    ed.rulesWidget = def.widget_id;
+    $('#rules-dialog-title').textContent = `Alert rules: ${def.title}`;
+    resetRuleForm();
+    renderRules();
+    $('#rules-dialog').showModal();
+    const first = $('#rules-list button') || $('#rf-name');
+    first.focus();
+  }
+
+  function ruleSummary(r, unit) {
+    const cond = `${r.condition} ${fmtPlain(num(r.threshold), unit)}`;
+    const hold = r.for_seconds ? ` for ${r.for_seconds} s` : '';
+    return `${cond}${hold}`;
+  }
+
+  function renderRules() {
+    const list = $('#rules-list');
+    const view = state.views.get(ed.rulesWidget);
+    const unit = view ? view.unit : '';
+    const rules = rulesOf(ed.rulesWidget);
+    if (!state.dashboard || !view) {
+      list.replaceChildren(el('li', 'empty', 'This widget was removed.'));
+      return;
+    }
+    if (!rules.length) {
+      list.replaceChildren(el('li', 'empty', 'No alert rule on this widget yet.'));
+      return;
+    }
+    const now = serverNow();
+    list.replaceChildren(...rules.map((r) => {
+      const li = el('li', 'rule');
+      li.dataset.ruleId = r.id;
+      const name = r.name || 'unnamed rule';
+      const sev = r.severity || 'warning';
+      const head = el('div', 'rule-head');
+      head.append(el('span', `pill sev sev-${sev}`, sev), el('strong', 'rule-name', name), el('span', 'rule-cond', ruleSummary(r, unit)));
+      const silenced = num(r.silenced_until) !== null && r.silenced_until > now;
+      if (silenced) head.append(el('span', 'rule-silenced', `silenced until ${fmtTimeFull(r.silenced_until)}`));
+      const hooks = Array.isArray(r.webhooks) && r.webhooks.length ? el('div', 'rule-hooks', `webhooks: ${r.webhooks.join(', ')}`) : null;
+      const actions = el('div', 'rule-actions');
+      const btn = (text, label, fn, cls) => {
+        const b = el('button', `btn btn-small${cls ? ` ${cls}` : ''}`, text);
+        b.type = 'button';
+        b.setAttribute('aria-label', `${label} ${name}`);
+        b.addEventListener('click', fn);
+        actions.appendChild(b);
+        return b;
+      };
+      btn('Edit', 'Edit rule', () => editRule(r)).dataset.action = 'edit-rule';
+      if (silenced) btn('Unsilence', 'Unsilence', () => silenceRule(r.id, null)).dataset.action = 'unsilence';
+      else {
+        for (const [label, ms] of SILENCE_FOR) btn(`Silence ${label}`, `Silence ${label}:`, () => silenceRule(r.id, ms)).dataset.action = `silence-${ms}`;
+      }
+      btn('Delete', 'Delete rule', () => deleteRule(r.id), 'btn-danger-outline').dataset.action = 'delete-rule';
+      li.append(head);
+      if (hooks) li.append(hooks);
+      li.append(actions);
+      return li;
+    }));
+  }
+
+  function resetRuleForm() {
+    ed.editingRule = null;
+    const form = $('#rule-form');
+    clearErrors(form);
+    $('#rule-form-title').textContent = 'New rule';
+    $('#rf-save').textContent = 'Add rule';
+    $('#rf-cancel').hidden = true;
+    $('#rf-name').value = '';
+    $('#rf-severity').value = 'warning';
+    $('#rf-condition').value = 'above';
+    $('#rf-threshold').value = '';
+    $('#rf-for').value = '0';
+    $('#rf-webhooks').value = '';
+  }
+
+  function editRule(r) {
+    resetRuleForm();
+    ed.editingRule = r.id;
+    $('#rule-form-title').textContent = `Edit rule: ${r.name || 'unnamed rule'}`;
+    $('#rf-save').textContent = 'Save rule';
+    $('#rf-cancel').hidden = false;
+    $('#rf-name').value = r.name || '';
+    $('#rf-severity').value = r.severity || 'warning';
+    $('#rf-condition').value = r.condition || 'above';
+    $('#rf-threshold').value = r.threshold ?? '';
+    $('#rf-for').value = r.for_seconds ?? 0;
+    $('#rf-webhooks').value = (r.webhooks || []).join('\n');
+    $('#rf-name').focus();
+  }
+  $('#rf-cancel').addEventListener('click', () => {
+    resetRuleForm();
+    $('#rf-name').focus();
+  });
+
+  /** A rule as sent: the new fields only when they differ from their defaults (a
+   *  server without them still takes the rule). */
+  function cleanRule(r) {
+    const out = { id: r.id, widget_id: r.widget_id, condition: r.condition, threshold: r.threshold, for_seconds: r.for_seconds ?? 0 };
+    if (r.name) out.name = r.name;
+    if (r.severity && r.severity !== 'warning') out.severity = r.severity;
+    if (num(r.silenced_until) !== null) out.silenced_until = r.silenced_until;
+    if (Array.isArray(r.webhooks) && r.webhooks.length) out.webhooks = r.webhooks;
+    return out;
+  }
+
+  /** GET the rules, change them with `fn(list)`, PUT the whole list. */
+  async function changeRules(fn) {
+    const id = encodeURIComponent(currentId());
+    const doc = await getJson(`/dashboards/${id}/alert-rules`);
+    const list = (Array.isArray(doc) ? doc : doc.alert_rules || []).map((r) => Object.assign({}, r));
+    const next = fn(list);
+    const saved = await write('PUT', `/dashboards/${id}/alert-rules`, { alert_rules: next.map(cleanRule) });
+    if (state.dashboard && saved && Array.isArray(saved.alert_rules)) {
+      // drawn at once; the `dashboard` frame brings the same document
+      state.dashboard = Object.assign({}, state.dashboard, { alert_rules: saved.alert_rules });
+      for (const v of state.views.values()) markDirty(v);
+    }
+    renderRules();
+    return { next, saved };
+  }
+
+  $('#rule-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const form = $('#rule-form');
+    clearErrors(form);
+    let ok = true;
+    const thresholdText = $('#rf-threshold').value.trim();
+    const threshold = Number(thresholdText);
+    if (thresholdText === '' || !Number.isFinite(threshold)) ok = invalid('rf-threshold', 'Enter a number.');
+    const forText = $('#rf-for').value.trim();
+    const forSeconds = forText === '' ? 0 : Number(forText);
+    if (!Number.isFinite(forSeconds)) ok = invalid('rf-for', 'Enter a number of seconds.');
+    const hooks = $('#rf-webhooks').value.split('\n').map((x) => x.trim()).filter(Boolean);
+    if (!ok) return form.querySelector('[aria-invalid="true"]').focus();
+    const editing = ed.editingRule;
+    const rule = {
+      id: editing || newUuid(),
+      widget_id: ed.rulesWidget,
+      name: $('#rf-name').value.trim(),
+      condition: $('#rf-condition').value,
+      threshold,
+      for_seconds: forSeconds,
+      severity: $('#rf-severity').value,
+      webhooks: hooks,
+    };
+    let index = -1;
+    try {
+      await changeRules((list) => {
+        index = list.findIndex((r) => r.id === rule.id);
+        if (index >= 0) {
+          // keep what the form does not show (e.g. silenced_until)
+          list[index] = Object.assign({}, list[index], rule);
+        } else {
+          index = list.length;
+          list.push(rule);
+        }
+        return list;
+      });
+      announceEdit(editing ? `Saved rule ${rule.name || ''}` : `Added rule ${rule.name || ''}`);
+      resetRuleForm();
+      $('#rf-name').focus();
+    } catch (err) {
+      const fields = { name: 'rf-name', condition: 'rf-condition', threshold: 'rf-threshold', for_seconds: 'rf-for', severity: 'rf-severity', webhooks: 'rf-webhooks' };
+      showViolations(err, (p) => {
+        const m = /^alert_rules\[(\d+)\]\.([a-z_]+)/.exec(p);
+        if (m && Number(m[1]) === index) return fields[m[2]] || null;
+        if (!m && fields[p]) return fields[p];
+        return null;
+      }, $('#rf-msg'));
+    }
+  });
+
+  async function silenceRule(ruleId, ms) {
+    try {
+      await changeRules((list) => list.map((r) => {
+        if (r.id !== ruleId) return r;
+        const copy = Object.assign({}, r);
+        if (ms) copy.silenced_until = Math.round(serverNow() + ms);
+        else delete copy.silenced_until;
+        return copy;
+      }));
+      announceEdit(ms ? 'Rule silenced' : 'Rule unsilenced');
+      const b = document.querySelector(`#rules-list li[data-rule-id="${CSS.escape(ruleId)}"] [data-action="${ms ? 'unsilence' : 'edit-rule'}"]`);
+      if (b) b.focus();
+    } catch (err) {
+      $('#rf-msg').textContent = err.message;
+    }
+  }
+
+  async function deleteRule(ruleId) {
+    try {
+      await changeRules((list) => list.filter((r) => r.id !== ruleId));
+      if (ed.editingRule === ruleId) resetRuleForm();
+      announceEdit('Rule deleted');
+      const b = $('#rules-list button') || $('#rf-name');
+      b.focus();
+    } catch (err) {
+      $('#rf-msg').textContent = err.message;
+    }
+  }
+
+  // ---------------------------------------------------------------- alert history
+
+  function historyQuery(before) {
+    const q = new URLSearchParams();
+    q.set('limit', String(HISTORY_PAGE));
+    const st = $('#history-state').value;
+    const sev = $('#history-severity').value;
+    if (st) q.set('state', st);
+    if (sev) q.set('severity', sev);
+    if (before !== null && before !== undefined) q.set('before', String(before));
+    return q.toString();
+  }
+
+  /** Loads the newest page of the alert history (or, with `older`, the next page). */
+  async function loadHistoryPanel(older) {
+    const id = currentId();
+    if (!id || state.gone) return;
+    const gen = state.gen;
+    const h = ed.history;
+    if (older && (h.next === null || h.next === undefined)) return;
+    h.status = 'loading';
+    try {
+      const doc = await getJson(`/dashboards/${encodeURIComponent(id)}/alert-history?${historyQuery(older ? h.next : null)}`);
+      if (gen !== state.gen) return;
+      const recs = Array.isArray(doc.records) ? doc.records : [];
+      h.records = older ? h.records.concat(recs.filter((r) => !h.records.some((x) => x.seq === r.seq))) : recs;
+      h.next = doc.next ?? null;
+      h.status = 'ok';
+      h.error = null;
+      h.loads++;
+    } catch (err) {
+      if (gen !== state.gen) return;
+      h.status = 'error';
+      h.error = err.status === 404 && !String(err.message).includes('unknown_dashboard')
+        ? 'This server keeps no alert history.'
+        : `Alert history unavailable: ${err.message}`;
+    }
+    renderHistory();
+  }
+
+  function refreshHistoryPanel() {
+    // keep the pages loaded when only refreshing; a new first page replaces them
+    loadHistoryPanel(false);
+  }
+
+  /** An `alert` frame: the history again, shortly (the record is written meanwhile). */
+  function scheduleHistoryRefresh() {
+    const h = ed.history;
+    if (h.timer) return;
+    h.timer = setTimeout(() => {
+      h.timer = 0;
+      loadHistoryPanel(false);
+    }, 400);
+  }
+
+  $('#history-state').addEventListener('change', () => loadHistoryPanel(false));
+  $('#history-severity').addEventListener('change', () => loadHistoryPanel(false));
+  $('#history-older').addEventListener('click', async () => {
+    const n = ed.history.records.length;
+    await loadHistoryPanel(true);
+    const li = $('#history-list').children[n];
+    if (li) {
+      li.tabIndex = -1;
+      li.focus();
+    }
+  });
+
+  function outcomeText(ns) {
+    // one line per webhook URL: its latest outcome, and the attempts
+    const byUrl = new Map();
+    for (const n of ns || []) {
+      const prev = byUrl.get(n.url);
+      if (!prev || (num(n.at) ?? 0) >= (num(prev.at) ?? 0)) byUrl.set(n.url, n);
+    }
+    return [...byUrl.values()].map((n) => {
+      let host = n.url;
+      try {
+        host = new URL(n.url).host;
+      } catch (err) {
+        // as given
+      }
+      const outcome = String(n.outcome || 'pending').replace('_', ' ');
+      const tries = num(n.attempts) !== null && n.attempts > 1 ? ` ×${n.attempts}` : '';
+      const err = n.error ? String(n.error) : '';
+      const why = n.outcome === 'failed' && (n.status || err) ? ` (${n.status ? `HTTP ${n.status}` : err.length > 60 ? `${err.slice(0, 59)}…` : err})` : '';
+      return { text: `webhook ${host}: ${outcome}${tries}${why}`, outcome: n.outcome || 'pending' };
+    });
+  }
+
+  function renderHistory() {
+    const h = ed.history;
+    const list = $('#history-list');
+    const older = $('#history-older');
+    older.hidden = h.next === null || h.next === undefined || h.status === 'error';
+    if (h.status === 'error' && !h.records.length) {
+      list.dataset.key = '';
+      list.replaceChildren(el('li', 'empty', h.error));
+      return;
+    }
+    if (!h.records.length) {
+      list.dataset.key = '';
+      list.replaceChildren(el('li', 'empty', h.status === 'loading' || h.status === 'idle' ? 'Loading…' : 'No records'));
+      return;
+    }
+    const key = JSON.stringify(h.records.map((r) => [r.seq, r.ended_at, (r.notifications || []).map((n) => n.outcome + n.attempts)]));
+    if (list.dataset.key === key) return;
+    list.dataset.key = key;
+    list.replaceChildren(...h.records.map((r) => {
+      const firing = r.ended_at === null || r.ended_at === undefined;
+      const li = el('li', firing ? 'firing' : '');
+      li.dataset.seq = String(r.seq);
+      li.dataset.state = firing ? 'firing' : 'resolved';
+      const sev = r.severity || 'warning';
+      const view = r.widget && state.views.get(r.widget);
+      const unit = view ? view.unit : '';
+      const head = el('div', 'hist-head');
+      const name = r.rule_name || (view ? view.def.title : 'alert');
+      head.append(el('span', `pill sev sev-${sev}`, sev), el('strong', 'hist-name', `${name}${r.group ? ` [${r.group}]` : ''}`));
+      const value = el('div', 'hist-value', `${fmt(num(r.value), unit)} (${r.condition || ''} ${fmtPlain(num(r.threshold), unit)})${r.silenced ? ' · silenced' : ''}`);
+      const start = el('time', null, fmtTimeFull(r.started_at));
+      start.dateTime = new Date(r.started_at).toISOString();
+      const when = el('div', 'hist-when');
+      if (firing) {
+        const dur = el('span', 'hist-dur', ` ${fmtDuration(serverNow() - r.started_at)}`);
+        dur.dataset.since = String(r.started_at);
+        when.append(start, el('span', null, ' → '), el('span', 'pill firing', 'firing'), dur);
+      }
+      else {
+        const end = el('time', null, fmtTimeFull(r.ended_at));
+        end.dateTime = new Date(r.ended_at).toISOString();
+        const dur = num(r.duration_ms) ?? r.ended_at - r.started_at;
+        when.append(start, el('span', null, ' → '), end, el('span', null, ` · ${fmtDuration(dur)}`));
+      }
+      li.append(head, value, when);
+      for (const o of outcomeText(r.notifications)) li.append(el('div', `hist-hook hook-${o.outcome}`, o.text));
+      return li;
+    }));
+  }
+
+  /** Once a second: how long the open records have been firing. */
+  function tickHistory() {
+    for (const d of document.querySelectorAll('#history-list .hist-dur')) {
+      setText(d, ` ${fmtDuration(serverNow() - Number(d.dataset.since))}`);
+    }
+  }
+  setInterval(tickHistory, 1000);
+
+  // ---------------------------------------------------------------- hooks
+
+  Object.assign(window.__rtdash, {
+    // the dashboard shown (null before the first load)
+    dashboardId: () => currentId() || null,
+    // whether edit mode is on
+    editing: () => ed.editing,
+    // the dashboards of the list: [{id, name}]
+    dashboards: () => ed.dashboards.map((d) => Object.assign({}, d)),
+    // the alert rules of a widget, as the page holds them
+    rules: (id) => rulesOf(id).map((r) => Object.assign({}, r)),
+    // the metric catalog last loaded ({metrics, truncated, available}), or null
+    catalog: () => ed.catalog,
+    // records of the alert history panel, newest first, and how many loads were applied
+    historyRecords: () => ed.history.records.slice(),
+    historyPanelLoads: () => ed.history.loads,
+    // successful API writes, and the last refused one ({status, code, message, violations})
+    writes: () => ed.writes,
+    lastError: () => ed.lastError,
+    // the id of a dashboard deleted while shown, else null
+    gone: () => state.gone,
+  });
+
 
   window.addEventListener('online', retryNow);
   readTheme();
