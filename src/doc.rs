@@ -346,6 +346,7 @@ impl WidgetPatch {
 ///
 /// [`Error::MalformedJson`], [`Error::WrongShape`] when it is not an object, and
 /// [`Error::Invalid`] (`invalid_widget`) for a field of the wrong type or an unknown field.
+#[cfg(feature = "http")]
 pub(crate) fn widget_from_json(json: &[u8]) -> Result<Widget, Error> {
     let value: Value =
         serde_json::from_slice(json).map_err(|e| Error::from_json(&e, Subject::Widget))?;

@@ -1774,7 +1774,7 @@ impl Engine {
         log.history.iter().cloned().collect()
     }
 
-    /// A page of dashboard `dashboard`'s alert history: one [`AlertRecord`] per time a rule
+    /// A page of dashboard `dashboard`'s alert history: one [`AlertRecord`](crate::AlertRecord) per time a rule
     /// fired (with its resolve and its notifications' outcomes), newest first, selected by
     /// `query`. See [`alert_history`](crate::alert_history).
     ///

@@ -146,6 +146,7 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
     let mut slowest = Duration::ZERO;
     let mut flipped_back = false;
     let mut batches = 0_u32;
+    let mut latencies = Vec::new();
     while started.elapsed() < Duration::from_secs(9) {
         if !flipped_back && started.elapsed() > Duration::from_secs(4) {
             // The pager recovers half-way: after its breaker's cooldown it is used again.
@@ -170,12 +171,21 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
             .await
             .unwrap();
         slowest = slowest.max(sent.elapsed());
+        latencies.push(sent.elapsed());
         accepted += report["accepted"].as_u64().unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
     let updates_seen = updates.load(Ordering::Relaxed);
     viewer.abort();
+    latencies.sort();
+    eprintln!(
+        "ingest: {accepted} events in {} batches over {elapsed:?}, median {:?}, slowest {slowest:?}; \
+         {updates_seen} updates for {} refreshes",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        elapsed.as_millis() / 200,
+    );
 
     // Ingest kept its pace: every event accepted, no request held up by a receiver (each
     // took well under the slow receiver's 3 s or the dead ones' retries).
@@ -248,6 +258,13 @@ async fn failing_receivers_cost_nothing_to_ingest_updates_or_healthy_receivers()
     assert!(
         failing.requests.load(Ordering::Relaxed) < u64::try_from(2 * fires * 3).unwrap(),
         "the breaker spared the failing receiver"
+    );
+    eprintln!(
+        "requests: healthy {}, failing {}, slow {}; notifications to the failing one: {:?}",
+        healthy.requests.load(Ordering::Relaxed),
+        failing.requests.load(Ordering::Relaxed),
+        slow.requests.load(Ordering::Relaxed),
+        outcomes(&failing.url),
     );
     // The slow one timed out.
     let o = outcomes(&slow.url);
