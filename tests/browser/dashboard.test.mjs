@@ -21,115 +21,23 @@
 //   CHROMIUM              the browser (default /usr/bin/chromium)
 //   RTDASH_TEST_TIMEOUT_S overall time limit in seconds (default 240)
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  ROOT, BIN, CHROMIUM, CHROMIUM_ARGS as BASE_ARGS, sleep, log, CheckFailed, check, waitFor,
+  startServer, axeViolations, runTest,
+} from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.RTDASH_DASHBOARD_BIN
-  || join(process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'), 'release', 'examples', 'dashboard');
 const SCREENSHOT = resolve(ROOT, process.env.RTDASH_SCREENSHOT || 'docs/screenshot.png');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_S = Number(process.env.RTDASH_TEST_TIMEOUT_S || 240);
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const VIEWPORTS = [[390, 844], [820, 1180], [1440, 1000]];
 const PERF_SECONDS = Number(process.env.RTDASH_PERF_SECONDS || 10);
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+const CHROMIUM_ARGS = ['--headless', ...BASE_ARGS];
 
-let passed = 0;
-let failed = 0;
-const servers = new Set();
 let context = null;
 let userDataDir = null;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (msg) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-class CheckFailed extends Error {}
-
-/** Runs one named check; a failure stops the run (later checks depend on it). */
-async function check(name, fn) {
-  try {
-    const detail = await fn();
-    passed++;
-    console.log(`ok ${passed + failed} - ${name}${detail ? ` (${detail})` : ''}`);
-  } catch (err) {
-    failed++;
-    console.log(`not ok ${passed + failed} - ${name}`);
-    throw new CheckFailed(`${name}: ${err && err.message ? err.message : err}`);
-  }
-}
-
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns that value. */
-async function waitFor(what, ms, fn, every = 200) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) {
-      const why = last instanceof Error ? `: ${last.message}` : '';
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
-    }
-    await sleep(every);
-  }
-}
-
-/** Starts the example; resolves with {proc, url, port} once it prints its URL. */
-function startServer(addr, extraArgs = []) {
-  return new Promise((resolveStart, rejectStart) => {
-    const args = ['--addr', addr, ...extraArgs];
-    log(`starting ${BIN} ${args.join(' ')}`);
-    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
-    servers.add(proc);
-    let out = '';
-    let settled = false;
-    const timer = setTimeout(() => finish(new Error(`no URL printed within 30 s; output so far:\n${out}`)), 30000);
-    function finish(err, value) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) {
-        proc.kill('SIGKILL');
-        rejectStart(err);
-      } else resolveStart(value);
-    }
-    const onData = (chunk) => {
-      out += chunk.toString();
-      if (out.length > 20000) out = out.slice(-20000);
-      const m = /rtdash dashboard: open (http:\/\/[^\s/]+:(\d+)\/)/.exec(out);
-      if (m) finish(null, { proc, url: m[1], port: Number(m[2]), output: () => out });
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', (c) => {
-      out += c.toString();
-      if (out.length > 20000) out = out.slice(-20000);
-    });
-    proc.on('error', (err) => finish(new Error(`cannot start ${BIN}: ${err.message}`)));
-    proc.on('exit', (code, signal) => {
-      servers.delete(proc);
-      proc.exited = { code, signal };
-      finish(new Error(`server exited early (code ${code}, signal ${signal}); output:\n${out}`));
-    });
-  });
-}
 
 /** Starts the server on a fixed port, retrying while the port is still held. */
 async function restartOnPort(port, extraArgs) {
@@ -154,17 +62,6 @@ function waitExit(proc, ms) {
       res({ code, signal });
     });
   });
-}
-
-/** Runs axe-core in the page; returns the serious and critical violations. */
-async function axeViolations(page) {
-  // evaluated through CDP (the page's CSP forbids an injected <script>, rightly)
-  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
-  const res = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '), n: v.nodes.length }));
-  });
-  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
 
 /** Horizontal overflow: the document scrolls sideways, or an element's right edge is past the viewport. */
@@ -695,31 +592,8 @@ async function main() {
 }
 
 async function cleanup() {
-  for (const p of servers) p.kill('SIGKILL');
   if (context) await context.close().catch(() => {});
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 }
 
-const overall = setTimeout(async () => {
-  console.error(`FAIL: the browser test did not finish within ${TIMEOUT_S} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  await cleanup();
-  process.exit(1);
-}, TIMEOUT_S * 1000);
-
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  code = 1;
-  if (err instanceof CheckFailed) console.error(`FAIL: ${err.message}`);
-  else {
-    failed++;
-    console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
-  }
-} finally {
-  await cleanup();
-  clearTimeout(overall);
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(code);
+await runTest('browser test', TIMEOUT_S, main, cleanup);

@@ -25,126 +25,28 @@
 //   RTDASH_TEST_TIMEOUT_S overall time limit in seconds (default 150)
 //   RTDASH_SHOTS_DIR      where to save the screenshots (default docs/)
 
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdirSync, existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import {
+  ROOT, BIN, CHROMIUM, CHROMIUM_ARGS, sleep, log, CheckFailed, check, waitFor as waitEvery,
+  startServer, axeViolations, runTest,
+} from './harness.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.RTDASH_DASHBOARD_BIN
-  || join(process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'), 'release', 'examples', 'dashboard');
 const SHOTS = resolve(ROOT, process.env.RTDASH_SHOTS_DIR || 'docs');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT_S = Number(process.env.RTDASH_TEST_TIMEOUT_S || 150);
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const DASH = 'editor-test';
 const METRIC = 'http.requests.rate.all';
 // the rule's webhook: a receiver in this script (127.0.0.1, a free port)
 let HOOK = '';
 const hookBodies = [];
 
-let passed = 0;
-let failed = 0;
-const servers = new Set();
 let browser = null;
 let receiver = null;
-const started = Date.now();
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (msg) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
-class CheckFailed extends Error {}
-
-async function check(name, fn) {
-  try {
-    const detail = await fn();
-    passed++;
-    console.log(`ok ${passed + failed} - ${name}${detail ? ` (${detail})` : ''} [${((Date.now() - started) / 1000).toFixed(1)} s]`);
-  } catch (err) {
-    failed++;
-    console.log(`not ok ${passed + failed} - ${name}`);
-    throw new CheckFailed(`${name}: ${err && err.message ? err.message : err}`);
-  }
-}
-
-/** Polls `fn` until it returns a truthy value or `ms` pass; returns that value. */
-async function waitFor(what, ms, fn, every = 150) {
-  const end = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > end) {
-      const why = last instanceof Error ? `: ${last.message}` : last !== undefined && last !== null && last !== false ? `: last ${JSON.stringify(last).slice(0, 300)}` : '';
-      throw new Error(`timed out after ${ms} ms waiting for ${what}${why}`);
-    }
-    await sleep(every);
-  }
-}
-
-function startServer(addr, extraArgs = []) {
-  return new Promise((resolveStart, rejectStart) => {
-    const args = ['--addr', addr, ...extraArgs];
-    log(`starting ${BIN} ${args.join(' ')}`);
-    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
-    servers.add(proc);
-    let out = '';
-    let settled = false;
-    const timer = setTimeout(() => finish(new Error(`no URL printed within 30 s; output so far:\n${out}`)), 30000);
-    function finish(err, value) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) {
-        proc.kill('SIGKILL');
-        rejectStart(err);
-      } else resolveStart(value);
-    }
-    const onData = (chunk) => {
-      out += chunk.toString();
-      if (out.length > 20000) out = out.slice(-20000);
-      const m = /rtdash dashboard: open (http:\/\/[^\s/]+:(\d+)\/)/.exec(out);
-      if (m) finish(null, { proc, url: m[1], port: Number(m[2]), output: () => out });
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', (c) => {
-      out += c.toString();
-      if (out.length > 20000) out = out.slice(-20000);
-    });
-    proc.on('error', (err) => finish(new Error(`cannot start ${BIN}: ${err.message}`)));
-    proc.on('exit', (code, signal) => {
-      servers.delete(proc);
-      proc.exited = { code, signal };
-      finish(new Error(`server exited early (code ${code}, signal ${signal}); output:\n${out}`));
-    });
-  });
-}
-
-/** axe-core in the page, limited to `selector`: the serious and critical violations. */
-async function axeViolations(page, selector) {
-  if (!(await page.evaluate(() => !!window.axe))) await page.evaluate(AXE);
-  const res = await page.evaluate(async (sel) => {
-    const r = await window.axe.run(sel ? document.querySelector(sel) : document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', '), n: v.nodes.length }));
-  }, selector);
-  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-}
+/** The harness's polling, every 150 ms by default here. */
+const waitFor = (what, ms, fn, every = 150) => waitEvery(what, ms, fn, every);
 
 async function main() {
   if (!existsSync(BIN)) throw new CheckFailed(`no binary at ${BIN}: run \`cargo build --release --example dashboard\` or set RTDASH_DASHBOARD_BIN`);
@@ -578,31 +480,8 @@ async function main() {
 }
 
 async function cleanup() {
-  for (const p of servers) p.kill('SIGKILL');
   if (browser) await browser.close().catch(() => {});
   if (receiver) receiver.close();
 }
 
-const overall = setTimeout(async () => {
-  console.error(`FAIL: the editor test did not finish within ${TIMEOUT_S} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  await cleanup();
-  process.exit(1);
-}, TIMEOUT_S * 1000);
-
-let code = 0;
-try {
-  await main();
-} catch (err) {
-  code = 1;
-  if (err instanceof CheckFailed) console.error(`FAIL: ${err.message}`);
-  else {
-    failed++;
-    console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
-  }
-} finally {
-  await cleanup();
-  clearTimeout(overall);
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(code);
+await runTest('editor test', TIMEOUT_S, main, cleanup);
