@@ -244,8 +244,24 @@ impl<N: AlertNotifier> AlertNotifier for std::sync::Arc<N> {
     }
 }
 
+/// What became of one notification, as its notifier reports it through [`NotifyDone`];
+/// the engine files it under the notification's URL and transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyResult {
+    /// How it ended.
+    pub outcome: NotificationOutcome,
+    /// How many requests were made.
+    pub attempts: u32,
+    /// The HTTP status of the last answer, if any.
+    pub status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When the outcome was known.
+    pub at: Timestamp,
+}
+
 /// The callback of one notification's outcome (see [`AlertNotifier::notify`]).
-pub type NotifyDone = Box<dyn FnOnce(NotificationRecord) + Send>;
+pub type NotifyDone = Box<dyn FnOnce(NotifyResult) + Send>;
 
 /// The JSON body of a webhook notification: one per fire and resolve (documented in
 /// `docs/API.md`, "Webhook notifications").
@@ -455,8 +471,9 @@ impl AlertHistory {
     pub(crate) fn report(
         &mut self,
         id: Uuid,
+        url: &str,
         state: AlertState,
-        outcome: NotificationRecord,
+        result: NotifyResult,
     ) -> bool {
         let Some(r) = self
             .by_id
@@ -469,11 +486,15 @@ impl AlertHistory {
             .notifications
             .iter_mut()
             .rev()
-            .find(|n| n.url == outcome.url && n.state == state)
+            .find(|n| n.url == url && n.state == state)
         else {
             return false;
         };
-        *n = outcome;
+        n.outcome = result.outcome;
+        n.attempts = result.attempts;
+        n.status = result.status;
+        n.error = result.error;
+        n.at = result.at;
         self.dirty.push(id);
         true
     }
@@ -754,14 +775,21 @@ mod tests {
             false,
             vec![pending(AlertState::Resolved)],
         );
-        let delivered = NotificationRecord {
+        let delivered = NotifyResult {
             outcome: NotificationOutcome::Delivered,
             attempts: 2,
             status: Some(200),
-            ..pending(AlertState::Resolved)
+            error: None,
+            at: t(1),
         };
-        assert!(h.report(id, AlertState::Resolved, delivered.clone()));
-        assert!(!h.report(Uuid::from_u128(99), AlertState::Resolved, delivered));
+        assert!(h.report(id, "http://a/", AlertState::Resolved, delivered.clone()));
+        assert!(!h.report(
+            Uuid::from_u128(99),
+            "http://a/",
+            AlertState::Resolved,
+            delivered.clone()
+        ));
+        assert!(!h.report(id, "http://b/", AlertState::Resolved, delivered));
         let r = h.get(id).cloned().unwrap_or_else(|| panic!("kept"));
         let outcomes: Vec<_> = r.notifications.iter().map(|n| n.outcome).collect();
         assert_eq!(

@@ -16,7 +16,7 @@ use rtdash_window::{WindowStats, WindowStore};
 
 use crate::alert_history::{
     AlertHistory, AlertHistoryPage, AlertHistoryQuery, AlertNotifier, NotificationOutcome,
-    NotificationRecord, NotifyDone, WebhookPayload,
+    NotificationRecord, NotifyDone, NotifyResult, WebhookPayload,
 };
 use crate::catalog::Catalog;
 use crate::checkpoint::{self, EngineCheckpoint};
@@ -225,7 +225,8 @@ struct NotifyCounts {
 }
 
 impl NotifyCounts {
-    fn count(&self, outcome: NotificationOutcome) {
+    /// Counts `n` notifications that ended with `outcome`.
+    fn count(&self, outcome: NotificationOutcome, n: u64) {
         let c = match outcome {
             NotificationOutcome::Delivered => &self.delivered,
             NotificationOutcome::Failed => &self.failed,
@@ -234,7 +235,7 @@ impl NotifyCounts {
             NotificationOutcome::Silenced => &self.silenced,
             _ => return,
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        c.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -361,9 +362,8 @@ impl Inner {
                 })
                 .collect::<Vec<_>>();
             if silenced {
-                for _ in &urls {
-                    self.notify_counts.count(NotificationOutcome::Silenced);
-                }
+                self.notify_counts
+                    .count(NotificationOutcome::Silenced, urls.len() as u64);
             }
             if let Some(id) = log.records.apply(a, rule.as_ref(), silenced, notifications)
                 && !silenced
@@ -422,20 +422,18 @@ impl Inner {
         body: Vec<u8>,
     ) {
         let weak = Arc::downgrade(self);
-        let done: NotifyDone = Box::new(move |mut outcome: NotificationRecord| {
-            outcome.state = state;
+        let to = url.clone();
+        let done: NotifyDone = Box::new(move |result: NotifyResult| {
             if let Some(inner) = weak.upgrade() {
-                inner.notify_counts.count(outcome.outcome);
+                inner.notify_counts.count(result.outcome, 1);
                 let mut log = inner.alerts.lock().unwrap_or_else(PoisonError::into_inner);
-                log.records.report(id, state, outcome);
+                log.records.report(id, &to, state, result);
             }
         });
         let key = format!("{id}:{}", state.as_str());
         match self.notifier() {
             Some(n) => n.notify(&url, &key, body, done),
-            None => done(NotificationRecord {
-                url,
-                state,
+            None => done(NotifyResult {
                 outcome: NotificationOutcome::Failed,
                 attempts: 0,
                 status: None,
@@ -1557,28 +1555,7 @@ impl Engine {
         widget
             .validate(&limits)
             .map_err(|e| Error::from_core(e, Subject::Widget))?;
-        if let Some(parts) = &self.inner.partitions
-            && !parts.owns(&widget.metric_name)
-        {
-            return Err(Error::NotOwned {
-                metric: widget.metric_name.clone(),
-            });
-        }
-        let spec = QuerySpec::of(widget);
-        let answer = Stores(&self.inner).answer(&spec, now);
-        let refresh = widget.refresh_interval().unwrap_or_default();
-        let input = StateInput {
-            dashboard: "",
-            widget: widget.widget_id,
-            stale_after: stale_limit(
-                widget,
-                refresh,
-                self.inner.config.stale_after_intervals.get(),
-            ),
-            unhealthy: self.inner.health.is_unhealthy(&widget.metric_name),
-            now,
-        };
-        Ok(state_of(&input, answer.as_ref()))
+        self.value_now(None, widget, now)
     }
 
     /// [`widget_value`](Self::widget_value) at time `now` (for tests and replays).
@@ -1593,7 +1570,17 @@ impl Engine {
         now: Timestamp,
     ) -> Result<WidgetState, Error> {
         let w = self.inner.registry.widget(dashboard, widget)?;
-        let spec = QuerySpec::of(&w);
+        self.value_now(Some(dashboard), &w, now)
+    }
+
+    /// Widget `w`'s value at `now`, computed from the window store (of its metric's
+    /// partition); `dashboard` is `None` for a widget of no dashboard (a preview).
+    fn value_now(
+        &self,
+        dashboard: Option<&str>,
+        w: &rtdash_core::Widget,
+        now: Timestamp,
+    ) -> Result<WidgetState, Error> {
         if let Some(parts) = &self.inner.partitions
             && !parts.owns(&w.metric_name)
         {
@@ -1601,12 +1588,12 @@ impl Engine {
                 metric: w.metric_name.clone(),
             });
         }
-        let answer = Stores(&self.inner).answer(&spec, now);
+        let answer = Stores(&self.inner).answer(&QuerySpec::of(w), now);
         let input = StateInput {
-            dashboard,
-            widget,
+            dashboard: dashboard.unwrap_or_default(),
+            widget: w.widget_id,
             stale_after: stale_limit(
-                &w,
+                w,
                 w.refresh_interval().unwrap_or_default(),
                 self.inner.config.stale_after_intervals.get(),
             ),

@@ -1202,7 +1202,7 @@ impl Breaker {
 /// default notifier of an engine built with feature `webhooks`
 /// ([`EngineBuilder::notifier`](crate::EngineBuilder::notifier) replaces it, e.g. with
 /// other [`WebhookConfig`] settings). Each report becomes the
-/// [`NotificationRecord`](crate::NotificationRecord) of the alert record it belongs to.
+/// [`NotifyResult`](crate::alert_history::NotifyResult) of the notification it belongs to.
 ///
 /// Holds one callback per delivery not yet reported: as many as the notifier's queues
 /// hold (each delivery ends in exactly one report).
@@ -1237,11 +1237,7 @@ impl AlertWebhooks {
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&r.tag);
                 if let Some(done) = done {
-                    done(crate::NotificationRecord {
-                        url: r.url,
-                        // The engine keeps the state it asked for; this is a placeholder
-                        // it overwrites.
-                        state: crate::AlertState::Firing,
+                    done(crate::alert_history::NotifyResult {
                         outcome: match r.outcome {
                             DeliveryOutcome::Delivered => crate::NotificationOutcome::Delivered,
                             DeliveryOutcome::BreakerOpen => crate::NotificationOutcome::BreakerOpen,
