@@ -2972,27 +2972,24 @@
   function addFilterRow(key, value) {
     const i = ++filterSeq;
     const row = el('div', 'filter-row');
-    const k = el('input');
-    k.type = 'text';
-    k.id = `wf-fk-${i}`;
-    k.className = 'fk';
-    k.setAttribute('aria-label', 'Tag key');
-    k.placeholder = 'tag';
-    k.value = key || '';
-    k.autocomplete = 'off';
-    k.setAttribute('list', 'wf-keys');
+    /** A text input of the row with a suggestion list (a datalist's id). */
+    const input = (id, cls, label, placeholder, val, list) => {
+      const x = el('input');
+      x.type = 'text';
+      x.id = id;
+      x.className = cls;
+      x.setAttribute('aria-label', label);
+      x.placeholder = placeholder;
+      x.value = val || '';
+      x.autocomplete = 'off';
+      x.setAttribute('list', list);
+      return x;
+    };
+    const k = input(`wf-fk-${i}`, 'fk', 'Tag key', 'tag', key, 'wf-keys');
     const eq = el('span', 'eq', '=');
     eq.setAttribute('aria-hidden', 'true');
-    const v = el('input');
-    v.type = 'text';
-    v.id = `wf-fv-${i}`;
-    v.className = 'fv';
-    v.setAttribute('aria-label', 'Tag value');
-    v.placeholder = 'value';
-    v.value = value || '';
-    v.autocomplete = 'off';
     const listId = `wf-vals-${i}`;
-    v.setAttribute('list', listId);
+    const v = input(`wf-fv-${i}`, 'fv', 'Tag value', 'value', value, listId);
     const dl = el('datalist');
     dl.id = listId;
     const fillValues = () => dl.replaceChildren(...tagValues(k.value.trim()).map((x) => option(x)));
